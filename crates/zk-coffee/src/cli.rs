@@ -1,0 +1,116 @@
+//! What the three binaries share: the connection flags, logging set-up, signal wiring and the
+//! mapping of results to exit codes. Keeping it here keeps each `main` a few lines long.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::duration;
+use crate::error::{Error, Result};
+use crate::session::{ConnectString, Session, SessionConfig};
+use crate::shutdown::Shutdown;
+
+/// The exit-code table printed at the end of every `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success (customer: served)
+  1  unexpected failure (ZooKeeper refused an operation)
+  2  bad flags, environment or names
+  3  customer: gave up waiting and withdrew the order
+  4  customer: no barista available
+  5  ZooKeeper unreachable, or the connection could not be regained
+  6  shop not initialised (run shop-init)
+  7  not authorized
+  8  barista: name held by another live barista";
+
+/// Where ZooKeeper is and how long to wait for it; every binary takes these.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConnectArgs {
+    /// ZooKeeper connect string: host:port[,host:port...][/chroot].
+    #[arg(long = "zk", env = "ZK_SERVERS", default_value = "localhost:2181", value_name = "SERVERS",
+          value_parser = parse_connect_string)]
+    pub servers: ConnectString,
+
+    /// Session timeout asked of ZooKeeper (seconds, or e.g. 500ms); the server bounds it to
+    /// 2-20 x its tickTime.
+    #[arg(long, env = "ZK_SESSION_TIMEOUT", default_value = "10", value_name = "SECS",
+          value_parser = parse_session_timeout)]
+    pub session_timeout: Duration,
+
+    /// How long to wait for a first connection before giving up (exit code 5).
+    #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "10", value_name = "SECS",
+          value_parser = parse_positive_duration)]
+    pub connect_timeout: Duration,
+}
+
+impl ConnectArgs {
+    /// The session settings these flags describe.
+    pub fn config(&self) -> SessionConfig {
+        SessionConfig {
+            servers: self.servers.clone(),
+            session_timeout: self.session_timeout,
+            connect_timeout: self.connect_timeout,
+        }
+    }
+
+    /// Connects, waiting at most the connect timeout.
+    pub fn connect(&self) -> Result<Session> {
+        Session::connect(self.config())
+    }
+}
+
+/// Clap value parser for connect strings.
+pub fn parse_connect_string(s: &str) -> Result<ConnectString> {
+    s.parse()
+}
+
+/// Clap value parser for any duration (zero allowed).
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    duration::parse(s)
+}
+
+/// Clap value parser for a duration that must be above zero.
+pub fn parse_positive_duration(s: &str) -> Result<Duration> {
+    let d = duration::parse(s)?;
+    if d.is_zero() {
+        return Err(Error::usage(format!("{s:?} must be more than zero")));
+    }
+    Ok(d)
+}
+
+fn parse_session_timeout(s: &str) -> Result<Duration> {
+    let d = duration::parse(s)?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err(Error::usage(format!("session timeout {s:?} must be between 100ms and 3600s")));
+    }
+    Ok(d)
+}
+
+/// Sets up env_logger: `RUST_LOG` is honoured (default `info`), and the client crate's own
+/// log target is silenced unless `RUST_LOG` names it, because it floods during an outage
+/// (tens of thousands of lines a second).
+pub fn init_logging() {
+    let mut filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    if !filter.contains("zookeeper=") {
+        filter.push_str(",zookeeper=off");
+    }
+    env_logger::Builder::new().parse_filters(&filter).format_target(false).init();
+}
+
+/// Makes SIGINT, SIGTERM and SIGHUP request a stop: the first a graceful one, the next an
+/// immediate one.
+pub fn stop_on_signals(shutdown: &Shutdown) -> Result<()> {
+    let shutdown = shutdown.clone();
+    ctrlc::set_handler(move || shutdown.request())
+        .map_err(|e| Error::usage(format!("cannot install the signal handler: {e}")))
+}
+
+/// Turns a binary's result into its exit code, printing the error as one line on stderr.
+pub fn finish(program: &str, result: Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("{program}: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

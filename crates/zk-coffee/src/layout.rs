@@ -1,0 +1,218 @@
+//! The znode layout of the wire contract, and the only place paths are built.
+//!
+//! ```text
+//! /barista_group            persistent, data "0"
+//!     /{barista}            EPHEMERAL: the barista is on shift
+//! /orders                   persistent, data "0"
+//!     /{barista}            persistent: the barista's bucket (holds orders only)
+//!         /coffee0000000042 PERSISTENT_SEQUENTIAL: an order; data = the coffee's name in UTF-8
+//! ```
+//!
+//! An order is served when its znode is deleted. Names are validated here so that a path
+//! built from them always has exactly the shape above.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::Error;
+
+/// Where baristas register while they are on shift.
+pub const BARISTA_GROUP: &str = "/barista_group";
+/// Where each barista's bucket of orders lives.
+pub const ORDERS: &str = "/orders";
+/// The data of the two top-level nodes, as the original program wrote it.
+pub const ROOT_DATA: &[u8] = b"0";
+/// Every order's name starts with this, followed by ZooKeeper's 10-digit sequence.
+pub const ORDER_PREFIX: &str = "coffee";
+
+/// Longest barista name we accept; far below ZooKeeper's limits, long enough for FQDN_pid.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// A barista's name: one path segment, safe to use in `/barista_group/{name}` and
+/// `/orders/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BaristaName(String);
+
+impl BaristaName {
+    /// Checks that `name` is a usable single path segment.
+    pub fn new(name: &str) -> Result<BaristaName, Error> {
+        let bad = |why: &str| Error::usage(format!("invalid barista name {name:?}: {why}"));
+        if name.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if name.len() > MAX_NAME_LEN {
+            return Err(bad(&format!("longer than {MAX_NAME_LEN} bytes")));
+        }
+        if name == "." || name == ".." || name == "zookeeper" {
+            return Err(bad("that name is reserved by ZooKeeper"));
+        }
+        if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "_-.".contains(*c))) {
+            return Err(bad(&format!("{c:?} is not allowed (use letters, digits, '_', '-', '.')")));
+        }
+        Ok(BaristaName(name.to_owned()))
+    }
+
+    /// The default name, `{hostname}_{pid}`, with any character outside the allowed set
+    /// in the hostname replaced by `-`.
+    pub fn for_this_process() -> BaristaName {
+        let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut host: String = host
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "_-.".contains(c) { c } else { '-' })
+            .collect();
+        if host.is_empty() {
+            host.push_str("localhost");
+        }
+        let pid = std::process::id().to_string();
+        host.truncate(MAX_NAME_LEN - pid.len() - 1);
+        BaristaName(format!("{host}_{pid}"))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BaristaName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for BaristaName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BaristaName::new(s)
+    }
+}
+
+/// The name of one order inside a bucket: `coffee` plus ZooKeeper's sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderName {
+    /// The sequence ZooKeeper appended; orders are served in this order.
+    pub sequence: u64,
+}
+
+impl OrderName {
+    /// Parses a bucket child's name; `None` for anything that is not an order.
+    pub fn parse(child: &str) -> Option<OrderName> {
+        let digits = child.strip_prefix(ORDER_PREFIX)?;
+        if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok().map(|sequence| OrderName { sequence })
+    }
+}
+
+impl fmt::Display for OrderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{ORDER_PREFIX}{:010}", self.sequence)
+    }
+}
+
+/// `/barista_group/{barista}`: the barista's membership node.
+pub fn member(barista: &BaristaName) -> String {
+    format!("{BARISTA_GROUP}/{barista}")
+}
+
+/// `/orders/{barista}`: the barista's bucket.
+pub fn bucket(barista: &BaristaName) -> String {
+    format!("{ORDERS}/{barista}")
+}
+
+/// `/orders/{barista}/coffee`: what a customer passes to a sequential create.
+pub fn order_prefix(barista: &BaristaName) -> String {
+    format!("{ORDERS}/{barista}/{ORDER_PREFIX}")
+}
+
+/// `/orders/{barista}/coffee{sequence}`: one order.
+pub fn order(barista: &BaristaName, order: OrderName) -> String {
+    format!("{ORDERS}/{barista}/{order}")
+}
+
+/// Splits an order's full path back into its barista and order name.
+pub fn parse_order_path(path: &str) -> Option<(BaristaName, OrderName)> {
+    let rest = path.strip_prefix(ORDERS)?.strip_prefix('/')?;
+    let (barista, order) = rest.split_once('/')?;
+    Some((BaristaName::new(barista).ok()?, OrderName::parse(order)?))
+}
+
+/// The orders among a bucket's children, in the order they were placed.
+///
+/// `get_children` returns children in no particular order; this sorts by sequence. Children
+/// that are not orders are returned separately so the caller can report them.
+pub fn orders_in_placement_order(children: &[String]) -> (Vec<OrderName>, Vec<&str>) {
+    let mut orders = Vec::with_capacity(children.len());
+    let mut foreign = Vec::new();
+    for child in children {
+        match OrderName::parse(child) {
+            Some(order) => orders.push(order),
+            None => foreign.push(child.as_str()),
+        }
+    }
+    orders.sort_unstable();
+    (orders, foreign)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> BaristaName {
+        BaristaName::new(s).expect("valid name")
+    }
+
+    #[test]
+    fn paths_have_the_wire_shape() {
+        let b = name("host_42");
+        assert_eq!(member(&b), "/barista_group/host_42");
+        assert_eq!(bucket(&b), "/orders/host_42");
+        assert_eq!(order_prefix(&b), "/orders/host_42/coffee");
+        assert_eq!(order(&b, OrderName { sequence: 7 }), "/orders/host_42/coffee0000000007");
+    }
+
+    #[test]
+    fn order_names_round_trip() {
+        let o = OrderName::parse("coffee0000000123").expect("an order");
+        assert_eq!(o.sequence, 123);
+        assert_eq!(o.to_string(), "coffee0000000123");
+        assert_eq!(parse_order_path("/orders/b_1/coffee0000000123"), Some((name("b_1"), o)));
+    }
+
+    #[test]
+    fn non_orders_are_not_orders() {
+        for child in ["coffee", "coffee123", "coffee00000001234", "tea0000000001", "coffee-000000001", "coffee00000000x1"] {
+            assert_eq!(OrderName::parse(child), None, "{child}");
+        }
+        assert_eq!(parse_order_path("/orders/coffee0000000001"), None);
+        assert_eq!(parse_order_path("/barista_group/b/coffee0000000001"), None);
+    }
+
+    #[test]
+    fn orders_sort_by_sequence_not_listing_order() {
+        let children: Vec<String> =
+            ["coffee0000000010", "junk", "coffee0000000002", "coffee0000000009"].map(String::from).into();
+        let (orders, foreign) = orders_in_placement_order(&children);
+        assert_eq!(orders.iter().map(|o| o.sequence).collect::<Vec<_>>(), [2, 9, 10]);
+        assert_eq!(foreign, ["junk"]);
+    }
+
+    #[test]
+    fn invalid_barista_names_are_refused() {
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        for bad in ["", "a/b", "/", ".", "..", "zookeeper", "a b", "tab\t", "é", long.as_str()] {
+            assert!(BaristaName::new(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["host_1", "a.b-c_d", "X9"] {
+            assert!(BaristaName::new(good).is_ok(), "{good:?} refused");
+        }
+    }
+
+    #[test]
+    fn default_name_is_host_underscore_pid() {
+        let n = BaristaName::for_this_process();
+        assert!(n.as_str().ends_with(&format!("_{}", std::process::id())));
+        assert!(BaristaName::new(n.as_str()).is_ok());
+    }
+}

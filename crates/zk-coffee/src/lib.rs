@@ -1,0 +1,53 @@
+//! zk-coffee: a coffee shop run by independent processes that coordinate only through
+//! Apache ZooKeeper.
+//!
+//! Baristas register on shift and serve the orders placed in their bucket; customers pick a
+//! barista, place an order and wait to be served. Each role is its own OS process on any host;
+//! the binaries (`barista`, `customer`, `shop-init`) only parse flags and report, and all the
+//! logic lives here.
+//!
+//! # Layout
+//!
+//! - [`layout`]: the znode layout of the wire contract; the only place paths are built.
+//! - [`session`]: the ZooKeeper session, the only module that talks to the client crate; it
+//!   absorbs the crate's pitfalls (connect waits, retries, lost sessions, lost watches).
+//! - [`shop`]: creating and checking the shop's top-level nodes, listing baristas on shift.
+//! - [`barista`]: the barista role.
+//! - [`customer`]: the customer role.
+//! - [`registration`]: what a barista writes into its membership node.
+//! - [`menu`]: the coffees on offer.
+//! - [`shutdown`]: stop requests shared between a signal handler (or a test) and a role.
+//! - [`duration`]: durations as people type and read them.
+//! - [`cli`]: what the three binaries share: connection flags, logging, exit codes.
+//! - [`error`]: the one error type, and the exit code of each error.
+//!
+//! # ZooKeeper tree
+//!
+//! ```text
+//! /barista_group            persistent, data "0"
+//!     /{barista}            EPHEMERAL: on shift; data = key=value facts (see registration)
+//! /orders                   persistent, data "0"
+//!     /{barista}            persistent: the barista's bucket, holding orders only
+//!         /coffee0000000042 PERSISTENT_SEQUENTIAL: an order; data = coffee name (UTF-8)
+//! ```
+//!
+//! A barista is named `{hostname}_{pid}` unless told otherwise. An order is served when the
+//! barista deletes it; the customer learns it from an `exists` watch.
+
+pub mod barista;
+pub mod cli;
+pub mod customer;
+pub mod duration;
+pub mod error;
+pub mod layout;
+pub mod menu;
+pub mod registration;
+pub mod session;
+pub mod shop;
+pub mod shutdown;
+
+pub use error::{Error, Result};
+pub use layout::{BaristaName, OrderName};
+pub use menu::Menu;
+pub use session::{ConnectString, Session, SessionConfig};
+pub use shutdown::Shutdown;

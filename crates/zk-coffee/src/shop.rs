@@ -1,0 +1,79 @@
+//! The shop as a whole: creating its top-level nodes, checking they exist, and listing who is
+//! on shift.
+
+use log::{debug, info};
+
+use crate::error::{Error, Result};
+use crate::layout::{self, BaristaName};
+use crate::session::{Session, SessionConfig};
+
+/// What `shop-init` did to each top-level node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitReport {
+    /// Nodes this run created.
+    pub created: Vec<String>,
+    /// Nodes that were already there.
+    pub found: Vec<String>,
+}
+
+/// Creates the chroot of `config.servers`, if it has one, through a session without chroot.
+/// ZooKeeper refuses to work under a chroot that does not exist.
+pub fn ensure_chroot(config: &SessionConfig) -> Result<()> {
+    let Some(chroot) = config.servers.chroot() else { return Ok(()) };
+    let mut root = config.clone();
+    root.servers = config.servers.without_chroot();
+    let session = Session::connect(root)?;
+    let mut path = String::new();
+    for segment in chroot.split('/').filter(|s| !s.is_empty()) {
+        path.push('/');
+        path.push_str(segment);
+        if session.ensure_persistent(&path, b"")? {
+            info!("created chroot node {path}");
+        }
+    }
+    session.close();
+    Ok(())
+}
+
+/// Creates `/barista_group` and `/orders` (data `0`) where missing. Idempotent.
+pub fn init(session: &Session) -> Result<InitReport> {
+    let mut report = InitReport { created: Vec::new(), found: Vec::new() };
+    for path in [layout::BARISTA_GROUP, layout::ORDERS] {
+        if session.ensure_persistent(path, layout::ROOT_DATA)? {
+            report.created.push(path.to_owned());
+        } else {
+            report.found.push(path.to_owned());
+        }
+    }
+    Ok(report)
+}
+
+/// Fails with [`Error::ShopNotInitialised`] unless both top-level nodes exist.
+pub fn check_initialised(session: &Session) -> Result<()> {
+    for path in [layout::BARISTA_GROUP, layout::ORDERS] {
+        if !session.exists(path)? {
+            return Err(Error::ShopNotInitialised { missing: path.to_owned() });
+        }
+    }
+    Ok(())
+}
+
+/// The baristas on shift, sorted by name. Members whose names could not be ours (written by a
+/// foreign client) are skipped.
+pub fn baristas_on_shift(session: &Session) -> Result<Vec<BaristaName>> {
+    let members = session
+        .children(layout::BARISTA_GROUP)?
+        .ok_or_else(|| Error::ShopNotInitialised { missing: layout::BARISTA_GROUP.to_owned() })?;
+    let mut names: Vec<BaristaName> = members
+        .iter()
+        .filter_map(|m| match BaristaName::new(m) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                debug!("skipping member: {e}");
+                None
+            }
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
