@@ -92,7 +92,8 @@ pub fn visit(session: &Session, config: &CustomerConfig, shutdown: &Shutdown) ->
         None => config.menu.pick(&mut rand::rng()).to_owned(),
     };
     shop::check_initialised(session)?;
-    let (barista, order) = place_order(session, config, &coffee)?;
+    let arrived = Instant::now();
+    let (barista, order) = place_order(session, config, &coffee, arrived + config.patience)?;
     info!("ordered {coffee} from {barista}: {order}");
     let placed = Instant::now();
 
@@ -111,7 +112,8 @@ pub fn visit(session: &Session, config: &CustomerConfig, shutdown: &Shutdown) ->
         coffee: coffee.clone(),
         waited: placed.elapsed(),
     };
-    let deadline = placed + config.patience;
+    // Patience counts from arrival: time spent waiting for a barista is part of it.
+    let deadline = arrived + config.patience;
     loop {
         let notify = tx.clone();
         let pending = session.watch_exists(&order, move || {
@@ -142,30 +144,43 @@ fn withdraw(session: &Session, receipt: Receipt) -> Result<Outcome> {
     }
 }
 
-/// Chooses a barista on shift and creates the order in their bucket. A barista whose bucket
-/// vanished between listing and ordering has left: try another.
-fn place_order(session: &Session, config: &CustomerConfig, coffee: &str) -> Result<(BaristaName, String)> {
+/// Chooses a barista on shift and creates the order in their bucket. With nobody on shift,
+/// waits for a barista to register until `deadline`. A barista whose bucket vanished between
+/// listing and ordering has left: choose again.
+fn place_order(session: &Session, config: &CustomerConfig, coffee: &str, deadline: Instant) -> Result<(BaristaName, String)> {
+    let tag = format!("{:016x}", rand::random::<u64>());
     let mut gone: Vec<BaristaName> = Vec::new();
-    for _ in 0..MAX_ORDER_ATTEMPTS {
-        let on_shift = shop::baristas_on_shift(session)?;
+    let mut attempts = 0;
+    loop {
+        let (tx, rx) = mpsc::channel();
+        let on_shift = shop::watch_baristas_on_shift(session, move || {
+            let _ = tx.send(());
+        })?;
         let candidates: Vec<&BaristaName> = on_shift
             .iter()
             .filter(|b| !gone.contains(b))
             .filter(|b| config.barista.as_ref().is_none_or(|wanted| wanted == *b))
             .collect();
         let Some(&barista) = candidates.choose(&mut rand::rng()) else {
-            return Err(Error::NoBarista(match &config.barista {
-                Some(wanted) => format!("barista {wanted} is not on shift"),
-                None => format!("nobody is registered under {}", layout::BARISTA_GROUP),
-            }));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || rx.recv_timeout(left).is_err() {
+                return Err(Error::NoBarista(match &config.barista {
+                    Some(wanted) => format!("barista {wanted} did not come on shift within my patience"),
+                    None => format!("nobody registered under {} within my patience", layout::BARISTA_GROUP),
+                }));
+            }
+            continue;
         };
-        match session.create_sequential(&layout::order_prefix(barista), coffee.as_bytes())? {
+        match session.create_sequential_protected(&layout::order_prefix(barista), coffee.as_bytes(), &tag)? {
             Some(order) => return Ok((barista.clone(), order)),
             None => {
                 debug!("{barista} left before I could order; choosing again");
                 gone.push(barista.clone());
+                attempts += 1;
+                if attempts >= MAX_ORDER_ATTEMPTS {
+                    return Err(Error::NoBarista(format!("{MAX_ORDER_ATTEMPTS} baristas left before I could order")));
+                }
             }
         }
     }
-    Err(Error::NoBarista(format!("{MAX_ORDER_ATTEMPTS} baristas left before I could order")))
 }

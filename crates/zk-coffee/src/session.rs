@@ -14,6 +14,14 @@
 //!   [`SessionEvent::Reconnected`] so they re-read state and re-arm watches.
 //! - Connection loss is retried with backoff, bounded by the operation deadline (the session
 //!   timeout), after which the caller gets [`Error::ConnectionLost`].
+//! - The crate has no read timeout (a call to a frozen server blocks for the whole freeze):
+//!   calls run on a small pool of worker threads per handle and the caller waits at most the
+//!   remaining operation deadline. A handle whose calls keep timing out is replaced.
+//! - While no server accepts connections the crate's I/O thread spins a core: a new handle is
+//!   only made once a plain TCP connect to some server succeeds, with backoff in between.
+//! - A sequential create interrupted by connection loss may or may not have happened:
+//!   [`Session::create_sequential_protected`] tags the node with an extra ACL entry (Curator's
+//!   protected mode, without touching the node's name or data) and finds it again.
 //! - Paths are checked to be absolute (the crate would silently glue a relative path to a
 //!   chroot).
 //!
@@ -21,13 +29,15 @@
 //! a flag and send on channels.
 
 use std::fmt;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::str::FromStr;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
-use zookeeper::{Acl, CreateMode, WatchedEvent, ZkError, ZkResult, ZkState, ZooKeeper};
+use zookeeper::{Acl, CreateMode, Permission, WatchedEvent, ZkError, ZkResult, ZkState, ZooKeeper};
 
 use crate::error::{Error, Result};
 
@@ -37,6 +47,13 @@ const DEFAULT_PORT: u16 = 2181;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest pause between retries, so that recovery is noticed within a second.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Worker threads per handle: calls from several threads are pipelined over one connection,
+/// and a few calls stuck on a frozen server do not block the rest until they time out.
+const WORKERS: usize = 4;
+/// How long a TCP probe waits for one server to accept.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// The ACL scheme of the tag that lets a protected create find its node again.
+const TAG_SCHEME: &str = "digest";
 
 /// A validated ZooKeeper connect string: `host:port[,host:port...][/chroot]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +73,16 @@ impl ConnectString {
     /// The same servers without the chroot: used to create the chroot node itself.
     pub fn without_chroot(&self) -> ConnectString {
         ConnectString { hosts: self.hosts.clone(), chroot: None }
+    }
+
+    /// Whether any server accepts a TCP connection right now. Says nothing about whether it
+    /// serves; it only avoids making a handle (whose I/O thread spins) while none is up.
+    fn any_server_listening(&self) -> bool {
+        self.hosts.iter().any(|host| {
+            host.to_socket_addrs()
+                .map(|mut addrs| addrs.any(|a| TcpStream::connect_timeout(&a, PROBE_TIMEOUT).is_ok()))
+                .unwrap_or(false)
+        })
     }
 }
 
@@ -140,6 +167,44 @@ struct Handle {
     zk: Arc<ZooKeeper>,
     /// Counts sessions made by this [`Session`], starting at 1.
     generation: u64,
+    /// Runs calls on this handle; dropped with it, so threads stuck on an abandoned handle
+    /// end when their call returns.
+    workers: Workers,
+}
+
+type Job = Box<dyn FnOnce(&ZooKeeper) + Send>;
+
+/// A few threads that run calls on one handle.
+#[derive(Clone)]
+struct Workers {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Workers {
+    fn start(zk: &Arc<ZooKeeper>, generation: u64) -> Workers {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..WORKERS {
+            let rx = Arc::clone(&rx);
+            // A weak reference: an abandoned handle is closed and dropped even while a worker
+            // waits for jobs.
+            let zk = Arc::downgrade(zk);
+            let spawned = std::thread::Builder::new().name(format!("zk-call-{generation}.{i}")).spawn(move || loop {
+                let job = match lock(&rx).recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                };
+                match zk.upgrade() {
+                    Some(zk) => job(&zk),
+                    None => return,
+                }
+            });
+            if let Err(e) = spawned {
+                warn!("cannot start a ZooKeeper worker thread: {e}");
+            }
+        }
+        Workers { jobs }
+    }
 }
 
 struct Inner {
@@ -216,6 +281,16 @@ impl Session {
         let config = &self.inner.config;
         let generation = self.inner.generation.load(Ordering::SeqCst) + 1;
         let servers = config.servers.to_string();
+        let started = Instant::now();
+        let deadline = started + config.connect_timeout;
+        let mut backoff = FIRST_BACKOFF;
+        while !config.servers.any_server_listening() {
+            if Instant::now() + backoff >= deadline {
+                return Err(Error::Unreachable { servers, waited: started.elapsed() });
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
         debug!("connecting to {servers} (session {generation})");
         let zk = ZooKeeper::connect(&servers, config.session_timeout, |_: WatchedEvent| {}).map_err(|e| match e {
             ZkError::BadArguments => Error::usage(format!("cannot resolve the ZooKeeper servers in {servers:?}")),
@@ -227,8 +302,6 @@ impl Session {
 
         // The listener may have missed the first `Connected` (it is added after `connect`
         // starts the I/O thread), so a cheap call that goes through is the real test.
-        let started = Instant::now();
-        let deadline = started + config.connect_timeout;
         loop {
             match zk.exists("/", false) {
                 Ok(_) => break,
@@ -247,7 +320,9 @@ impl Session {
         self.set_link(generation, Link::Connected);
         self.inner.generation.store(generation, Ordering::SeqCst);
         info!("connected to ZooKeeper at {servers} (session {generation})");
-        Ok(Handle { zk: Arc::new(zk), generation })
+        let zk = Arc::new(zk);
+        let workers = Workers::start(&zk, generation);
+        Ok(Handle { zk, generation, workers })
     }
 
     fn set_link(&self, generation: u64, link: Link) {
@@ -259,7 +334,7 @@ impl Session {
     }
 
     /// The live handle; replaces a dead one first (a new session).
-    fn handle(&self, force_new_after: Option<u64>) -> Result<Arc<ZooKeeper>> {
+    fn handle(&self, force_new_after: Option<u64>) -> Result<(Arc<ZooKeeper>, Workers)> {
         let mut current = lock(&self.inner.current);
         let link = *lock(&self.inner.link);
         let (generation, dead) = match current.as_ref() {
@@ -269,8 +344,12 @@ impl Session {
         if dead {
             if let Some(old) = current.take() {
                 warn!("ZooKeeper session {generation} is lost; starting a new session");
-                // Closing a dead handle returns at once; it only releases its threads.
-                let _ = old.zk.close();
+                // Closing a dead handle returns at once; closing a frozen one would block, so
+                // that is left to a throwaway thread.
+                let zk = old.zk;
+                let _ = std::thread::Builder::new().name("zk-close".into()).spawn(move || {
+                    let _ = zk.close();
+                });
             }
             *current = Some(self.open()?);
             drop(current);
@@ -278,7 +357,7 @@ impl Session {
             current = lock(&self.inner.current);
         }
         match current.as_ref() {
-            Some(h) => Ok(Arc::clone(&h.zk)),
+            Some(h) => Ok((Arc::clone(&h.zk), h.workers.clone())),
             None => Err(Error::ConnectionLost { op: "connect".into(), waited: Duration::ZERO }),
         }
     }
@@ -289,65 +368,89 @@ impl Session {
         }
     }
 
-    /// Runs `f` on the live handle, retrying connection loss with backoff until the session
-    /// timeout has passed. Returns the crate's error for the caller to interpret; a persistent
-    /// connection loss becomes `Err(Lost)`.
-    fn call<T>(&self, op: &str, path: &str, f: impl Fn(&ZooKeeper) -> ZkResult<T>) -> std::result::Result<T, Failure> {
+    /// Runs `f` once on the live handle's workers, waiting at most `timeout` for the answer.
+    /// A call that does not answer in time (a frozen server) counts as a connection loss.
+    fn attempt<T: Send + 'static>(
+        &self,
+        force_new_after: Option<u64>,
+        timeout: Duration,
+        f: &Arc<dyn Fn(&ZooKeeper) -> ZkResult<T> + Send + Sync>,
+    ) -> std::result::Result<ZkResult<T>, Error> {
+        let (_, workers) = self.handle(force_new_after)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        let f = Arc::clone(f);
+        let job: Job = Box::new(move |zk| {
+            let _ = tx.send(f(zk));
+        });
+        if workers.jobs.send(job).is_err() {
+            return Ok(Err(ZkError::ConnectionLoss));
+        }
+        Ok(match rx.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(ZkError::OperationTimeout),
+            Err(RecvTimeoutError::Disconnected) => Err(ZkError::ConnectionLoss),
+        })
+    }
+
+    /// Runs `f` on the live handle, retrying connection loss with backoff until the operation
+    /// deadline (the larger of the session and connect timeouts) has passed. Returns the crate's
+    /// error for the caller to interpret; a persistent loss becomes `Failure::Lost`.
+    fn call<T: Send + 'static>(
+        &self,
+        path: &str,
+        f: impl Fn(&ZooKeeper) -> ZkResult<T> + Send + Sync + 'static,
+    ) -> std::result::Result<T, Failure> {
         check_path(path).map_err(Failure::Fatal)?;
+        let f: Arc<dyn Fn(&ZooKeeper) -> ZkResult<T> + Send + Sync> = Arc::new(f);
+        let config = &self.inner.config;
         let started = Instant::now();
-        let limit = self.inner.config.session_timeout.max(self.inner.config.connect_timeout);
+        let limit = config.session_timeout.max(config.connect_timeout);
         let mut backoff = FIRST_BACKOFF;
         let mut losing_since: Option<(u64, Instant)> = None;
         loop {
             // A handle that has failed every call for a whole session timeout is dead even if
             // the crate never said so (it does not report expiry).
             let force = losing_since
-                .filter(|(_, since)| since.elapsed() >= self.inner.config.session_timeout)
+                .filter(|(_, since)| since.elapsed() >= config.session_timeout)
                 .map(|(generation, _)| generation);
-            let zk = match self.handle(force) {
-                Ok(zk) => zk,
-                Err(e @ Error::Usage(_)) => return Err(Failure::Fatal(e)),
-                Err(e) => {
-                    debug!("{op} {path}: {e}");
-                    losing_since = None;
-                    if started.elapsed() + backoff > limit {
-                        return Err(Failure::Lost(started.elapsed()));
-                    }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
-                }
-            };
-            match f(&zk) {
-                Err(ZkError::ConnectionLoss) | Err(ZkError::OperationTimeout) | Err(ZkError::SessionExpired) => {
+            let left = limit.saturating_sub(started.elapsed()).max(FIRST_BACKOFF);
+            match self.attempt(force, left, &f) {
+                Ok(Err(ZkError::ConnectionLoss | ZkError::OperationTimeout | ZkError::SessionExpired)) => {
                     let generation = self.generation();
                     if losing_since.map(|(g, _)| g) != Some(generation) {
                         losing_since = Some((generation, Instant::now()));
                     }
-                    if started.elapsed() + backoff > limit {
-                        return Err(Failure::Lost(started.elapsed()));
-                    }
-                    debug!("{op} {path}: connection loss, retrying in {backoff:?}");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    debug!("{path}: connection loss, retrying in {backoff:?}");
                 }
-                Err(code) => return Err(Failure::Zk(code)),
-                Ok(v) => return Ok(v),
+                Ok(Err(code)) => return Err(Failure::Zk(code)),
+                Ok(Ok(v)) => return Ok(v),
+                Err(e @ Error::Usage(_)) => return Err(Failure::Fatal(e)),
+                Err(e) => {
+                    debug!("{path}: {e}");
+                    losing_since = None;
+                }
             }
+            if started.elapsed() + backoff > limit {
+                return Err(Failure::Lost(started.elapsed()));
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
     /// Whether `path` exists.
     pub fn exists(&self, path: &str) -> Result<bool> {
-        self.call("check", path, |zk| zk.exists(path, false)).map(|s| s.is_some()).map_err(|f| f.into_error("check", path))
+        let p = path.to_owned();
+        self.call(path, move |zk| zk.exists(&p, false)).map(|s| s.is_some()).map_err(|f| f.into_error("check", path))
     }
 
-    /// Whether `path` exists; if it does, `notify` runs once when it changes or goes, or when
-    /// the watch is lost to a reconnect (subscribers hear of that).
-    pub fn watch_exists(&self, path: &str, notify: impl Fn() + Send + Clone + 'static) -> Result<bool> {
-        self.call("watch", path, |zk| {
+    /// Whether `path` exists; if it does, `notify` runs once when it changes or goes. A watch
+    /// lost to a reconnect never runs: subscribers hear of that instead.
+    pub fn watch_exists(&self, path: &str, notify: impl Fn() + Send + Sync + Clone + 'static) -> Result<bool> {
+        let p = path.to_owned();
+        self.call(path, move |zk| {
             let notify = notify.clone();
-            zk.exists_w(path, move |_: WatchedEvent| notify())
+            zk.exists_w(&p, move |_: WatchedEvent| notify())
         })
         .map(|s| s.is_some())
         .map_err(|f| f.into_error("watch", path))
@@ -355,26 +458,30 @@ impl Session {
 
     /// The names of `path`'s children (unsorted), or `None` if `path` does not exist.
     pub fn children(&self, path: &str) -> Result<Option<Vec<String>>> {
-        optional(self.call("list", path, |zk| zk.get_children(path, false)), "list", path)
+        let p = path.to_owned();
+        optional(self.call(path, move |zk| zk.get_children(&p, false)), "list", path)
     }
 
     /// Like [`Session::children`], and `notify` runs once when the children change.
-    pub fn watch_children(&self, path: &str, notify: impl Fn() + Send + Clone + 'static) -> Result<Option<Vec<String>>> {
-        let result = self.call("watch", path, |zk| {
+    pub fn watch_children(&self, path: &str, notify: impl Fn() + Send + Sync + Clone + 'static) -> Result<Option<Vec<String>>> {
+        let p = path.to_owned();
+        let result = self.call(path, move |zk| {
             let notify = notify.clone();
-            zk.get_children_w(path, move |_: WatchedEvent| notify())
+            zk.get_children_w(&p, move |_: WatchedEvent| notify())
         });
         optional(result, "watch", path)
     }
 
     /// The data of `path`, or `None` if it does not exist.
     pub fn data(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        optional(self.call("read", path, |zk| zk.get_data(path, false).map(|(d, _)| d)), "read", path)
+        let p = path.to_owned();
+        optional(self.call(path, move |zk| zk.get_data(&p, false).map(|(d, _)| d)), "read", path)
     }
 
     /// The data of `path` with its version, or `None` if it does not exist.
     pub fn versioned_data(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>> {
-        optional(self.call("read", path, |zk| zk.get_data(path, false).map(|(d, s)| (d, s.version))), "read", path)
+        let p = path.to_owned();
+        optional(self.call(path, move |zk| zk.get_data(&p, false).map(|(d, s)| (d, s.version))), "read", path)
     }
 
     /// Creates a persistent node unless it exists; `true` if this call created it.
@@ -389,31 +496,69 @@ impl Session {
     }
 
     fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<bool> {
-        match self.call("create", path, |zk| zk.create(path, data.to_vec(), Acl::open_unsafe().clone(), mode)) {
+        let (p, data) = (path.to_owned(), data.to_vec());
+        match self.call(path, move |zk| zk.create(&p, data.clone(), Acl::open_unsafe().clone(), mode)) {
             Ok(_) => Ok(true),
             Err(Failure::Zk(ZkError::NodeExists)) => Ok(false),
             Err(f) => Err(f.into_error("create", path)),
         }
     }
 
-    /// Creates a persistent sequential node under `prefix` and returns its full path, or `None`
-    /// if the parent does not exist.
-    ///
-    /// Not retried after a connection loss: a retry could place the order twice.
-    pub fn create_sequential(&self, prefix: &str, data: &[u8]) -> Result<Option<String>> {
+    /// Creates a persistent sequential node `{prefix}{sequence}` and returns its full path, or
+    /// `None` if the parent does not exist. Safe to use across connection loss: the node carries
+    /// an extra ACL entry naming `tag` (read permission for an identity nobody has; the node
+    /// stays open to everyone as before), and after a loss the parent's children are searched
+    /// for that tag before creating again, so the node is created exactly once.
+    pub fn create_sequential_protected(&self, prefix: &str, data: &[u8], tag: &str) -> Result<Option<String>> {
         check_path(prefix)?;
-        let zk = self.handle(None)?;
-        match zk.create(prefix, data.to_vec(), Acl::open_unsafe().clone(), CreateMode::PersistentSequential) {
-            Ok(path) => Ok(Some(path)),
-            Err(ZkError::NoNode) => Ok(None),
-            Err(ZkError::ConnectionLoss) => Err(Error::ConnectionLost { op: format!("create {prefix}"), waited: Duration::ZERO }),
-            Err(code) => Err(Failure::Zk(code).into_error("create", prefix)),
+        let (parent, base) = prefix.rsplit_once('/').ok_or_else(|| Error::usage(format!("bad prefix {prefix:?}")))?;
+        let parent = if parent.is_empty() { "/" } else { parent };
+        let marker = Acl::new(Permission::READ, TAG_SCHEME, format!("zk-coffee-tag-{tag}:{tag}"));
+        let mut acl = Acl::open_unsafe().clone();
+        acl.push(marker.clone());
+        let started = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let (p, data, acl) = (prefix.to_owned(), data.to_vec(), acl.clone());
+            match self.call(prefix, move |zk| zk.create(&p, data.clone(), acl.clone(), CreateMode::PersistentSequential)) {
+                Ok(path) => return Ok(Some(path)),
+                Err(Failure::Zk(ZkError::NoNode)) => return Ok(None),
+                Err(Failure::Lost(_)) => {}
+                Err(f) => return Err(f.into_error("create", prefix)),
+            }
+            // The create may have happened before the connection dropped: look for our tag.
+            if let Some(found) = self.find_tagged(parent, base, &marker)? {
+                info!("found my order {found} after a connection loss");
+                return Ok(Some(found));
+            }
+            let limit = self.inner.config.session_timeout * 3;
+            if started.elapsed() + backoff > limit {
+                return Err(Error::ConnectionLost { op: format!("create {prefix}"), waited: started.elapsed() });
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// The child of `parent` named `base` + sequence whose ACL holds `marker`, if any.
+    fn find_tagged(&self, parent: &str, base: &str, marker: &Acl) -> Result<Option<String>> {
+        let Some(children) = self.children(parent)? else { return Ok(None) };
+        for child in children.iter().filter(|c| c.starts_with(base)) {
+            let path = if parent == "/" { format!("/{child}") } else { format!("{parent}/{child}") };
+            let p = path.clone();
+            match self.call(&path, move |zk| zk.get_acl(&p)) {
+                Ok((acl, _)) if acl.contains(marker) => return Ok(Some(path)),
+                Ok(_) | Err(Failure::Zk(ZkError::NoNode)) => {}
+                Err(f) => return Err(f.into_error("read the ACL of", &path)),
+            }
+        }
+        Ok(None)
     }
 
     /// Deletes `path` (at `version`, if given); `false` if it was already gone.
     pub fn delete(&self, path: &str, version: Option<i32>) -> Result<bool> {
-        match self.call("delete", path, |zk| zk.delete(path, version)) {
+        let p = path.to_owned();
+        match self.call(path, move |zk| zk.delete(&p, version)) {
             Ok(()) => Ok(true),
             Err(Failure::Zk(ZkError::NoNode)) => Ok(false),
             Err(f) => Err(f.into_error("delete", path)),
@@ -422,7 +567,8 @@ impl Session {
 
     /// Deletes `path` only if it has no children; says which of the three outcomes happened.
     pub fn delete_if_empty(&self, path: &str) -> Result<Removal> {
-        match self.call("delete", path, |zk| zk.delete(path, None)) {
+        let p = path.to_owned();
+        match self.call(path, move |zk| zk.delete(&p, None)) {
             Ok(()) => Ok(Removal::Deleted),
             Err(Failure::Zk(ZkError::NoNode)) => Ok(Removal::Absent),
             Err(Failure::Zk(ZkError::NotEmpty)) => Ok(Removal::NotEmpty),
@@ -430,12 +576,21 @@ impl Session {
         }
     }
 
-    /// Ends the session: ephemerals go at once.
+    /// Ends the session: ephemerals go at once. Waits at most the session timeout (closing
+    /// needs an answer from the server).
     pub fn close(&self) {
-        if let Some(handle) = lock(&self.inner.current).take() {
-            self.set_link(handle.generation, Link::Closed);
-            if let Err(e) = handle.zk.close() {
-                debug!("closing session {}: {e:?}", handle.generation);
+        let Some(handle) = lock(&self.inner.current).take() else { return };
+        self.set_link(handle.generation, Link::Closed);
+        let (tx, rx) = mpsc::channel();
+        let zk = handle.zk;
+        let closer = std::thread::Builder::new().name("zk-close".into()).spawn(move || {
+            let _ = tx.send(zk.close());
+        });
+        if closer.is_ok() {
+            match rx.recv_timeout(self.inner.config.session_timeout) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => debug!("closing session {}: {e:?}", handle.generation),
+                Err(_) => warn!("ZooKeeper did not confirm the end of session {}", handle.generation),
             }
         }
     }

@@ -61,9 +61,18 @@ pub fn check_initialised(session: &Session) -> Result<()> {
 /// The baristas on shift, sorted by name. Members whose names could not be ours (written by a
 /// foreign client) are skipped.
 pub fn baristas_on_shift(session: &Session) -> Result<Vec<BaristaName>> {
-    let members = session
-        .children(layout::BARISTA_GROUP)?
-        .ok_or_else(|| Error::ShopNotInitialised { missing: layout::BARISTA_GROUP.to_owned() })?;
+    let members = session.children(layout::BARISTA_GROUP)?;
+    valid_members(members)
+}
+
+/// Like [`baristas_on_shift`], and `notify` runs once when somebody comes or goes.
+pub fn watch_baristas_on_shift(session: &Session, notify: impl Fn() + Send + Sync + Clone + 'static) -> Result<Vec<BaristaName>> {
+    let members = session.watch_children(layout::BARISTA_GROUP, notify)?;
+    valid_members(members)
+}
+
+fn valid_members(members: Option<Vec<String>>) -> Result<Vec<BaristaName>> {
+    let members = members.ok_or_else(|| Error::ShopNotInitialised { missing: layout::BARISTA_GROUP.to_owned() })?;
     let mut names: Vec<BaristaName> = members
         .iter()
         .filter_map(|m| match BaristaName::new(m) {
