@@ -9,8 +9,10 @@ use zk_coffee::cli::{self, ConnectArgs, EXIT_CODES_HELP};
 use zk_coffee::{BaristaName, Shutdown};
 
 /// Registers on shift in /barista_group and serves the orders placed in /orders/{name}, in the
-/// order they were placed. SIGINT/SIGTERM: leave the group, finish and serve what is queued,
-/// remove the empty bucket, exit 0; a second signal exits at once.
+/// order they were placed, and adopts the orphaned buckets of baristas that died.
+/// SIGINT/SIGTERM: leave the group, finish the order in hand, hand the queue over to the other
+/// baristas (or serve it for up to --drain-timeout when nobody else is on shift), remove the
+/// empty bucket, exit 0. A second signal exits at once; queued orders are adopted later.
 #[derive(Parser, Debug)]
 #[command(version, after_help = EXIT_CODES_HELP)]
 struct Args {
@@ -28,6 +30,11 @@ struct Args {
     /// Leave the shop after this long without an order (the original demo used 10).
     #[arg(long, env = "BARISTA_LEAVE_AFTER_IDLE", value_name = "SECS", value_parser = cli::parse_positive_duration)]
     leave_after_idle: Option<Duration>,
+
+    /// On leaving with orders queued and nobody else on shift, serve them for at most this
+    /// long; the rest wait in the bucket for the next barista to adopt.
+    #[arg(long, env = "BARISTA_DRAIN_TIMEOUT", default_value = "30", value_name = "SECS", value_parser = cli::parse_duration)]
+    drain_timeout: Duration,
 }
 
 fn main() -> ExitCode {
@@ -43,13 +50,12 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
         name: args.name.unwrap_or_else(BaristaName::for_this_process),
         brew_time: args.brew_time,
         leave_after_idle: args.leave_after_idle,
+        drain_timeout: args.drain_timeout,
     };
     let session = args.connect.connect()?;
     let end = barista::run(&session, &config, &shutdown);
     session.close();
-    // Every way a shift ends on request is a success; an abandoned bucket is adopted later.
-    if let ShiftEnd::Abandoned { orders_left } = end? {
-        log::warn!("left {orders_left} orders in my bucket");
-    }
+    // Leaving on request and leaving when idle are both a clean end of the shift.
+    let _: ShiftEnd = end?;
     Ok(zk_coffee::error::exit::OK)
 }

@@ -1,15 +1,35 @@
 //! The barista role: register on shift, serve the orders in our bucket in the order they were
-//! placed, and leave cleanly.
+//! placed, adopt the orphaned buckets of baristas that died, and leave without losing an order.
 //!
 //! A barista holds the EPHEMERAL `/barista_group/{name}` while on shift and owns the
-//! persistent bucket `/orders/{name}`. It keeps one children watch on the bucket; each wake-up
+//! persistent bucket `/orders/{name}`. It keeps one children watch on its bucket; each wake-up
 //! lists the bucket once, sorts the orders by sequence and serves them one by one: read the
 //! coffee, brew, delete the order (the deletion is what tells the customer it was served).
 //!
-//! Everything the barista waits for arrives on one channel ([`Wake`]): bucket changes, its own
-//! membership node changing, session events and stop requests. Each wait has a timeout.
+//! **Adoption.** A bucket whose owner is not in `/barista_group` is orphaned (its owner
+//! crashed, was killed, lost its session or left with orders queued). Every barista watches
+//! the group and the buckets; the first to create the EPHEMERAL claim
+//! `/zk-coffee/claims/{owner}` adopts the bucket and serves its orders where they are, so the
+//! waiting customers' watches fire as usual. The claim dies with its holder, so a crashed
+//! adopter's orphans are adopted again. An emptied orphaned bucket is removed. When the owner
+//! comes back on shift the adopter releases its claim and the owner serves its own bucket.
+//! Brewing is at least once: an order whose barista died mid-brew is brewed again by the
+//! adopter; its customer is told "served" exactly once, by the deletion.
+//!
+//! **Leaving.** On a stop request (or after `leave_after_idle` without orders) the barista
+//! leaves `/barista_group` first, so no new customer picks it, finishes the order in hand and
+//! releases its claims. Its own queue is handed over: if other baristas are on shift they
+//! adopt it; if nobody else is, it serves the queue itself for up to `drain_timeout`, and what
+//! is left then waits in the bucket for the next barista to adopt. An empty bucket is removed.
+//! A second stop request leaves at once: the order in hand stays queued and is adopted.
+//!
+//! **Outages.** While ZooKeeper is unreachable the barista waits with backoff and carries on
+//! when it returns; after a lost session it registers again on the new one.
+//!
+//! Everything the barista waits for arrives on one channel ([`Wake`]); each wait has a
+//! timeout.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,9 +44,13 @@ use crate::session::{Removal, Session, SessionEvent};
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
 
-/// Longest single wait for a wake-up; a safety net, not a poll (nothing is re-read on it unless
-/// the session changed).
+/// Longest single wait for a wake-up; a safety net, not a poll: nothing is re-read after it
+/// unless something changed.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Longest pause between attempts while ZooKeeper is unreachable.
+const MAX_OUTAGE_BACKOFF: Duration = Duration::from_secs(5);
+/// How many times leaving retries removing a bucket that keeps refilling.
+const MAX_BUCKET_REMOVALS: usize = 3;
 
 /// How a barista is set up.
 #[derive(Debug, Clone)]
@@ -37,6 +61,9 @@ pub struct BaristaConfig {
     pub brew_time: Duration,
     /// Leave when no order has come for this long (the seed's behaviour); `None` = stay.
     pub leave_after_idle: Option<Duration>,
+    /// When leaving with orders queued and nobody else on shift, serve them for at most this
+    /// long; the rest waits for the next barista.
+    pub drain_timeout: Duration,
 }
 
 /// Why the shift ended.
@@ -46,27 +73,28 @@ pub enum ShiftEnd {
     Stopped,
     /// No orders came for `leave_after_idle`.
     Idle,
-    /// A second stop request: left at once; orders may remain in the bucket.
-    Abandoned { orders_left: usize },
 }
 
 /// Something the barista was waiting for happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wake {
-    /// The bucket's children changed.
+    /// A bucket we serve changed.
     Orders,
     /// Our membership node changed or vanished.
     Membership,
+    /// Somebody came or went, a bucket appeared or vanished, or a claim was released.
+    Staff,
     /// The connection or session changed.
     Session(SessionEvent),
     /// Someone asked us to stop.
     Stop,
 }
 
-/// Works one shift: registers, serves until stopped (or idle), leaves. Stops within a bounded
-/// time of `shutdown` being requested; a second request leaves the order in hand unfinished.
+/// Works one shift: registers, serves until stopped (or idle), leaves. A first stop request
+/// ends the shift gracefully, a second one at once (see the module docs).
 pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown) -> Result<ShiftEnd> {
     shop::check_initialised(session)?;
+    shop::ensure_extensions(session)?;
     let (tx, rx) = mpsc::channel();
     let stop_tx = tx.clone();
     shutdown.on_request(move || {
@@ -85,7 +113,10 @@ pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown) -> Re
         process_token: format!("{:016x}", rand::random::<u64>()),
         started: SystemTime::now(),
         registered: None,
+        staff_changed: true,
+        adopted: BTreeSet::new(),
         reported_foreign: HashSet::new(),
+        last_order: Instant::now(),
     };
     barista.shift()
 }
@@ -96,70 +127,111 @@ struct Barista {
     shutdown: Shutdown,
     wakes: Receiver<Wake>,
     wake_tx: Sender<Wake>,
-    /// Tells our membership nodes (of any of our sessions) from another process's.
+    /// Tells our membership and claim nodes (of any of our sessions) from another process's.
     process_token: String,
     started: SystemTime,
     /// The session generation our membership node belongs to.
     registered: Option<u64>,
+    /// The group, the buckets or a claim changed since we last looked for orphans.
+    staff_changed: bool,
+    /// Orphaned buckets whose claim we hold (on the registered session).
+    adopted: BTreeSet<BaristaName>,
     /// Foreign bucket children already logged, so each is reported once.
     reported_foreign: HashSet<String>,
+    /// When we last served (or were given) an order.
+    last_order: Instant,
 }
 
-/// What one look at the bucket found.
+/// What one look at a bucket found.
 enum Queue {
     Orders(Vec<OrderName>),
-    /// The bucket itself is gone (deleted by someone else).
+    /// The bucket itself is gone.
     NoBucket,
+}
+
+/// What one round of work decided.
+enum Round {
+    /// Look again.
+    Continue,
+    /// Nothing came for `leave_after_idle`.
+    Idle,
 }
 
 impl Barista {
     fn shift(&mut self) -> Result<ShiftEnd> {
-        let mut last_order = Instant::now();
+        let mut outage: Option<(Instant, Duration)> = None;
         while self.shutdown.state() == Stop::No {
-            if self.registered != Some(self.session.generation()) {
-                self.register()?;
-            }
-            let orders = match self.look_at_bucket()? {
-                Queue::Orders(orders) => orders,
-                Queue::NoBucket => {
-                    warn!("my bucket {} vanished; making it again", layout::bucket(&self.config.name));
-                    self.registered = None;
-                    continue;
-                }
-            };
-            if self.registered != Some(self.session.generation()) {
-                continue; // a new session: our watches and membership are gone
-            }
-            if !orders.is_empty() {
-                for order in orders {
-                    if self.shutdown.state() != Stop::No {
-                        break;
+            match self.round() {
+                Ok(Round::Continue) => {
+                    if let Some((since, _)) = outage.take() {
+                        info!("ZooKeeper is back after {}; serving again", human(since.elapsed()));
                     }
-                    self.serve(order)?;
                 }
-                last_order = Instant::now();
-                continue;
+                Ok(Round::Idle) => return self.leave(ShiftEnd::Idle),
+                Err(e) if e.is_transient() => {
+                    let (since, backoff) = outage.unwrap_or_else(|| {
+                        warn!("{e}; will keep trying");
+                        (Instant::now(), Duration::from_millis(200))
+                    });
+                    self.wait(backoff);
+                    outage = Some((since, (backoff * 2).min(MAX_OUTAGE_BACKOFF)));
+                }
+                Err(e) => return Err(e),
             }
-            let wait = match self.config.leave_after_idle {
-                Some(idle) => match idle.checked_sub(last_order.elapsed()) {
-                    Some(left) if !left.is_zero() => left.min(MAX_WAIT),
-                    _ => {
-                        info!("no orders for {}, I'm leaving", human(idle));
-                        return self.leave(ShiftEnd::Idle);
-                    }
-                },
-                None => MAX_WAIT,
-            };
-            self.wait(wait);
         }
         self.leave(ShiftEnd::Stopped)
     }
 
-    /// Waits up to `timeout` for a wake-up, then drains the ones queued behind it.
+    /// Registers if needed, adopts orphans, serves what is queued, else waits for a wake-up.
+    fn round(&mut self) -> Result<Round> {
+        if self.registered != Some(self.session.generation()) {
+            // Claims are ephemeral: a new session holds none of the old ones.
+            self.adopted.clear();
+            self.register()?;
+            self.staff_changed = true;
+        }
+        if self.staff_changed {
+            self.staff_changed = false;
+            self.look_for_orphans()?;
+        }
+        let own = self.config.name.clone();
+        let mut served = match self.look_at_bucket(&own)? {
+            Queue::Orders(orders) => self.serve_all(&own, orders)?,
+            Queue::NoBucket => {
+                warn!("my bucket {} vanished; making it again", layout::bucket(&own));
+                self.registered = None;
+                return Ok(Round::Continue);
+            }
+        };
+        for orphan in self.adopted.clone() {
+            if self.shutdown.state() != Stop::No {
+                break;
+            }
+            served += self.serve_adopted(&orphan)?;
+        }
+        if served > 0 || self.registered != Some(self.session.generation()) {
+            self.last_order = Instant::now();
+            return Ok(Round::Continue);
+        }
+        let wait = match self.config.leave_after_idle {
+            Some(idle) => match idle.checked_sub(self.last_order.elapsed()).filter(|d| !d.is_zero()) {
+                Some(left) => left.min(MAX_WAIT),
+                None => {
+                    info!("no orders for {}, I'm leaving", human(idle));
+                    return Ok(Round::Idle);
+                }
+            },
+            None => MAX_WAIT,
+        };
+        self.wait(wait);
+        Ok(Round::Continue)
+    }
+
+    /// Waits up to `timeout` for a wake-up, then takes the ones queued behind it.
     fn wait(&mut self, timeout: Duration) {
         match self.wakes.recv_timeout(timeout) {
             Ok(wake) => self.note(wake),
-            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
         }
         while let Ok(wake) = self.wakes.try_recv() {
             self.note(wake);
@@ -170,46 +242,48 @@ impl Barista {
         debug!("woken by {wake:?}");
         match wake {
             Wake::Membership | Wake::Session(SessionEvent::Lost) => self.registered = None,
-            Wake::Orders | Wake::Session(SessionEvent::Reconnected) | Wake::Stop => {}
+            // Watches are lost on reconnect: look at everything again.
+            Wake::Staff | Wake::Session(SessionEvent::Reconnected) => self.staff_changed = true,
+            Wake::Orders | Wake::Stop => {}
         }
+    }
+
+    /// A closure that sends `wake` to ourselves, for a watch.
+    fn waker(&self, wake: Wake) -> impl Fn() + Send + Sync + Clone + 'static {
+        let tx = Mutex::new(self.wake_tx.clone());
+        let tx = std::sync::Arc::new(tx);
+        move || {
+            let _ = tx.lock().map(|tx| tx.send(wake));
+        }
+    }
+
+    fn registration(&self, generation: u64) -> Registration {
+        Registration::for_this_process(
+            self.process_token.clone(),
+            generation,
+            self.config.brew_time.as_millis() as u64,
+            self.started,
+        )
     }
 
     /// Creates the bucket (if needed) and then our membership node, in that order, so a
     /// customer who sees us on shift can always order.
     fn register(&mut self) -> Result<()> {
         let name = self.config.name.clone();
-        let bucket = layout::bucket(&name);
         let member = layout::member(&name);
-        if self.session.ensure_persistent(&bucket, b"")? {
-            debug!("created my bucket {bucket}");
+        if self.session.ensure_persistent(&layout::bucket(&name), b"")? {
+            debug!("created my bucket {}", layout::bucket(&name));
         }
         // Read the generation before the create: if the session is replaced in between, the
-        // mismatch makes the shift loop register again.
+        // mismatch makes the next round register again.
         let generation = self.session.generation();
-        let registration = Registration::for_this_process(
-            self.process_token.clone(),
-            generation,
-            self.config.brew_time.as_millis() as u64,
-            self.started,
-        );
+        let registration = self.registration(generation);
         // The previous holder of this name may be a dead session the server has not expired
-        // yet: wait for it up to two session timeouts before calling the name taken.
+        // yet (a restart under the same name): wait for it up to two session timeouts before
+        // calling the name taken.
         let deadline = Instant::now() + self.session.session_timeout() * 2 + Duration::from_secs(1);
         let mut announced = false;
-        loop {
-            if self.session.create_ephemeral(&member, &registration.encode())? {
-                break;
-            }
-            let Some((data, version)) = self.session.versioned_data(&member)? else { continue };
-            match Registration::decode(&data) {
-                Some(r) if r == registration => break, // our own create, retried after a loss
-                Some(r) if r.process_token == self.process_token => {
-                    debug!("removing my membership node from session {}", r.generation);
-                    self.session.delete(&member, Some(version))?;
-                    continue;
-                }
-                _ => {}
-            }
+        while !self.take_ephemeral(&member, &registration)? {
             if Instant::now() >= deadline || self.shutdown.state() != Stop::No {
                 return Err(Error::NameInUse(name.to_string()));
             }
@@ -217,98 +291,188 @@ impl Barista {
                 info!("{member} is held by another session; waiting for it to expire");
                 announced = true;
             }
-            let tx = self.wake_tx.clone();
-            if self.session.watch_exists(&member, move || {
-                let _ = tx.send(Wake::Membership);
-            })? {
+            if self.session.watch_exists(&member, self.waker(Wake::Membership))? {
                 self.wait(deadline.saturating_duration_since(Instant::now()).min(MAX_WAIT));
             }
         }
-        let tx = self.wake_tx.clone();
-        self.session.watch_exists(&member, move || {
-            let _ = tx.send(Wake::Membership);
-        })?;
+        self.session.watch_exists(&member, self.waker(Wake::Membership))?;
         self.registered = Some(generation);
         info!("barista {name} is on shift (session {generation})");
         Ok(())
     }
 
-    /// Lists the bucket once, re-arming the children watch, and returns the orders in the order
-    /// they were placed.
-    fn look_at_bucket(&mut self) -> Result<Queue> {
-        let tx = self.wake_tx.clone();
-        let bucket = layout::bucket(&self.config.name);
-        let Some(children) = self.session.watch_children(&bucket, move || {
-            let _ = tx.send(Wake::Orders);
-        })?
-        else {
+    /// Creates the ephemeral `path` holding `registration`. A node left by one of our own
+    /// earlier sessions is replaced; `false` if another process holds it.
+    fn take_ephemeral(&self, path: &str, registration: &Registration) -> Result<bool> {
+        for _ in 0..3 {
+            if self.session.create_ephemeral(path, &registration.encode())? {
+                return Ok(true);
+            }
+            let Some((data, version)) = self.session.versioned_data(path)? else { continue };
+            match Registration::decode(&data) {
+                Some(r) if r == *registration => return Ok(true), // our create, retried after a loss
+                Some(r) if r.process_token == self.process_token => {
+                    debug!("replacing {path} left by my session {}", r.generation);
+                    self.session.delete(path, Some(version))?;
+                }
+                _ => return Ok(false),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Claims the buckets whose owners are not on shift, and releases claims on buckets whose
+    /// owners came back. Watches the group, the buckets and others' claims.
+    fn look_for_orphans(&mut self) -> Result<()> {
+        let on_shift: BTreeSet<BaristaName> =
+            shop::watch_baristas_on_shift(&self.session, self.waker(Wake::Staff))?.into_iter().collect();
+        let buckets = self
+            .session
+            .watch_children(layout::ORDERS, self.waker(Wake::Staff))?
+            .ok_or_else(|| Error::ShopNotInitialised { missing: layout::ORDERS.to_owned() })?;
+        for owner in self.adopted.clone() {
+            if on_shift.contains(&owner) {
+                info!("{owner} is back on shift; handing its bucket back");
+                self.release(&owner)?;
+            }
+        }
+        let generation = self.session.generation();
+        let me = self.config.name.clone();
+        for bucket in buckets {
+            let Ok(owner) = BaristaName::new(&bucket) else { continue };
+            if owner == me || on_shift.contains(&owner) || self.adopted.contains(&owner) {
+                continue;
+            }
+            let claim = layout::claim(&owner);
+            if self.take_ephemeral(&claim, &self.registration(generation))? {
+                info!("adopting the orphaned bucket of {owner}");
+                self.adopted.insert(owner);
+            } else {
+                // Someone else adopts it; if they die, their claim goes and we look again.
+                self.session.watch_exists(&claim, self.waker(Wake::Staff))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives up our claim on `owner`'s bucket.
+    fn release(&mut self, owner: &BaristaName) -> Result<()> {
+        self.adopted.remove(owner);
+        self.session.delete(&layout::claim(owner), None)?;
+        Ok(())
+    }
+
+    /// Serves an adopted bucket's queue; removes the bucket once empty and its owner is still
+    /// away. Returns how many orders were served.
+    fn serve_adopted(&mut self, owner: &BaristaName) -> Result<usize> {
+        match self.look_at_bucket(owner)? {
+            Queue::NoBucket => {
+                self.release(owner)?;
+                Ok(0)
+            }
+            Queue::Orders(orders) if orders.is_empty() => {
+                if self.session.exists(&layout::member(owner))? {
+                    return self.release(owner).map(|()| 0); // the owner is back
+                }
+                match self.session.delete_if_empty(&layout::bucket(owner))? {
+                    Removal::Deleted | Removal::Absent => {
+                        info!("removed the emptied orphaned bucket of {owner}");
+                        self.release(owner)?;
+                    }
+                    Removal::NotEmpty => {} // a late order or a foreign child: look again later
+                }
+                Ok(0)
+            }
+            Queue::Orders(orders) => self.serve_all(owner, orders),
+        }
+    }
+
+    /// Lists `owner`'s bucket once, re-arming the children watch, and returns the orders in
+    /// the order they were placed.
+    fn look_at_bucket(&mut self, owner: &BaristaName) -> Result<Queue> {
+        let bucket = layout::bucket(owner);
+        let Some(children) = self.session.watch_children(&bucket, self.waker(Wake::Orders))? else {
             return Ok(Queue::NoBucket);
         };
         let (orders, foreign) = layout::orders_in_placement_order(&children);
         for child in foreign {
-            if self.reported_foreign.insert(child.to_owned()) {
+            if self.reported_foreign.insert(format!("{bucket}/{child}")) {
                 warn!("ignoring {bucket}/{child}: not an order (orders are named coffee + 10 digits)");
             }
         }
         Ok(Queue::Orders(orders))
     }
 
+    /// Serves `orders` from `owner`'s bucket in turn until a stop is requested; returns how
+    /// many were taken in hand.
+    fn serve_all(&mut self, owner: &BaristaName, orders: Vec<OrderName>) -> Result<usize> {
+        let mut taken = 0;
+        for order in orders {
+            if self.shutdown.state() != Stop::No {
+                break;
+            }
+            self.serve(owner, order)?;
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
     /// Reads, brews and serves one order. An order that vanishes on the way was withdrawn by
-    /// its customer.
-    fn serve(&mut self, order: OrderName) -> Result<()> {
-        let path = layout::order(&self.config.name, order);
+    /// its customer. Only a second stop request interrupts the brew (the order then stays
+    /// queued, to be adopted).
+    fn serve(&mut self, owner: &BaristaName, order: OrderName) -> Result<()> {
+        let path = layout::order(owner, order);
         let Some(data) = self.session.data(&path)? else {
             debug!("{path} was withdrawn before I started it");
             return Ok(());
         };
         let coffee = String::from_utf8_lossy(&data).into_owned();
-        info!("making {coffee} for {order}");
+        let whose = if *owner == self.config.name { String::new() } else { format!(" (adopted from {owner})") };
+        info!("making {coffee} for {order}{whose}");
         let brewed_at = Instant::now() + self.config.brew_time;
         while let Some(left) = brewed_at.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
             self.wait(left);
             if self.shutdown.state() == Stop::Now {
-                info!("stopping at once: {order} is left unserved");
+                info!("stopping at once: {order} stays queued");
                 return Ok(());
             }
         }
         if self.session.delete(&path, None)? {
-            info!("served {coffee} ({order})");
+            info!("served {coffee} ({order}){whose}");
         } else {
             info!("{order} was withdrawn while I made it");
         }
         Ok(())
     }
 
-    /// Leaves the shift: off `/barista_group` first, so no new customer picks us; then, unless
-    /// told to stop at once, serves what is still queued and removes the empty bucket.
+    /// Leaves the shift without losing an order (see the module docs).
     fn leave(&mut self, end: ShiftEnd) -> Result<ShiftEnd> {
-        let name = self.config.name.clone();
-        self.session.delete(&layout::member(&name), None)?;
+        let me = self.config.name.clone();
+        self.session.delete(&layout::member(&me), None)?;
         self.registered = None;
-        info!("barista {name} left the group");
-        let bucket = layout::bucket(&name);
-        // A bucket that holds a child which is not an order cannot be removed; give up on it
-        // after a few tries rather than loop.
-        let mut not_empty = 0;
+        info!("barista {me} left the group");
+        for owner in self.adopted.clone() {
+            self.release(&owner)?;
+        }
+        if self.shutdown.state() == Stop::Now {
+            return Ok(end);
+        }
+        let bucket = layout::bucket(&me);
+        let drain_until = Instant::now() + self.config.drain_timeout;
+        let mut removals = 0;
         loop {
-            let orders = match self.look_at_bucket()? {
+            let orders = match self.look_at_bucket(&me)? {
                 Queue::NoBucket => return Ok(end),
                 Queue::Orders(orders) => orders,
             };
-            if self.shutdown.state() == Stop::Now {
-                if !orders.is_empty() {
-                    warn!("stopped at once with {} orders left in {bucket}", orders.len());
-                }
-                return Ok(ShiftEnd::Abandoned { orders_left: orders.len() });
-            }
             if orders.is_empty() {
                 match self.session.delete_if_empty(&bucket)? {
                     Removal::Deleted | Removal::Absent => {
                         info!("removed my empty bucket {bucket}");
                         return Ok(end);
                     }
-                    Removal::NotEmpty if not_empty < 3 => {
-                        not_empty += 1; // a late order arrived: serve it
+                    Removal::NotEmpty if removals < MAX_BUCKET_REMOVALS => {
+                        removals += 1; // a late order arrived: look again
                         continue;
                     }
                     Removal::NotEmpty => {
@@ -317,12 +481,21 @@ impl Barista {
                     }
                 }
             }
-            info!("serving {} orders still queued before leaving", orders.len());
+            let others = shop::baristas_on_shift(&self.session)?;
+            if !others.is_empty() {
+                info!("handing {} queued orders over to the {} baristas on shift", orders.len(), others.len());
+                return Ok(end);
+            }
+            if Instant::now() >= drain_until || self.shutdown.state() == Stop::Now {
+                warn!("leaving {} orders in {bucket} for the next barista to adopt", orders.len());
+                return Ok(end);
+            }
+            info!("nobody else is on shift: serving the {} queued orders before leaving", orders.len());
             for order in orders {
-                if self.shutdown.state() == Stop::Now {
+                if self.shutdown.state() == Stop::Now || Instant::now() >= drain_until {
                     break;
                 }
-                self.serve(order)?;
+                self.serve(&me, order)?;
             }
         }
     }

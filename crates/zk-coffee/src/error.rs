@@ -87,6 +87,11 @@ impl Error {
         }
     }
 
+    /// Whether waiting may cure it: ZooKeeper is unreachable for now.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Unreachable { .. } | Error::ConnectionLost { .. })
+    }
+
     /// Shorthand for a usage error.
     pub fn usage(msg: impl Into<String>) -> Error {
         Error::Usage(msg.into())

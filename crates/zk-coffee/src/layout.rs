@@ -6,10 +6,15 @@
 //! /orders                   persistent, data "0"
 //!     /{barista}            persistent: the barista's bucket (holds orders only)
 //!         /coffee0000000042 PERSISTENT_SEQUENTIAL: an order; data = the coffee's name in UTF-8
+//! /zk-coffee                persistent: our additions, outside the original layout
+//!     /claims               persistent
+//!         /{barista}        EPHEMERAL: held by the one barista adopting {barista}'s orphaned
+//!                           bucket; data = the adopter's registration
 //! ```
 //!
 //! An order is served when its znode is deleted. Names are validated here so that a path
-//! built from them always has exactly the shape above.
+//! built from them always has exactly the shape above. Everything this project adds lives
+//! under `/zk-coffee`, where a client that knows only the original layout never looks.
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +25,10 @@ use crate::error::Error;
 pub const BARISTA_GROUP: &str = "/barista_group";
 /// Where each barista's bucket of orders lives.
 pub const ORDERS: &str = "/orders";
+/// The root of everything this project adds to the original layout.
+pub const EXTENSIONS: &str = "/zk-coffee";
+/// Where adoption claims live.
+pub const CLAIMS: &str = "/zk-coffee/claims";
 /// The data of the two top-level nodes, as the original program wrote it.
 pub const ROOT_DATA: &[u8] = b"0";
 /// Every order's name starts with this, followed by ZooKeeper's 10-digit sequence.
@@ -121,6 +130,11 @@ pub fn bucket(barista: &BaristaName) -> String {
     format!("{ORDERS}/{barista}")
 }
 
+/// `/zk-coffee/claims/{barista}`: the claim on `barista`'s orphaned bucket.
+pub fn claim(orphan: &BaristaName) -> String {
+    format!("{CLAIMS}/{orphan}")
+}
+
 /// `/orders/{barista}/coffee`: what a customer passes to a sequential create.
 pub fn order_prefix(barista: &BaristaName) -> String {
     format!("{ORDERS}/{barista}/{ORDER_PREFIX}")
@@ -170,6 +184,7 @@ mod tests {
         assert_eq!(bucket(&b), "/orders/host_42");
         assert_eq!(order_prefix(&b), "/orders/host_42/coffee");
         assert_eq!(order(&b, OrderName { sequence: 7 }), "/orders/host_42/coffee0000000007");
+        assert_eq!(claim(&b), "/zk-coffee/claims/host_42");
     }
 
     #[test]

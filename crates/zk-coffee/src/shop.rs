@@ -35,10 +35,11 @@ pub fn ensure_chroot(config: &SessionConfig) -> Result<()> {
     Ok(())
 }
 
-/// Creates `/barista_group` and `/orders` (data `0`) where missing. Idempotent.
+/// Creates `/barista_group` and `/orders` (data `0`) where missing, and our own
+/// `/zk-coffee/claims`. Idempotent.
 pub fn init(session: &Session) -> Result<InitReport> {
     let mut report = InitReport { created: Vec::new(), found: Vec::new() };
-    for path in [layout::BARISTA_GROUP, layout::ORDERS] {
+    for path in [layout::BARISTA_GROUP, layout::ORDERS, layout::EXTENSIONS, layout::CLAIMS] {
         if session.ensure_persistent(path, layout::ROOT_DATA)? {
             report.created.push(path.to_owned());
         } else {
@@ -46,6 +47,15 @@ pub fn init(session: &Session) -> Result<InitReport> {
         }
     }
     Ok(report)
+}
+
+/// Creates our own nodes under `/zk-coffee` where missing, for a shop that the original
+/// program (or an older `shop-init`) set up.
+pub fn ensure_extensions(session: &Session) -> Result<()> {
+    for path in [layout::EXTENSIONS, layout::CLAIMS] {
+        session.ensure_persistent(path, layout::ROOT_DATA)?;
+    }
+    Ok(())
 }
 
 /// Fails with [`Error::ShopNotInitialised`] unless both top-level nodes exist.
