@@ -1,1 +1,10 @@
+//! Integration tests of zk-coffee: the real binaries against real, private ZooKeeper servers.
+//!
+//! Every test starts its own server (see `zk_coffee_tests::ZkServer`) and runs the roles as
+//! processes. Build the binaries first: `cargo build --workspace --bins` (or `scripts/test.sh`).
 
+mod chroot;
+mod errors;
+mod fifo;
+mod scene;
+mod wire_compat;

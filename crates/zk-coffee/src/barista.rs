@@ -241,9 +241,12 @@ impl Barista {
     fn note(&mut self, wake: Wake) {
         debug!("woken by {wake:?}");
         match wake {
-            Wake::Membership | Wake::Session(SessionEvent::Lost) => self.registered = None,
-            // Watches are lost on reconnect: look at everything again.
-            Wake::Staff | Wake::Session(SessionEvent::Reconnected) => self.staff_changed = true,
+            // Somebody removed our membership node: make it again.
+            Wake::Membership => self.registered = None,
+            // Watches are lost on reconnect: look at everything again. (A lost session needs
+            // no more: the next call runs on a new session, whose generation tells `round`
+            // to register again.)
+            Wake::Staff | Wake::Session(_) => self.staff_changed = true,
             Wake::Orders | Wake::Stop => {}
         }
     }
