@@ -626,25 +626,29 @@ pub struct Receipt {
 impl Receipt {
     /// Parses a customer's stdout line; panics with the line if it does not have the shape.
     pub fn parse(line: &str) -> Receipt {
-        let bad = || panic!("not a customer result line: {line:?}");
+        Receipt::try_parse(line).unwrap_or_else(|| panic!("not a customer result line: {line:?}"))
+    }
+
+    /// Like [`Receipt::parse`], `None` for a line without the shape.
+    pub fn try_parse(line: &str) -> Option<Receipt> {
         let mut words = line.split(' ');
-        let outcome = words.next().unwrap_or_else(bad).to_owned();
+        let outcome = words.next()?.to_owned();
         let mut fields = BTreeMap::new();
         for word in words {
-            let (k, v) = word.split_once('=').unwrap_or_else(bad);
+            let (k, v) = word.split_once('=')?;
             fields.insert(k, v);
         }
         let keys: Vec<&str> = fields.keys().copied().collect();
         if !(outcome == "served" || outcome == "gave-up") || keys != ["barista", "coffee", "order", "wait_ms"] {
-            bad();
+            return None;
         }
-        Receipt {
+        Some(Receipt {
             outcome,
             order: fields["order"].to_owned(),
             coffee: fields["coffee"].to_owned(),
             barista: fields["barista"].to_owned(),
-            wait_ms: fields["wait_ms"].parse().unwrap_or_else(|_| bad()),
-        }
+            wait_ms: fields["wait_ms"].parse().ok()?,
+        })
     }
 
     /// The order's name, e.g. `coffee0000000003`.
@@ -656,6 +660,18 @@ impl Receipt {
     pub fn sequence(&self) -> u64 {
         order_sequence(self.order_name()).unwrap_or_else(|| panic!("bad order name in {self:?}"))
     }
+}
+
+/// The paths `shop-init` reports with `word` (`created` or `found`), in its order. Panics
+/// unless every stdout line is such a report and the two original roots come first.
+pub fn shop_init_report(out: &Output, word: &str) -> Vec<String> {
+    let paths: Vec<String> = out
+        .stdout
+        .iter()
+        .map(|l| l.strip_prefix(&format!("{word} ")).unwrap_or_else(|| panic!("not a `{word}` line: {l:?}\n{out}")).to_owned())
+        .collect();
+    assert!(paths.starts_with(&["/barista_group".to_owned(), "/orders".to_owned()]), "{out}");
+    paths
 }
 
 /// The sequence number of an order name `coffee` + 10 digits, `None` for anything else.
@@ -1087,9 +1103,13 @@ impl ZkServer {
     }
 
     /// The end of the server's log, for failure messages.
+    /// Java stack-trace lines and the server's notes about `ruok`/`srvr` polling are left out.
     pub fn log_tail(&self, lines: usize) -> String {
         let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
-        let all: Vec<&str> = log.lines().collect();
+        let all: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.starts_with('\t') && !l.contains(" command from /") && !l.starts_with("EndOfStreamException"))
+            .collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 }

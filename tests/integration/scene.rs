@@ -1,0 +1,88 @@
+//! The seed scene: shop-init, three baristas and six customers as real processes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use zk_coffee_tests::*;
+
+#[test]
+fn three_baristas_serve_six_customers_and_leave_cleanly_on_sigterm() {
+    let server = ZkServer::start();
+    let init = server.init_shop();
+    // The original roots, then this project's own nodes (under /zk-coffee).
+    let shop_nodes = shop_init_report(&init, "created");
+
+    // Baristas with their default names, {hostname}_{pid}.
+    let mut baristas: Vec<Proc> =
+        (0..3).map(|_| server.cmd(Role::Barista).args(["--brew-time", "0.2"]).spawn()).collect();
+    let mut names = BTreeMap::new(); // name -> index in `baristas`
+    for (i, b) in baristas.iter().enumerate() {
+        let line = b.wait_for_stderr(" is on shift", LOG_TIMEOUT);
+        let name = line.split("barista ").nth(1).and_then(|r| r.split(' ').next()).expect("a name").to_owned();
+        assert!(name.ends_with(&format!("_{}", b.pid())), "default name {name:?} is not host_pid");
+        names.insert(name, i);
+    }
+    assert_eq!(names.len(), 3, "three distinct names: {names:?}");
+
+    let customers: Vec<Proc> = (0..6).map(|_| server.cmd(Role::Customer).spawn()).collect();
+    let mut receipts = Vec::new();
+    for c in customers {
+        let out = c.wait_exit(EXIT_TIMEOUT);
+        out.assert_code(exit::OK);
+        let r = Receipt::parse(out.single_stdout_line());
+        assert_eq!(r.outcome, "served", "{out}");
+        assert!(names.contains_key(&r.barista), "served by an unknown barista: {r:?}");
+        assert_eq!(r.order, format!("/orders/{}/{}", r.barista, r.order_name()), "{r:?}");
+        assert!(r.sequence() < 6, "{r:?}");
+        assert!(MENU.contains(&r.coffee.as_str()), "{r:?}");
+        receipts.push(r);
+    }
+    let orders: BTreeSet<&str> = receipts.iter().map(|r| r.order.as_str()).collect();
+    assert_eq!(orders.len(), 6, "six distinct orders: {receipts:?}");
+
+    // Each order was made and served by the barista the customer named, for the coffee it asked.
+    for r in &receipts {
+        let b = &baristas[names[&r.barista]];
+        b.wait_for_stderr(&format!("served {} ({})", r.coffee, r.order_name()), LOG_TIMEOUT);
+        let events = barista_events(&b.stderr_lines());
+        assert!(events.contains(&("making".into(), r.coffee.clone(), r.order_name().into())), "{events:?}");
+    }
+    let served: usize =
+        baristas.iter().map(|b| barista_events(&b.stderr_lines()).iter().filter(|e| e.0 == "served").count()).sum();
+    assert_eq!(served, 6, "the baristas served six coffees in all");
+
+    // The tree: the two roots with data "0", each barista's ephemeral member and empty bucket;
+    // no orders, no adoption claims.
+    let mut expected = shop_nodes.clone();
+    for name in names.keys() {
+        expected.push(format!("/barista_group/{name}"));
+        expected.push(format!("/orders/{name}"));
+    }
+    expected.sort();
+    assert_eq!(server.tree("/"), expected, "no order nodes left, nothing else");
+    for root in ["/barista_group", "/orders"] {
+        let node = server.node(root).expect("root exists");
+        assert_eq!(node.data, b"0", "{root}");
+        assert!(!node.ephemeral, "{root}");
+    }
+    for name in names.keys() {
+        assert!(server.node(&format!("/barista_group/{name}")).expect("member").ephemeral, "{name}");
+        let bucket = server.node(&format!("/orders/{name}")).expect("bucket");
+        assert!(!bucket.ephemeral && bucket.num_children == 0, "{name}: {bucket:?}");
+    }
+    assert_eq!(server.mntr()["zk_ephemerals_count"], "3");
+
+    // SIGTERM: each barista leaves the group, removes its empty bucket and exits 0.
+    for b in &mut baristas {
+        b.signal("TERM");
+    }
+    for b in baristas {
+        let out = b.wait_exit(EXIT_TIMEOUT);
+        out.assert_code(exit::OK);
+        assert!(out.stderr.iter().any(|l| l.contains("left the group")), "{out}");
+        assert!(out.stderr.iter().any(|l| l.contains("removed my empty bucket")), "{out}");
+    }
+    let mut expected = shop_nodes.clone();
+    expected.sort();
+    assert_eq!(server.tree("/"), expected, "members, buckets and claims are gone");
+    assert_eq!(server.mntr()["zk_ephemerals_count"], "0");
+}
