@@ -1,0 +1,682 @@
+#!/usr/bin/env bash
+#
+# scripts/zk.sh — start and stop throwaway private ZooKeeper servers (a single
+# standalone server or a 3-member loopback ensemble) for the zk-coffee demo and
+# the integration tests. Uses the Debian `zookeeper` package (installed on
+# demand when running as root).
+#
+# Every server lives in its own directory:
+#   DIR/zoo.cfg     configuration (clientPort, dataDir=DIR/data, ...)
+#   DIR/data/       snapshots + transaction logs (and `myid` for ensembles)
+#   DIR/zk.pid      PID of the running java process
+#   DIR/server.log  stdout+stderr of the server (appended on every start)
+# An ensemble directory holds one such directory per member: DIR/1, DIR/2, ...
+#
+# Servers are started detached (setsid), so Ctrl-C in the caller's terminal and
+# process-group kills do not reach them: always `stop` what you `start`.
+#
+# Run `scripts/zk.sh --help` for the command line.
+
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$SCRIPT_DIR/lib.sh"
+
+PROG="$(basename "$0")"
+START_TIMEOUT="${ZK_START_TIMEOUT:-30}"
+ENSEMBLE_TIMEOUT="${ZK_ENSEMBLE_TIMEOUT:-60}"
+STOP_GRACE=5
+HOST=127.0.0.1
+# First line of every zoo.cfg this script writes. `stop` only touches
+# directories whose zoo.cfg carries it.
+ZK_MARKER="# Throwaway ZooKeeper written by scripts/zk.sh"
+
+usage() {
+    cat <<EOF
+Usage:
+  $PROG start [--port N] [--dir DIR] [--tick-ms MS] [--ruok-only]
+  $PROG start-ensemble [--dir DIR] [--tick-ms MS] [--size N]
+  $PROG stop DIR [--keep]
+  $PROG status DIR
+  $PROG leader DIR [--wait SECS]
+  $PROG addr DIR
+  $PROG --help
+
+Start and stop throwaway private ZooKeeper servers on 127.0.0.1.
+
+Commands:
+  start           Start one server and wait (up to ${START_TIMEOUT}s) until it answers
+                  'ruok' with 'imok' and serves requests ('srvr' works). Prints
+                  exactly one line on stdout:
+                      127.0.0.1:PORT DIR
+                  --dir DIR     server directory (default: a new
+                                mktemp -d /tmp/zk-coffee-zk.XXXXXX). If DIR/zoo.cfg
+                                exists it is reused (same port, same data dir: a
+                                restart; sessions are recovered from DIR/data);
+                                --port/--tick-ms then override its values.
+                  --port N      client port (default: a free port, or the one in
+                                an existing DIR/zoo.cfg)
+                  --tick-ms MS  tickTime (default 2000). Session timeouts are
+                                negotiated into [2, 20] x tickTime.
+                  If DIR/zoo.cfg has server.N lines (an ensemble member, e.g.
+                  DIR=ENSEMBLE/2), the member is started with QuorumPeerMain and
+                  start also waits until it has joined a quorum ('srvr' reports
+                  Mode: leader/follower); --ruok-only skips that wait (use it
+                  to start a member while the rest of its ensemble is down).
+                  On failure: prints the end of DIR/server.log to stderr, kills
+                  the server it started and exits 1.
+  start-ensemble  Start a loopback ensemble (default 3 members, in DIR/1..DIR/N,
+                  all ports free ones), wait (up to ${ENSEMBLE_TIMEOUT}s) until every member
+                  answers imok and is leader or follower. Prints one line:
+                      127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3 DIR
+                  If DIR/1/zoo.cfg exists, the existing ensemble is restarted
+                  (members that are still running are left alone).
+  stop DIR        Stop the server of DIR (DIR/zk.pid), or every member of an
+                  ensemble DIR (DIR/N/zk.pid): SIGTERM, SIGKILL after ${STOP_GRACE}s. Only a
+                  PID whose /proc cmdline is java with that dir's zoo.cfg is
+                  signalled. Removes the pid files and, unless --keep is given,
+                  the server directory (an ensemble's DIR/N member directories,
+                  then DIR if it is left empty). Only directories whose zoo.cfg
+                  was written by $PROG are touched; anything else is an error.
+                  Stopping a stopped server is OK.
+  status DIR      Server dir: prints 'running PID' (exit 0) or 'stopped' (exit 1).
+                  Ensemble dir: one line per member, 'N running PID' or
+                  'N stopped'; exit 0 only if all members run.
+  leader DIR      Prints the member number whose 'srvr' reports 'Mode: leader'.
+                  Waits up to --wait SECS (default 10) for one; exit 1 if none.
+  addr DIR        Prints the connect string of DIR (server or ensemble).
+
+Environment:
+  ZK_START_TIMEOUT     seconds 'start' waits for a server (default 30)
+  ZK_ENSEMBLE_TIMEOUT  seconds 'start-ensemble' waits (default 60)
+  ZK_JAVA_OPTS         extra JVM options for the servers
+
+Examples:
+  read -r ZK_SERVERS DIR < <($PROG start --tick-ms 200)
+  (source scripts/lib.sh && zk_4lw 127.0.0.1 "\${ZK_SERVERS##*:}" mntr)
+  $PROG stop "\$DIR" --keep && $PROG start --dir "\$DIR"   # restart, same port
+  $PROG stop "\$DIR"
+EOF
+}
+
+die() {
+    log_error "$*"
+    exit 1
+}
+
+is_uint() {
+    [[ "$1" =~ ^[0-9]+$ ]]
+}
+
+abs_dir() {
+    (cd "$1" && pwd -P)
+}
+
+# cfg_get FILE KEY: value of KEY= in a zoo.cfg (last one wins).
+cfg_get() {
+    sed -n "s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*//p" "$1" | tail -n 1 | tr -d '[:space:]'
+}
+
+# cfg_set FILE KEY VALUE: replace (or append) KEY=VALUE.
+cfg_set() {
+    local file="$1" key="$2" value="$3"
+    if grep -q "^[[:space:]]*${key}[[:space:]]*=" "$file"; then
+        sed -i "s|^[[:space:]]*${key}[[:space:]]*=.*|$key=$value|" "$file"
+    else
+        printf '%s=%s\n' "$key" "$value" >>"$file"
+    fi
+}
+
+# is_zk_dir DIR: DIR/zoo.cfg exists and was written by this script.
+is_zk_dir() {
+    [[ -f "$1/zoo.cfg" ]] && head -n 1 "$1/zoo.cfg" | grep -qxF "$ZK_MARKER"
+}
+
+# Directories no command of this script ever removes.
+is_protected_dir() {
+    local d="$1" p
+    for p in / /tmp /var/tmp /root /home /usr /etc /var /opt /srv "${HOME:-/}" \
+        "$(abs_dir "$SCRIPT_DIR/..")" "$SCRIPT_DIR"; do
+        [[ "$d" == "$p" || "$d" == "${p%/}" ]] && return 0
+    done
+    return 1
+}
+
+is_quorum_cfg() {
+    grep -qE '^[[:space:]]*server\.[0-9]+[[:space:]]*=' "$1"
+}
+
+# write_cfg DIR PORT TICK [SERVER_LINES...]
+write_cfg() {
+    local dir="$1" port="$2" tick="$3"
+    shift 3
+    {
+        echo "$ZK_MARKER"
+        echo "tickTime=$tick"
+        echo "dataDir=$dir/data"
+        echo "clientPort=$port"
+        echo "clientPortAddress=$HOST"
+        echo "admin.enableServer=false"
+        echo "4lw.commands.whitelist=*"
+        echo "maxClientCnxns=0"
+        echo "# min/maxSessionTimeout left at their defaults: 2 and 20 x tickTime"
+        echo "initLimit=5"
+        echo "syncLimit=2"
+        echo "# Test server: no fsync per transaction (a killed process loses nothing,"
+        echo "# only a machine crash could)."
+        echo "forceSync=no"
+        local line
+        for line in "$@"; do
+            echo "$line"
+        done
+    } >"$dir/zoo.cfg"
+}
+
+# pid_matches PID DIR: PID is a live java process whose command line contains
+# DIR/zoo.cfg. Zombies have an empty cmdline and do not match.
+pid_matches() {
+    local pid="$1" dir="$2" arg first=1 is_java="" has_cfg=""
+    is_uint "$pid" || return 1
+    [[ -r "/proc/$pid/cmdline" ]] || return 1
+    while IFS= read -r -d '' arg; do
+        if [[ -n "$first" ]]; then
+            [[ "$(basename "$arg")" == java ]] && is_java=1
+            first=""
+        fi
+        [[ "$arg" == "$dir/zoo.cfg" ]] && has_cfg=1
+    done 2>/dev/null <"/proc/$pid/cmdline" || true
+    [[ -n "$is_java" && -n "$has_cfg" ]]
+}
+
+# running_pid DIR: echo the PID of DIR's live server, or return 1.
+running_pid() {
+    local dir="$1" pid
+    [[ -f "$dir/zk.pid" ]] || return 1
+    pid="$(tr -d '[:space:]' <"$dir/zk.pid" 2>/dev/null || true)"
+    if pid_matches "$pid" "$dir"; then
+        echo "$pid"
+        return 0
+    fi
+    return 1
+}
+
+# terminate_dirs DIR...: SIGTERM the live verified servers of the given dirs,
+# SIGKILL those still alive after STOP_GRACE seconds, remove the pid files.
+terminate_dirs() {
+    local -a dirs=() pids=()
+    local dir pid i deadline alive
+    for dir in "$@"; do
+        if pid="$(running_pid "$dir")"; then
+            dirs+=("$dir")
+            pids+=("$pid")
+            kill -TERM "$pid" 2>/dev/null || true
+            log_info "stopping ZooKeeper pid $pid ($dir)"
+        elif [[ -f "$dir/zk.pid" ]]; then
+            log_info "$dir/zk.pid is stale (no java process with $dir/zoo.cfg); removing it"
+            rm -f "$dir/zk.pid"
+        fi
+    done
+    ((${#pids[@]} > 0)) || return 0
+    deadline=$((SECONDS + STOP_GRACE))
+    while :; do
+        alive=0
+        for i in "${!pids[@]}"; do
+            pid_matches "${pids[$i]}" "${dirs[$i]}" && alive=1
+        done
+        ((alive)) || break
+        if ((SECONDS >= deadline)); then
+            for i in "${!pids[@]}"; do
+                if pid_matches "${pids[$i]}" "${dirs[$i]}"; then
+                    log_info "pid ${pids[$i]} still alive after ${STOP_GRACE}s; sending SIGKILL"
+                    kill -KILL "${pids[$i]}" 2>/dev/null || true
+                fi
+            done
+            deadline=$((SECONDS + 5))
+            while :; do
+                alive=0
+                for i in "${!pids[@]}"; do
+                    pid_matches "${pids[$i]}" "${dirs[$i]}" && alive=1
+                done
+                ((alive)) || break
+                ((SECONDS < deadline)) || {
+                    log_error "could not kill ZooKeeper pid(s) ${pids[*]}"
+                    return 1
+                }
+                sleep 0.1
+            done
+            break
+        fi
+        sleep 0.1
+    done
+    for dir in "${dirs[@]}"; do
+        rm -f "$dir/zk.pid"
+    done
+}
+
+# launch DIR: start the server described by DIR/zoo.cfg in the background,
+# detached; the java PID ends up in DIR/zk.pid.
+launch() {
+    local dir="$1" cfg="$1/zoo.cfg" main data cp i
+    if is_quorum_cfg "$cfg"; then
+        main=org.apache.zookeeper.server.quorum.QuorumPeerMain
+    else
+        main=org.apache.zookeeper.server.ZooKeeperServerMain
+    fi
+    data="$(cfg_get "$cfg" dataDir)"
+    mkdir -p "${data:-$dir/data}"
+    cp="$(zk_classpath)"
+    rm -f "$dir/zk.pid" "$dir/zk.pid.tmp"
+    printf '==== %s: scripts/zk.sh starting %s\n' "$(date '+%F %T')" "$main" >>"$dir/server.log"
+    local -a java_opts=()
+    if [[ -n "${ZK_JAVA_OPTS:-}" ]]; then
+        read -r -a java_opts <<<"$ZK_JAVA_OPTS"
+    fi
+    # The inner shell records its own PID, then execs java (same PID), so the
+    # pid file is right even if setsid has to fork.
+    # shellcheck disable=SC2016
+    setsid bash -c 'echo "$$" >"$1.tmp" && mv "$1.tmp" "$1" && shift && exec "$@"' zk-launch \
+        "$dir/zk.pid" \
+        java -Xmx256m "${java_opts[@]}" -cp "$cp" \
+        "-Dzookeeper.log.dir=$dir" \
+        -Dzookeeper.root.logger=INFO,CONSOLE \
+        "$main" "$cfg" \
+        </dev/null >>"$dir/server.log" 2>&1 &
+    for ((i = 0; i < 100; i++)); do
+        [[ -s "$dir/zk.pid" ]] && return 0
+        sleep 0.05
+    done
+    log_error "server process for $dir did not start"
+    return 1
+}
+
+# serving HOST PORT: srvr reports a quorum mode (leader/follower/observer) or
+# standalone.
+serving() {
+    zk_4lw "$1" "$2" srvr 2 | grep -qE '^Mode: (leader|follower|observer|standalone)'
+}
+
+# await DIR TIMEOUT_SECS RUOK_ONLY: wait until DIR's server answers imok and,
+# unless RUOK_ONLY, serves requests ('srvr' reports its Mode; the server
+# answers ruok while it is still loading its data, and an ensemble member
+# answers ruok before it has joined a quorum).
+await_server() {
+    local dir="$1" secs="$2" ruok_only="$3" port pid quorum="" serve=""
+    port="$(cfg_get "$dir/zoo.cfg" clientPort)"
+    is_quorum_cfg "$dir/zoo.cfg" && quorum=1
+    [[ -n "$ruok_only" ]] || serve=1
+    local deadline=$((SECONDS + secs))
+    while :; do
+        if ! pid="$(running_pid "$dir")"; then
+            log_error "ZooKeeper in $dir exited during startup"
+            return 1
+        fi
+        if [[ "$(zk_4lw "$HOST" "$port" ruok 2 || true)" == imok ]]; then
+            if [[ -z "$serve" ]] || serving "$HOST" "$port"; then
+                return 0
+            fi
+        fi
+        if ((SECONDS >= deadline)); then
+            if [[ -n "$quorum" && -n "$serve" ]]; then
+                log_error "ZooKeeper in $dir (pid $pid, port $port) did not join a quorum within ${secs}s"
+            else
+                log_error "ZooKeeper in $dir (pid $pid, port $port) did not answer ruok/imok within ${secs}s"
+            fi
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+show_log_tail() {
+    local dir="$1"
+    if [[ -f "$dir/server.log" ]]; then
+        echo "---- last lines of $dir/server.log ----" >&2
+        # (leave out the lines logged for our own ruok/srvr polling)
+        grep -v 'NIOServerCnxn@[0-9]*\] - Processing [a-z]* command from' "$dir/server.log" |
+            tail -n 40 >&2 || true
+        echo "----" >&2
+    fi
+}
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+# member_dirs DIR: ensemble members DIR/N (N a number, zoo.cfg written by this
+# script), in numeric order.
+member_dirs() {
+    local d
+    for d in "$1"/*/; do
+        d="${d%/}"
+        if [[ "$(basename "$d")" =~ ^[0-9]+$ ]] && is_zk_dir "$d"; then
+            echo "$d"
+        fi
+    done | sort -V
+}
+
+cmd_start() {
+    local port="" dir="" tick="" ruok_only="" created=""
+    while (($#)); do
+        case "$1" in
+            --port) port="${2:-}"; shift 2 || die "--port needs a value" ;;
+            --port=*) port="${1#*=}"; shift ;;
+            --dir) dir="${2:-}"; shift 2 || die "--dir needs a value" ;;
+            --dir=*) dir="${1#*=}"; shift ;;
+            --tick-ms) tick="${2:-}"; shift 2 || die "--tick-ms needs a value" ;;
+            --tick-ms=*) tick="${1#*=}"; shift ;;
+            --ruok-only) ruok_only=1; shift ;;
+            -h | --help) usage; exit 0 ;;
+            *) die "start: unknown argument '$1' (see --help)" ;;
+        esac
+    done
+    [[ -z "$port" ]] || { is_uint "$port" && ((port > 0 && port < 65536)); } || die "bad --port '$port'"
+    [[ -z "$tick" ]] || { is_uint "$tick" && ((tick > 0)); } || die "bad --tick-ms '$tick'"
+
+    ensure_zookeeper
+    if [[ -n "$dir" ]]; then
+        mkdir -p "$dir"
+        dir="$(abs_dir "$dir")"
+    else
+        dir="$(mktemp -d /tmp/zk-coffee-zk.XXXXXX)"
+        dir="$(abs_dir "$dir")"
+        created=1
+    fi
+
+    if is_protected_dir "$dir"; then
+        die "refusing to use $dir as a server directory"
+    fi
+    local pid
+    if pid="$(running_pid "$dir")"; then
+        die "a ZooKeeper server is already running in $dir (pid $pid)"
+    fi
+
+    if [[ -f "$dir/zoo.cfg" ]]; then
+        is_zk_dir "$dir" || die "$dir/zoo.cfg was not written by $PROG; refusing to use it"
+        if [[ -n "$port" ]]; then
+            cfg_set "$dir/zoo.cfg" clientPort "$port"
+        fi
+        if [[ -n "$tick" ]]; then
+            cfg_set "$dir/zoo.cfg" tickTime "$tick"
+        fi
+        port="$(cfg_get "$dir/zoo.cfg" clientPort)"
+        is_uint "$port" || die "$dir/zoo.cfg has no usable clientPort"
+    else
+        port="${port:-$(free_port)}"
+        write_cfg "$dir" "$port" "${tick:-2000}"
+    fi
+
+    if port_in_use "$port"; then
+        [[ -z "$created" ]] || rm -rf "$dir"
+        die "port $port on $HOST is already in use"
+    fi
+
+    local ok=1
+    launch "$dir" || ok=""
+    if [[ -n "$ok" ]]; then
+        await_server "$dir" "$START_TIMEOUT" "$ruok_only" || ok=""
+    fi
+    if [[ -z "$ok" ]]; then
+        show_log_tail "$dir"
+        terminate_dirs "$dir" || true
+        if [[ -n "$created" ]]; then
+            rm -rf "$dir"
+        fi
+        exit 1
+    fi
+    echo "$HOST:$port $dir"
+}
+
+cmd_start_ensemble() {
+    local dir="" tick="" size=3 created=""
+    while (($#)); do
+        case "$1" in
+            --dir) dir="${2:-}"; shift 2 || die "--dir needs a value" ;;
+            --dir=*) dir="${1#*=}"; shift ;;
+            --tick-ms) tick="${2:-}"; shift 2 || die "--tick-ms needs a value" ;;
+            --tick-ms=*) tick="${1#*=}"; shift ;;
+            --size) size="${2:-}"; shift 2 || die "--size needs a value" ;;
+            --size=*) size="${1#*=}"; shift ;;
+            -h | --help) usage; exit 0 ;;
+            *) die "start-ensemble: unknown argument '$1' (see --help)" ;;
+        esac
+    done
+    [[ -z "$tick" ]] || { is_uint "$tick" && ((tick > 0)); } || die "bad --tick-ms '$tick'"
+    { is_uint "$size" && ((size >= 1 && size <= 9)); } || die "bad --size '$size' (1..9)"
+
+    ensure_zookeeper
+    if [[ -n "$dir" ]]; then
+        mkdir -p "$dir"
+        dir="$(abs_dir "$dir")"
+    else
+        dir="$(mktemp -d /tmp/zk-coffee-zk.XXXXXX)"
+        dir="$(abs_dir "$dir")"
+        created=1
+    fi
+
+    if is_protected_dir "$dir"; then
+        die "refusing to use $dir as an ensemble directory"
+    fi
+    local -a members=()
+    local m pid port
+    if [[ -f "$dir/1/zoo.cfg" ]]; then
+        mapfile -t members < <(member_dirs "$dir")
+        ((${#members[@]} > 0)) || die "$dir/1/zoo.cfg was not written by $PROG; refusing to use it"
+        for m in "${members[@]}"; do
+            if [[ -n "$tick" ]]; then
+                cfg_set "$m/zoo.cfg" tickTime "$tick"
+            fi
+        done
+    else
+        local -a ports=() servers=()
+        mapfile -t ports < <(free_ports $((3 * size)))
+        ((${#ports[@]} == 3 * size)) || die "could not allocate free ports"
+        local n
+        for ((n = 1; n <= size; n++)); do
+            servers+=("server.$n=$HOST:${ports[$((size + 2 * (n - 1)))]}:${ports[$((size + 2 * (n - 1) + 1))]}")
+        done
+        for ((n = 1; n <= size; n++)); do
+            m="$dir/$n"
+            mkdir -p "$m/data"
+            echo "$n" >"$m/data/myid"
+            write_cfg "$m" "${ports[$((n - 1))]}" "${tick:-2000}" "${servers[@]}"
+            members+=("$m")
+        done
+    fi
+
+    # Members that are already running are left alone (restarting a partly
+    # stopped ensemble starts only the stopped members).
+    local -a to_start=()
+    for m in "${members[@]}"; do
+        if pid="$(running_pid "$m")"; then
+            log_info "member $m is already running (pid $pid)"
+            continue
+        fi
+        port="$(cfg_get "$m/zoo.cfg" clientPort)"
+        if port_in_use "$port"; then
+            [[ -z "$created" ]] || rm -rf "$dir"
+            die "port $port on $HOST is already in use"
+        fi
+        to_start+=("$m")
+    done
+
+    local ok=1 deadline=$((SECONDS + ENSEMBLE_TIMEOUT)) left
+    for m in "${to_start[@]}"; do
+        launch "$m" || { ok=""; break; }
+    done
+    if [[ -n "$ok" ]]; then
+        for m in "${members[@]}"; do
+            left=$((deadline - SECONDS))
+            ((left > 0)) || left=1
+            await_server "$m" "$left" "" || { ok=""; break; }
+        done
+    fi
+    if [[ -z "$ok" ]]; then
+        for m in "${members[@]}"; do
+            show_log_tail "$m"
+        done
+        if ((${#to_start[@]} > 0)); then
+            terminate_dirs "${to_start[@]}" || true
+        fi
+        if [[ -n "$created" ]]; then
+            rm -rf "$dir"
+        fi
+        exit 1
+    fi
+    echo "$(connect_string "$dir") $dir"
+}
+
+# connect_string DIR: host:port[,host:port...] of a server or ensemble dir.
+connect_string() {
+    local dir="$1" m out=""
+    if is_zk_dir "$dir"; then
+        echo "$HOST:$(cfg_get "$dir/zoo.cfg" clientPort)"
+        return
+    fi
+    while IFS= read -r m; do
+        out+="${out:+,}$HOST:$(cfg_get "$m/zoo.cfg" clientPort)"
+    done < <(member_dirs "$dir")
+    [[ -n "$out" ]] || return 1
+    echo "$out"
+}
+
+cmd_stop() {
+    local dir="" keep=""
+    while (($#)); do
+        case "$1" in
+            --keep) keep=1; shift ;;
+            -h | --help) usage; exit 0 ;;
+            -*) die "stop: unknown option '$1' (see --help)" ;;
+            *)
+                [[ -z "$dir" ]] || die "stop: only one DIR allowed"
+                dir="$1"
+                shift
+                ;;
+        esac
+    done
+    [[ -n "$dir" ]] || die "stop: DIR is required (see --help)"
+    if [[ ! -d "$dir" ]]; then
+        log_info "$dir does not exist; nothing to stop"
+        return 0
+    fi
+    dir="$(abs_dir "$dir")"
+
+    # Only a server directory (DIR/zoo.cfg written by this script) or an
+    # ensemble directory (DIR/N/zoo.cfg written by this script) is touched.
+    local -a dirs=()
+    local single=""
+    if is_zk_dir "$dir"; then
+        single=1
+        dirs=("$dir")
+    else
+        mapfile -t dirs < <(member_dirs "$dir")
+    fi
+    if ((${#dirs[@]} == 0)); then
+        die "$dir is neither a $PROG server directory (DIR/zoo.cfg) nor an ensemble directory (DIR/N/zoo.cfg); nothing stopped or removed"
+    fi
+    if [[ -z "$keep" ]] && is_protected_dir "$dir"; then
+        die "refusing to stop and remove $dir"
+    fi
+    terminate_dirs "${dirs[@]}"
+
+    if [[ -z "$keep" ]]; then
+        if [[ -n "$single" ]]; then
+            rm -rf "$dir"
+        else
+            # Remove the members, then DIR only if nothing else is left in it.
+            rm -rf "${dirs[@]}"
+            rmdir "$dir" 2>/dev/null || log_info "kept $dir: it holds files $PROG did not create"
+        fi
+    fi
+}
+
+cmd_status() {
+    local dir="${1:-}"
+    [[ -n "$dir" ]] || die "status: DIR is required (see --help)"
+    [[ -d "$dir" ]] || { echo stopped; return 1; }
+    dir="$(abs_dir "$dir")"
+    local pid m rc=0
+    if is_zk_dir "$dir"; then
+        if pid="$(running_pid "$dir")"; then
+            echo "running $pid"
+            return 0
+        fi
+        echo stopped
+        return 1
+    fi
+    local -a members=()
+    mapfile -t members < <(member_dirs "$dir")
+    if ((${#members[@]} == 0)); then
+        echo stopped
+        return 1
+    fi
+    for m in "${members[@]}"; do
+        if pid="$(running_pid "$m")"; then
+            echo "$(basename "$m") running $pid"
+        else
+            echo "$(basename "$m") stopped"
+            rc=1
+        fi
+    done
+    return "$rc"
+}
+
+cmd_leader() {
+    local dir="" wait=10
+    while (($#)); do
+        case "$1" in
+            --wait) wait="${2:-}"; shift 2 || die "--wait needs a value" ;;
+            --wait=*) wait="${1#*=}"; shift ;;
+            -h | --help) usage; exit 0 ;;
+            -*) die "leader: unknown option '$1' (see --help)" ;;
+            *) dir="$1"; shift ;;
+        esac
+    done
+    [[ -n "$dir" ]] || die "leader: DIR is required (see --help)"
+    is_uint "$wait" || die "bad --wait '$wait'"
+    [[ -d "$dir" ]] || die "$dir does not exist"
+    dir="$(abs_dir "$dir")"
+    local -a members=()
+    mapfile -t members < <(member_dirs "$dir")
+    ((${#members[@]} > 0)) || die "$dir is not an ensemble directory (no DIR/N/zoo.cfg)"
+    local m port deadline=$((SECONDS + wait))
+    while :; do
+        for m in "${members[@]}"; do
+            port="$(cfg_get "$m/zoo.cfg" clientPort)"
+            if zk_4lw "$HOST" "$port" srvr 2 | grep -qx 'Mode: leader'; then
+                basename "$m"
+                return 0
+            fi
+        done
+        if ((SECONDS >= deadline)); then
+            log_error "no member of $dir reports 'Mode: leader'"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+cmd_addr() {
+    local dir="${1:-}"
+    [[ -n "$dir" && -d "$dir" ]] || die "addr: DIR is required and must exist"
+    dir="$(abs_dir "$dir")"
+    connect_string "$dir" || die "$dir is not a zk.sh server or ensemble directory"
+}
+
+main() {
+    local cmd="${1:-}"
+    (($#)) && shift
+    case "$cmd" in
+        start) cmd_start "$@" ;;
+        start-ensemble) cmd_start_ensemble "$@" ;;
+        stop) cmd_stop "$@" ;;
+        status) cmd_status "$@" ;;
+        leader) cmd_leader "$@" ;;
+        addr) cmd_addr "$@" ;;
+        -h | --help | help) usage ;;
+        "") usage >&2; exit 2 ;;
+        *) log_error "unknown command '$cmd'"; usage >&2; exit 2 ;;
+    esac
+}
+
+main "$@"
