@@ -45,7 +45,8 @@ fn orders_queued_before_the_barista_starts_are_served_in_sequence_order() {
 
     let barista = server.cmd(Role::Barista).args(["--name", "fifo", "--brew-time", "0.05"]).spawn();
     wait_until(EXIT_TIMEOUT, "the bucket to be empty", || server.children("/orders/fifo") == Some(vec![]));
-    barista.wait_for_stderr(&format!("served jacob ({})", placed[10]), LOG_TIMEOUT);
+    // The log line follows the deletion: wait for the last one.
+    barista.wait_for_stderr(&format!("served {} ({})", MENU[11 % MENU.len()], placed[11]), LOG_TIMEOUT);
     let made = made_in_order(&barista.stderr_lines());
     assert_eq!(made, placed, "served in placement order");
     for (i, line) in barista_events(&barista.stderr_lines()).iter().filter(|e| e.0 == "served").enumerate() {

@@ -71,7 +71,8 @@ fn three_baristas_serve_six_customers_and_leave_cleanly_on_sigterm() {
     }
     assert_eq!(server.mntr()["zk_ephemerals_count"], "3");
 
-    // SIGTERM: each barista leaves the group, removes its empty bucket and exits 0.
+    // SIGTERM: each barista leaves the group and exits 0; the empty buckets are removed (by
+    // their owner, or by a colleague still on shift that adopted the emptied bucket first).
     for b in &mut baristas {
         b.signal("TERM");
     }
@@ -79,7 +80,6 @@ fn three_baristas_serve_six_customers_and_leave_cleanly_on_sigterm() {
         let out = b.wait_exit(EXIT_TIMEOUT);
         out.assert_code(exit::OK);
         assert!(out.stderr.iter().any(|l| l.contains("left the group")), "{out}");
-        assert!(out.stderr.iter().any(|l| l.contains("removed my empty bucket")), "{out}");
     }
     let mut expected = shop_nodes.clone();
     expected.sort();
