@@ -149,6 +149,17 @@ enum Queue {
     NoBucket,
 }
 
+/// What [`Barista::take_ephemeral`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// We created the node just now.
+    Created,
+    /// The node was already ours, made earlier by this session.
+    AlreadyOurs,
+    /// Another process holds it.
+    HeldByOther,
+}
+
 /// What one round of work decided.
 enum Round {
     /// Look again.
@@ -241,12 +252,14 @@ impl Barista {
     fn note(&mut self, wake: Wake) {
         debug!("woken by {wake:?}");
         match wake {
-            // Somebody removed our membership node: make it again.
-            Wake::Membership => self.registered = None,
-            // Watches are lost on reconnect: look at everything again. (A lost session needs
-            // no more: the next call runs on a new session, whose generation tells `round`
-            // to register again.)
-            Wake::Staff | Wake::Session(_) => self.staff_changed = true,
+            // Somebody removed our membership node, or the connection came back (watches are
+            // lost, and the crate may even have started a new session by itself after an
+            // expiry): check the membership node and our claims again, then everything else.
+            Wake::Membership | Wake::Session(_) => {
+                self.registered = None;
+                self.staff_changed = true;
+            }
+            Wake::Staff => self.staff_changed = true,
             Wake::Orders | Wake::Stop => {}
         }
     }
@@ -286,7 +299,8 @@ impl Barista {
         // calling the name taken.
         let deadline = Instant::now() + self.session.session_timeout() * 2 + Duration::from_secs(1);
         let mut announced = false;
-        while !self.take_ephemeral(&member, &registration)? {
+        let mut take = self.take_ephemeral(&member, &registration)?;
+        while take == Take::HeldByOther {
             if Instant::now() >= deadline || self.shutdown.state() != Stop::No {
                 return Err(Error::NameInUse(name.to_string()));
             }
@@ -297,31 +311,37 @@ impl Barista {
             if self.session.watch_exists(&member, self.waker(Wake::Membership))? {
                 self.wait(deadline.saturating_duration_since(Instant::now()).min(MAX_WAIT));
             }
+            take = self.take_ephemeral(&member, &registration)?;
         }
         self.session.watch_exists(&member, self.waker(Wake::Membership))?;
         self.registered = Some(generation);
-        info!("barista {name} is on shift (session {generation})");
+        if take == Take::Created {
+            info!("barista {name} is on shift (session {generation})");
+        } else {
+            debug!("still on shift (session {generation})");
+        }
         Ok(())
     }
 
     /// Creates the ephemeral `path` holding `registration`. A node left by one of our own
-    /// earlier sessions is replaced; `false` if another process holds it.
-    fn take_ephemeral(&self, path: &str, registration: &Registration) -> Result<bool> {
+    /// earlier sessions is replaced.
+    fn take_ephemeral(&self, path: &str, registration: &Registration) -> Result<Take> {
         for _ in 0..3 {
             if self.session.create_ephemeral(path, &registration.encode())? {
-                return Ok(true);
+                return Ok(Take::Created);
             }
             let Some((data, version)) = self.session.versioned_data(path)? else { continue };
             match Registration::decode(&data) {
-                Some(r) if r == *registration => return Ok(true), // our create, retried after a loss
+                // Made by this session: earlier, or by a create retried after a loss.
+                Some(r) if r == *registration => return Ok(Take::AlreadyOurs),
                 Some(r) if r.process_token == self.process_token => {
                     debug!("replacing {path} left by my session {}", r.generation);
                     self.session.delete(path, Some(version))?;
                 }
-                _ => return Ok(false),
+                _ => return Ok(Take::HeldByOther),
             }
         }
-        Ok(false)
+        Ok(Take::HeldByOther)
     }
 
     /// Claims the buckets whose owners are not on shift, and releases claims on buckets whose
@@ -347,8 +367,11 @@ impl Barista {
                 continue;
             }
             let claim = layout::claim(&owner);
-            if self.take_ephemeral(&claim, &self.registration(generation))? {
-                info!("adopting the orphaned bucket of {owner}");
+            let take = self.take_ephemeral(&claim, &self.registration(generation))?;
+            if take != Take::HeldByOther {
+                if take == Take::Created {
+                    info!("adopting the orphaned bucket of {owner}");
+                }
                 self.adopted.insert(owner);
             } else {
                 // Someone else adopts it; if they die, their claim goes and we look again.

@@ -146,7 +146,9 @@ pub struct SessionConfig {
 /// What a subscriber hears about the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEvent {
-    /// The connection came back within the same session: watches set before are lost.
+    /// The connection came back: watches set before are lost. Usually the session is the
+    /// same, but after the server reported it expired the crate silently starts a new one
+    /// under the same handle, so ephemerals should be checked too.
     Reconnected,
     /// The session is gone (expired or abandoned): ephemerals and watches are lost, and the
     /// next call runs on a new session.
