@@ -175,6 +175,10 @@ struct Handle {
 }
 
 type Job = Box<dyn FnOnce(&ZooKeeper) + Send>;
+/// One ZooKeeper call, shareable so that a retry can run it again.
+type Call<T> = Arc<dyn Fn(&ZooKeeper) -> ZkResult<T> + Send + Sync>;
+/// Someone who wants to hear about [`SessionEvent`]s.
+type Listener = Box<dyn Fn(SessionEvent) + Send>;
 
 /// A few threads that run calls on one handle.
 #[derive(Clone)]
@@ -215,7 +219,7 @@ struct Inner {
     /// The link state of handle `generation`, with a condvar for waiting on it.
     link: Mutex<(u64, Link)>,
     link_changed: Condvar,
-    subscribers: Mutex<Vec<Box<dyn Fn(SessionEvent) + Send>>>,
+    subscribers: Mutex<Vec<Listener>>,
     generation: AtomicU64,
 }
 
@@ -376,7 +380,7 @@ impl Session {
         &self,
         force_new_after: Option<u64>,
         timeout: Duration,
-        f: &Arc<dyn Fn(&ZooKeeper) -> ZkResult<T> + Send + Sync>,
+        f: &Call<T>,
     ) -> std::result::Result<ZkResult<T>, Error> {
         let (_, workers) = self.handle(force_new_after)?;
         let (tx, rx) = mpsc::sync_channel(1);
@@ -403,7 +407,7 @@ impl Session {
         f: impl Fn(&ZooKeeper) -> ZkResult<T> + Send + Sync + 'static,
     ) -> std::result::Result<T, Failure> {
         check_path(path).map_err(Failure::Fatal)?;
-        let f: Arc<dyn Fn(&ZooKeeper) -> ZkResult<T> + Send + Sync> = Arc::new(f);
+        let f: Call<T> = Arc::new(f);
         let config = &self.inner.config;
         let started = Instant::now();
         let limit = config.session_timeout.max(config.connect_timeout);
