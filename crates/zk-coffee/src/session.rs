@@ -221,6 +221,9 @@ struct Inner {
     link_changed: Condvar,
     subscribers: Mutex<Vec<Listener>>,
     generation: AtomicU64,
+    /// Since when calls on handle `.0` have failed with connection loss or timed out; cleared
+    /// by any answer from the server. A handle failing for a whole session timeout is dead.
+    losing: Mutex<Option<(u64, Instant)>>,
 }
 
 /// A ZooKeeper session that survives connection loss and expiry. Cheap to clone; all clones
@@ -253,6 +256,7 @@ impl Session {
                 link_changed: Condvar::new(),
                 subscribers: Mutex::new(Vec::new()),
                 generation: AtomicU64::new(0),
+                losing: Mutex::new(None),
             }),
         };
         let mut current = lock(&session.inner.current);
@@ -339,12 +343,19 @@ impl Session {
         self.inner.link_changed.notify_all();
     }
 
-    /// The live handle; replaces a dead one first (a new session).
-    fn handle(&self, force_new_after: Option<u64>) -> Result<(Arc<ZooKeeper>, Workers)> {
+    /// The live handle; replaces a dead one first (a new session). A handle is dead when the
+    /// crate closed it, or when every call on it has failed for a whole session timeout (the
+    /// crate does not report expiry, and never notices a frozen server).
+    fn handle(&self) -> Result<Workers> {
         let mut current = lock(&self.inner.current);
         let link = *lock(&self.inner.link);
+        let losing = *lock(&self.inner.losing);
         let (generation, dead) = match current.as_ref() {
-            Some(h) => (h.generation, link == (h.generation, Link::Closed) || force_new_after == Some(h.generation)),
+            Some(h) => {
+                let failing = losing
+                    .is_some_and(|(g, since)| g == h.generation && since.elapsed() >= self.inner.config.session_timeout);
+                (h.generation, link == (h.generation, Link::Closed) || failing)
+            }
             None => (0, true),
         };
         if dead {
@@ -363,8 +374,18 @@ impl Session {
             current = lock(&self.inner.current);
         }
         match current.as_ref() {
-            Some(h) => Ok((Arc::clone(&h.zk), h.workers.clone())),
+            Some(h) => Ok(h.workers.clone()),
             None => Err(Error::ConnectionLost { op: "connect".into(), waited: Duration::ZERO }),
+        }
+    }
+
+    /// Notes how a call on session `generation` went, for [`Session::handle`].
+    fn note_outcome(&self, generation: u64, lost: bool) {
+        let mut losing = lock(&self.inner.losing);
+        match (*losing, lost) {
+            (Some((g, _)), true) if g == generation => {}
+            (_, true) => *losing = Some((generation, Instant::now())),
+            (_, false) => *losing = None,
         }
     }
 
@@ -376,26 +397,48 @@ impl Session {
 
     /// Runs `f` once on the live handle's workers, waiting at most `timeout` for the answer.
     /// A call that does not answer in time (a frozen server) counts as a connection loss.
-    fn attempt<T: Send + 'static>(
-        &self,
-        force_new_after: Option<u64>,
-        timeout: Duration,
-        f: &Call<T>,
-    ) -> std::result::Result<ZkResult<T>, Error> {
-        let (_, workers) = self.handle(force_new_after)?;
+    fn attempt<T: Send + 'static>(&self, timeout: Duration, f: &Call<T>) -> std::result::Result<T, Failure> {
+        let workers = self.handle().map_err(|e| match e {
+            e @ Error::Usage(_) => Failure::Fatal(e),
+            e => {
+                debug!("{e}");
+                Failure::Lost(Duration::ZERO)
+            }
+        })?;
+        let generation = self.generation();
         let (tx, rx) = mpsc::sync_channel(1);
         let f = Arc::clone(f);
         let job: Job = Box::new(move |zk| {
             let _ = tx.send(f(zk));
         });
-        if workers.jobs.send(job).is_err() {
-            return Ok(Err(ZkError::ConnectionLoss));
+        let result = match workers.jobs.send(job) {
+            Err(_) => Err(ZkError::ConnectionLoss),
+            Ok(()) => match rx.recv_timeout(timeout) {
+                Ok(result) => result,
+                Err(RecvTimeoutError::Timeout) => Err(ZkError::OperationTimeout),
+                Err(RecvTimeoutError::Disconnected) => Err(ZkError::ConnectionLoss),
+            },
+        };
+        match result {
+            Err(ZkError::ConnectionLoss | ZkError::OperationTimeout | ZkError::SessionExpired) => {
+                self.note_outcome(generation, true);
+                Err(Failure::Lost(Duration::ZERO))
+            }
+            Err(code) => {
+                self.note_outcome(generation, false);
+                Err(Failure::Zk(code))
+            }
+            Ok(v) => {
+                self.note_outcome(generation, false);
+                Ok(v)
+            }
         }
-        Ok(match rx.recv_timeout(timeout) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => Err(ZkError::OperationTimeout),
-            Err(RecvTimeoutError::Disconnected) => Err(ZkError::ConnectionLoss),
-        })
+    }
+
+    /// How long one attempt may wait for its answer: long enough for any healthy server,
+    /// short enough that a whole session timeout of failures spans several attempts.
+    fn attempt_timeout(&self) -> Duration {
+        (self.inner.config.session_timeout / 2).max(Duration::from_millis(200))
     }
 
     /// Runs `f` on the live handle, retrying connection loss with backoff until the operation
@@ -412,29 +455,11 @@ impl Session {
         let started = Instant::now();
         let limit = config.session_timeout.max(config.connect_timeout);
         let mut backoff = FIRST_BACKOFF;
-        let mut losing_since: Option<(u64, Instant)> = None;
         loop {
-            // A handle that has failed every call for a whole session timeout is dead even if
-            // the crate never said so (it does not report expiry).
-            let force = losing_since
-                .filter(|(_, since)| since.elapsed() >= config.session_timeout)
-                .map(|(generation, _)| generation);
             let left = limit.saturating_sub(started.elapsed()).max(FIRST_BACKOFF);
-            match self.attempt(force, left, &f) {
-                Ok(Err(ZkError::ConnectionLoss | ZkError::OperationTimeout | ZkError::SessionExpired)) => {
-                    let generation = self.generation();
-                    if losing_since.map(|(g, _)| g) != Some(generation) {
-                        losing_since = Some((generation, Instant::now()));
-                    }
-                    debug!("{path}: connection loss, retrying in {backoff:?}");
-                }
-                Ok(Err(code)) => return Err(Failure::Zk(code)),
-                Ok(Ok(v)) => return Ok(v),
-                Err(e @ Error::Usage(_)) => return Err(Failure::Fatal(e)),
-                Err(e) => {
-                    debug!("{path}: {e}");
-                    losing_since = None;
-                }
+            match self.attempt(self.attempt_timeout().min(left), &f) {
+                Err(Failure::Lost(_)) => debug!("{path}: connection loss, retrying in {backoff:?}"),
+                other => return other,
             }
             if started.elapsed() + backoff > limit {
                 return Err(Failure::Lost(started.elapsed()));
@@ -442,6 +467,16 @@ impl Session {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// Runs `f` once, without retrying: for calls that must not run twice.
+    fn call_once<T: Send + 'static>(
+        &self,
+        path: &str,
+        f: impl Fn(&ZooKeeper) -> ZkResult<T> + Send + Sync + 'static,
+    ) -> std::result::Result<T, Failure> {
+        check_path(path).map_err(Failure::Fatal)?;
+        self.attempt(self.attempt_timeout(), &(Arc::new(f) as Call<T>))
     }
 
     /// Whether `path` exists.
@@ -526,7 +561,8 @@ impl Session {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let (p, data, acl) = (prefix.to_owned(), data.to_vec(), acl.clone());
-            match self.call(prefix, move |zk| zk.create(&p, data.clone(), acl.clone(), CreateMode::PersistentSequential)) {
+            let create = move |zk: &ZooKeeper| zk.create(&p, data.clone(), acl.clone(), CreateMode::PersistentSequential);
+            match self.call_once(prefix, create) {
                 Ok(path) => return Ok(Some(path)),
                 Err(Failure::Zk(ZkError::NoNode)) => return Ok(None),
                 Err(Failure::Lost(_)) => {}
