@@ -11,8 +11,9 @@ use zk_coffee::{BaristaName, Menu, Shutdown};
 
 /// Orders one coffee from a barista on shift and waits to be served. Prints one line on
 /// stdout: `served order=PATH coffee=NAME barista=NAME wait_ms=N`, or the same starting with
-/// `gave-up` when patience ran out (the order is then withdrawn). SIGINT/SIGTERM withdraws the
-/// order and exits as "gave up".
+/// `gave-up` when patience ran out (the order is then withdrawn), or `no-barista exit=4`, or
+/// `failed exit=N` (the error itself goes to stderr). SIGINT/SIGTERM withdraws the order and
+/// exits as "gave up".
 #[derive(Parser, Debug)]
 #[command(version, after_help = EXIT_CODES_HELP)]
 struct Args {
@@ -35,7 +36,11 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
-    cli::finish("customer", run(args))
+    let result = run(args);
+    if let Err(e) = &result {
+        println!("{}", customer::failure_line(e));
+    }
+    cli::finish("customer", result)
 }
 
 fn run(args: Args) -> zk_coffee::Result<u8> {

@@ -77,6 +77,13 @@ impl Outcome {
     }
 }
 
+/// The stdout line for a visit that ended in an error: `no-barista exit=4` or
+/// `failed exit=N`, so that every outcome has a line a script can parse.
+pub fn failure_line(error: &Error) -> String {
+    let word = if matches!(error, Error::NoBarista(_)) { "no-barista" } else { "failed" };
+    format!("{word} exit={}", error.exit_code())
+}
+
 /// What woke a waiting customer.
 #[derive(Debug, Clone, Copy)]
 enum Wake {
