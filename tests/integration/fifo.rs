@@ -11,8 +11,8 @@ fn made_in_order(stderr: &[String]) -> Vec<String> {
     let mut made = Vec::new();
     for pair in events.chunks(2) {
         match pair {
-            [(m, c1, o1), (s, c2, o2)] if m == "making" && s == "served" && c1 == c2 && o1 == o2 => {
-                made.push(o1.clone())
+            [m, s] if m.kind == Brew::Making && s.kind == Brew::Served && m.coffee == s.coffee && m.order == s.order => {
+                made.push(m.order.clone())
             }
             _ => panic!("expected `making X for O` then `served X (O)`, got {pair:?} in {events:?}"),
         }
@@ -49,8 +49,8 @@ fn orders_queued_before_the_barista_starts_are_served_in_sequence_order() {
     barista.wait_for_stderr(&format!("served {} ({})", MENU[11 % MENU.len()], placed[11]), LOG_TIMEOUT);
     let made = made_in_order(&barista.stderr_lines());
     assert_eq!(made, placed, "served in placement order");
-    for (i, line) in barista_events(&barista.stderr_lines()).iter().filter(|e| e.0 == "served").enumerate() {
-        assert_eq!(line.1, MENU[i % MENU.len()], "made the coffee that was ordered");
+    for (i, e) in barista_events(&barista.stderr_lines()).iter().filter(|e| e.kind == Brew::Served).enumerate() {
+        assert_eq!(e.coffee, MENU[i % MENU.len()], "made the coffee that was ordered");
     }
 }
 

@@ -4,7 +4,10 @@
 //! processes. Build the binaries first: `cargo build --workspace --bins` (or `scripts/test.sh`).
 
 mod chroot;
+mod customer;
 mod errors;
 mod fifo;
+mod outage;
 mod scene;
+mod shift;
 mod wire_compat;

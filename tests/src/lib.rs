@@ -684,32 +684,58 @@ pub fn order_sequence(name: &str) -> Option<u64> {
     }
 }
 
-/// What a barista logged about orders, in log order: `(event, coffee, order name)` for the
-/// lines `making {coffee} for {order}` (event `making`) and `served {coffee} ({order})` (event
-/// `served`).
-pub fn barista_events(stderr: &[String]) -> Vec<(String, String, String)> {
+/// What a barista does with an order, as its log says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Brew {
+    /// `making {coffee} for {order}`
+    Making,
+    /// `served {coffee} ({order})`
+    Served,
+}
+
+/// One line of a barista's log about an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaristaEvent {
+    /// Making or served.
+    pub kind: Brew,
+    /// The coffee.
+    pub coffee: String,
+    /// The order's name, e.g. `coffee0000000003`.
+    pub order: String,
+    /// For an order from an adopted bucket (` (adopted from NAME)` at the end of the line),
+    /// the bucket's owner.
+    pub adopted_from: Option<String>,
+}
+
+/// What a barista logged about orders, in log order: the lines `making {coffee} for {order}`
+/// and `served {coffee} ({order})`, each possibly followed by ` (adopted from {owner})`.
+pub fn barista_events(stderr: &[String]) -> Vec<BaristaEvent> {
     let mut events = Vec::new();
     for line in stderr {
         // Log lines look like `[2026-01-01T00:00:00Z INFO ] making jacob for coffee0000000001`.
-        let msg = match line.split_once("] ") {
-            Some((_, msg)) => msg,
-            None => continue,
+        let Some((_, msg)) = line.split_once("] ") else { continue };
+        let (msg, adopted_from) = match msg.strip_suffix(')').and_then(|m| m.split_once(" (adopted from ")) {
+            Some((m, owner)) => (m, Some(owner.to_owned())),
+            None => (msg, None),
         };
         let words: Vec<&str> = msg.split(' ').collect();
-        match words.as_slice() {
-            ["making", coffee, "for", order] if order_sequence(order).is_some() => {
-                events.push(("making".into(), coffee.to_string(), order.to_string()))
-            }
+        let (kind, coffee, order) = match words.as_slice() {
+            ["making", coffee, "for", order] => (Brew::Making, *coffee, *order),
             ["served", coffee, order] => {
-                let order = order.trim_start_matches('(').trim_end_matches(')');
-                if order_sequence(order).is_some() {
-                    events.push(("served".into(), coffee.to_string(), order.to_owned()))
-                }
+                (Brew::Served, *coffee, order.strip_prefix('(').and_then(|o| o.strip_suffix(')')).unwrap_or(""))
             }
-            _ => {}
+            _ => continue,
+        };
+        if order_sequence(order).is_some() {
+            events.push(BaristaEvent { kind, coffee: coffee.to_owned(), order: order.to_owned(), adopted_from });
         }
     }
     events
+}
+
+/// The orders a barista logged as served, in log order.
+pub fn served_orders(stderr: &[String]) -> Vec<String> {
+    barista_events(stderr).into_iter().filter(|e| e.kind == Brew::Served).map(|e| e.order).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1187,17 +1213,27 @@ mod tests {
             "[2026-11-25T13:41:13Z INFO ] making jacob for coffee0000000000",
             "[2026-11-25T13:41:13Z INFO ] served jacob (coffee0000000000)",
             "[2026-11-25T13:41:13Z INFO ] served 2 orders",
+            "[2026-11-25T13:41:14Z INFO ] making sogood for coffee0000000007 (adopted from b_2)",
+            "[2026-11-25T13:41:14Z INFO ] served sogood (coffee0000000007) (adopted from b_2)",
         ]
         .map(String::from)
         .into();
-        let events = barista_events(&log);
+        let event = |kind, coffee: &str, order: &str, from: Option<&str>| BaristaEvent {
+            kind,
+            coffee: coffee.into(),
+            order: order.into(),
+            adopted_from: from.map(String::from),
+        };
         assert_eq!(
-            events,
+            barista_events(&log),
             [
-                ("making".to_owned(), "jacob".to_owned(), "coffee0000000000".to_owned()),
-                ("served".to_owned(), "jacob".to_owned(), "coffee0000000000".to_owned())
+                event(Brew::Making, "jacob", "coffee0000000000", None),
+                event(Brew::Served, "jacob", "coffee0000000000", None),
+                event(Brew::Making, "sogood", "coffee0000000007", Some("b_2")),
+                event(Brew::Served, "sogood", "coffee0000000007", Some("b_2")),
             ]
         );
+        assert_eq!(served_orders(&log), ["coffee0000000000", "coffee0000000007"]);
     }
 
     #[test]
