@@ -28,6 +28,7 @@ fn unreachable_server_exits_5_after_the_connect_timeout() {
         let out = p.wait_exit(EXIT_TIMEOUT);
         out.assert_code(exit::UNREACHABLE).assert_within(Duration::from_secs(10));
         out.error_line(&["cannot reach ZooKeeper", &zk]);
+        out.assert_failure_line();
     }
 }
 
@@ -38,6 +39,7 @@ fn uninitialised_shop_exits_6_and_says_to_run_shop_init() {
         let out = server.cmd(role).run(EXIT_TIMEOUT);
         out.assert_code(exit::NOT_INITIALISED);
         out.error_line(&["not initialised", "/barista_group", "shop-init"]);
+        out.assert_failure_line();
     }
     assert_eq!(server.tree("/"), Vec::<String>::new(), "nothing was created");
 }
@@ -47,7 +49,7 @@ fn unknown_coffee_exits_2_listing_the_menu_without_zookeeper() {
     let out = TestCommand::new(Role::Customer).args(nowhere()).args(["--coffee", "latte"]).run(EXIT_TIMEOUT);
     out.assert_code(exit::USAGE).assert_within(USAGE_BOUND);
     out.error_line(&["\"latte\"", "not on the menu", "tesora, swisswater, jacob, sogood"]);
-    assert!(out.stdout.is_empty(), "{out}");
+    out.assert_failure_line();
 }
 
 #[test]
@@ -70,6 +72,7 @@ fn no_barista_exits_4() {
     let out = server.cmd(Role::Customer).args(["--patience", "0.5"]).run(EXIT_TIMEOUT);
     out.assert_code(exit::NO_BARISTA).assert_within(Duration::from_secs(10));
     out.error_line(&["no barista available", "/barista_group"]);
+    out.assert_failure_line();
 
     // A barista on shift, but not the one asked for.
     let barista = server.cmd(Role::Barista).args(["--name", "present"]).spawn();
@@ -77,6 +80,7 @@ fn no_barista_exits_4() {
     let out = server.cmd(Role::Customer).args(["--barista", "absent", "--patience", "0.5"]).run(EXIT_TIMEOUT);
     out.assert_code(exit::NO_BARISTA).assert_within(Duration::from_secs(10));
     out.error_line(&["no barista available", "absent"]);
+    out.assert_failure_line();
     assert_eq!(server.children("/orders/present"), Some(vec![]), "no order was placed");
     assert_eq!(server.children("/orders"), Some(vec!["present".to_owned()]));
 }

@@ -8,6 +8,7 @@ mod customer;
 mod errors;
 mod fifo;
 mod outage;
+mod protected_create;
 mod scene;
 mod shift;
 mod wire_compat;

@@ -26,6 +26,8 @@
 //! - `ZK_COFFEE_TESTS_MAX_SERVERS`: how many servers may run at once (default 3).
 //! - `ZK_COFFEE_TESTS_KEEP=1`: keep the temporary directories of [`Dir`] (not the servers').
 
+pub mod blackhole;
+
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -493,6 +495,7 @@ impl Proc {
         let state = lock(&self.lines.state);
         Output {
             label: self.label.clone(),
+            role: self.role,
             status,
             stdout: state.stdout.clone(),
             stderr: state.stderr.clone(),
@@ -542,6 +545,8 @@ fn dump_lines(state: &LinesState) -> String {
 pub struct Output {
     /// The command line and pid, for messages.
     pub label: String,
+    /// Which binary ran.
+    pub role: Role,
     /// The exit status.
     pub status: ExitStatus,
     /// Lines on stdout.
@@ -584,6 +589,20 @@ impl Output {
             assert!(line.contains(needle), "the error line does not mention {needle:?}: {line:?}\n{self}");
         }
         line
+    }
+
+    /// For a customer that failed after parsing its flags: panics unless its stdout is the one
+    /// outcome line for its exit code, `no-barista exit=4` or `failed exit=N`. Other roles print
+    /// nothing on stdout when they fail.
+    pub fn assert_failure_line(&self) -> &Output {
+        let code = self.code().expect("an exit code");
+        let expected = match (self.role, code) {
+            (Role::Customer, exit::NO_BARISTA) => vec![format!("no-barista exit={code}")],
+            (Role::Customer, _) => vec![format!("failed exit={code}")],
+            _ => vec![],
+        };
+        assert_eq!(self.stdout, expected, "the outcome line on stdout\n{self}");
+        self
     }
 
     /// The only stdout line; panics unless there is exactly one.
