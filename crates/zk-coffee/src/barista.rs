@@ -284,22 +284,38 @@ impl Barista {
 
     /// Creates the bucket (if needed) and then our membership node, in that order, so a
     /// customer who sees us on shift can always order.
+    ///
+    /// Meanwhile it holds the claim on its own bucket (unless an adopter still does), so that
+    /// no other barista takes the bucket for an orphan in the moment before the membership
+    /// node exists.
     fn register(&mut self) -> Result<()> {
         let name = self.config.name.clone();
-        let member = layout::member(&name);
-        if self.session.ensure_persistent(&layout::bucket(&name), b"")? {
-            debug!("created my bucket {}", layout::bucket(&name));
-        }
-        // Read the generation before the create: if the session is replaced in between, the
+        // Read the generation before the creates: if the session is replaced in between, the
         // mismatch makes the next round register again.
         let generation = self.session.generation();
         let registration = self.registration(generation);
+        let own_claim = layout::claim(&name);
+        let holding = self.take_ephemeral(&own_claim, &registration)? != Take::HeldByOther;
+        if self.session.ensure_persistent(&layout::bucket(&name), b"")? {
+            debug!("created my bucket {}", layout::bucket(&name));
+        }
+        self.join_group(&name, &registration)?;
+        if holding {
+            self.session.delete(&own_claim, None)?;
+        }
+        self.registered = Some(generation);
+        Ok(())
+    }
+
+    /// Creates our membership node, waiting for a stale one of a previous process to expire.
+    fn join_group(&mut self, name: &BaristaName, registration: &Registration) -> Result<()> {
+        let member = layout::member(name);
         // The previous holder of this name may be a dead session the server has not expired
         // yet (a restart under the same name): wait for it up to two session timeouts before
         // calling the name taken.
         let deadline = Instant::now() + self.session.session_timeout() * 2 + Duration::from_secs(1);
         let mut announced = false;
-        let mut take = self.take_ephemeral(&member, &registration)?;
+        let mut take = self.take_ephemeral(&member, registration)?;
         while take == Take::HeldByOther {
             if Instant::now() >= deadline || self.shutdown.state() != Stop::No {
                 return Err(Error::NameInUse(name.to_string()));
@@ -311,10 +327,10 @@ impl Barista {
             if self.session.watch_exists(&member, self.waker(Wake::Membership))? {
                 self.wait(deadline.saturating_duration_since(Instant::now()).min(MAX_WAIT));
             }
-            take = self.take_ephemeral(&member, &registration)?;
+            take = self.take_ephemeral(&member, registration)?;
         }
         self.session.watch_exists(&member, self.waker(Wake::Membership))?;
-        self.registered = Some(generation);
+        let generation = registration.generation;
         if take == Take::Created {
             info!("barista {name} is on shift (session {generation})");
         } else {
@@ -369,6 +385,13 @@ impl Barista {
             let claim = layout::claim(&owner);
             let take = self.take_ephemeral(&claim, &self.registration(generation))?;
             if take != Take::HeldByOther {
+                // The listings above may be stale: a barista coming on shift holds its own
+                // claim until its membership node exists, and one leaving holds it until its
+                // bucket is gone, so a fresh look now tells a real orphan.
+                if self.session.exists(&layout::member(&owner))? || !self.session.exists(&layout::bucket(&owner))? {
+                    self.session.delete(&claim, None)?;
+                    continue;
+                }
                 if take == Take::Created {
                     info!("adopting the orphaned bucket of {owner}");
                 }
@@ -471,18 +494,29 @@ impl Barista {
         Ok(())
     }
 
-    /// Leaves the shift without losing an order (see the module docs).
+    /// Leaves the shift without losing an order (see the module docs). While it finishes with
+    /// its own bucket the barista holds the claim on it, so nobody adopts it from under it; the
+    /// claim is released last, which lets the others adopt whatever was handed over.
     fn leave(&mut self, end: ShiftEnd) -> Result<ShiftEnd> {
         let me = self.config.name.clone();
+        let own_claim = layout::claim(&me);
+        let holding = self.take_ephemeral(&own_claim, &self.registration(self.session.generation()))? != Take::HeldByOther;
         self.session.delete(&layout::member(&me), None)?;
         self.registered = None;
         info!("barista {me} left the group");
         for owner in self.adopted.clone() {
             self.release(&owner)?;
         }
-        if self.shutdown.state() == Stop::Now {
-            return Ok(end);
+        let result = if self.shutdown.state() == Stop::Now { Ok(end) } else { self.hand_over(end) };
+        if holding {
+            self.session.delete(&own_claim, None)?;
         }
+        result
+    }
+
+    /// Serves or hands over what is queued in our bucket, then removes it if empty.
+    fn hand_over(&mut self, end: ShiftEnd) -> Result<ShiftEnd> {
+        let me = self.config.name.clone();
         let bucket = layout::bucket(&me);
         let drain_until = Instant::now() + self.config.drain_timeout;
         let mut removals = 0;
