@@ -6,6 +6,14 @@ use zk_coffee_tests::*;
 fn a_shop_under_a_chroot_serves_and_keeps_its_nodes_there() {
     let server = ZkServer::start();
     let zk = server.connect_string_with_chroot("/shop2");
+    // Before shop-init the chroot does not even exist: the roles say to run shop-init.
+    for role in [Role::Barista, Role::Customer] {
+        let out = TestCommand::new(role).zk(&zk).args(["--connect-timeout", "5"]).run(EXIT_TIMEOUT);
+        out.assert_code(exit::NOT_INITIALISED).assert_failure_line();
+        out.error_line(&["not initialised", "shop-init"]);
+    }
+    assert!(!server.exists("/shop2"), "only shop-init creates the chroot");
+
     let init = TestCommand::new(Role::ShopInit).zk(&zk).run(EXIT_TIMEOUT);
     init.assert_code(exit::OK);
     let shop_nodes = shop_init_report(&init, "created");

@@ -133,17 +133,16 @@ fn a_name_held_by_a_live_barista_exits_8() {
     served.assert_code(exit::OK);
 }
 
-/// Product bug, reported: a barista registers by creating its bucket and then its member
-/// node; a colleague that lists the buckets in between takes the fresh bucket for an orphan,
-/// claims it and, if still empty and memberless, deletes it. Run with `--ignored`.
+/// A barista registers by creating its bucket and then its member node: a colleague that
+/// lists the buckets in between must not take the fresh bucket for an orphan (it used to claim
+/// it and, when still empty and memberless, delete it; fixed in 0fdbd9b).
 #[test]
-#[ignore = "known product bug: a barista coming on shift is taken for an orphan (bucket before member)"]
 fn a_barista_coming_on_shift_is_not_taken_for_an_orphan() {
     let server = ZkServer::start();
     server.init_shop();
     let mut first = server.cmd(Role::Barista).args(["--name", "first", "--brew-time", "0.1"]).spawn();
     first.wait_for_stderr("is on shift", LOG_TIMEOUT);
-    let newcomers: Vec<Proc> = (0..5)
+    let mut newcomers: Vec<Proc> = (0..5)
         .map(|i| {
             let b = server.cmd(Role::Barista).args(["--name", &format!("new{i}"), "--brew-time", "0.1"]).spawn();
             b.wait_for_stderr("is on shift", LOG_TIMEOUT);
@@ -156,5 +155,12 @@ fn a_barista_coming_on_shift_is_not_taken_for_an_orphan() {
     out.assert_code(exit::OK);
     let adoptions: Vec<&String> = out.stderr.iter().filter(|l| l.contains("adopting")).collect();
     assert!(adoptions.is_empty(), "adopted the bucket of a barista coming on shift: {adoptions:?}\n{out}");
-    drop(newcomers);
+    for b in &mut newcomers {
+        b.signal("TERM");
+    }
+    for b in newcomers {
+        let out = b.wait_exit(EXIT_TIMEOUT);
+        out.assert_code(exit::OK);
+        assert!(!out.stderr.iter().any(|l| l.contains("vanished")), "its fresh bucket was removed\n{out}");
+    }
 }
