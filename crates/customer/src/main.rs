@@ -1,19 +1,25 @@
-//! `customer`: one customer of the zk-coffee shop, as its own process.
+//! `customer`: one customer of the zk-coffee shop as its own process, or many at once (load).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use zk_coffee::cli::{self, ConnectArgs, EXIT_CODES_HELP};
-use zk_coffee::customer::{self, CustomerConfig, Outcome};
+use zk_coffee::customer::{self, Choice, CustomerConfig, Outcome, DEFAULT_MAX_QUEUE};
 use zk_coffee::error::exit;
+use zk_coffee::load::{self, LoadConfig};
 use zk_coffee::{BaristaName, Menu, Shutdown};
 
 /// Orders one coffee from a barista on shift and waits to be served. Prints one line on
 /// stdout: `served order=PATH coffee=NAME barista=NAME wait_ms=N`, or the same starting with
-/// `gave-up` when patience ran out (the order is then withdrawn), or `no-barista exit=4`, or
-/// `failed exit=N` (the error itself goes to stderr). SIGINT/SIGTERM withdraws the order and
-/// exits as "gave up".
+/// `gave-up` when patience ran out (the order is then withdrawn), or `no-barista exit=4`,
+/// `shop-full exit=9` or `failed exit=N` (the error itself goes to stderr). SIGINT/SIGTERM
+/// withdraws the order and exits as "gave up".
+///
+/// With --orders or --duration it is a load generator instead: --concurrency customers, each
+/// with its own session, order one coffee after another; it prints a summary for people and a
+/// last line `summary served=... throughput=... p50_ms=...` for scripts, and exits 0 only if
+/// every order was served (1 otherwise).
 #[derive(Parser, Debug)]
 #[command(version, after_help = EXIT_CODES_HELP)]
 struct Args {
@@ -24,32 +30,67 @@ struct Args {
     #[arg(long, env = "CUSTOMER_COFFEE")]
     coffee: Option<String>,
 
-    /// Order from this barista only; default: one on shift at random.
+    /// Order from this barista only; default: choose among those on shift.
     #[arg(long, env = "CUSTOMER_BARISTA")]
     barista: Option<BaristaName>,
+
+    /// How to choose a barista: shorter-of-two (the shorter queue of two random picks) or
+    /// random (as the original program did).
+    #[arg(long, env = "CUSTOMER_CHOOSE", default_value = "shorter-of-two", value_name = "HOW")]
+    choose: Choice,
+
+    /// Do not join a queue of this many orders or more; if every queue is that long, report
+    /// the shop full (exit 9).
+    #[arg(long, env = "CUSTOMER_MAX_QUEUE", default_value_t = DEFAULT_MAX_QUEUE, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_queue: u32,
 
     /// How long to wait to be served before withdrawing the order (seconds, or e.g. 500ms).
     #[arg(long, env = "CUSTOMER_PATIENCE", default_value = "10", value_name = "SECS", value_parser = cli::parse_positive_duration)]
     patience: Duration,
+
+    /// Load mode: place this many orders in total.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    orders: Option<u64>,
+
+    /// Load mode: place orders for this long.
+    #[arg(long, value_name = "SECS", value_parser = cli::parse_positive_duration)]
+    duration: Option<Duration>,
+
+    /// Load mode: how many customers order at the same time, each with its own session.
+    #[arg(long, default_value_t = 1, value_name = "C", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    concurrency: u16,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
-    let result = run(args);
-    if let Err(e) = &result {
+    let load_mode = args.orders.is_some() || args.duration.is_some();
+    let result = if load_mode { run_load(args) } else { run(args) };
+    if let (Err(e), false) = (&result, load_mode) {
         println!("{}", customer::failure_line(e));
     }
     cli::finish("customer", result)
 }
 
-fn run(args: Args) -> zk_coffee::Result<u8> {
+fn config(args: &Args) -> zk_coffee::Result<CustomerConfig> {
     let menu = Menu::default();
     // Check the coffee before touching ZooKeeper.
-    let coffee = args.coffee.map(|c| menu.check(&c)).transpose()?;
+    let coffee = args.coffee.as_deref().map(|c| menu.check(c)).transpose()?;
+    Ok(CustomerConfig {
+        coffee,
+        barista: args.barista.clone(),
+        patience: args.patience,
+        menu,
+        choice: args.choose,
+        max_queue: args.max_queue,
+    })
+}
+
+fn run(args: Args) -> zk_coffee::Result<u8> {
+    let config = config(&args)?;
     let shutdown = Shutdown::new();
     cli::stop_on_signals(&shutdown)?;
-    let config = CustomerConfig { coffee, barista: args.barista, patience: args.patience, menu };
     let session = args.connect.connect()?;
     let outcome = customer::visit(&session, &config, &shutdown);
     session.close();
@@ -59,4 +100,19 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
         Outcome::Served(_) => exit::OK,
         Outcome::GaveUp(_) => exit::GAVE_UP,
     })
+}
+
+fn run_load(args: Args) -> zk_coffee::Result<u8> {
+    let load = LoadConfig {
+        orders: args.orders,
+        duration: args.duration,
+        concurrency: usize::from(args.concurrency),
+        customer: config(&args)?,
+    };
+    let shutdown = Shutdown::new();
+    cli::stop_on_signals(&shutdown)?;
+    let summary = load::run(&args.connect.config(), &load, &shutdown)?;
+    eprintln!("{}", summary.report());
+    println!("{}", summary.line());
+    Ok(if summary.served == summary.visits() { exit::OK } else { exit::FAILURE })
 }

@@ -97,11 +97,11 @@ pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown) -> Re
     shop::ensure_extensions(session)?;
     let (tx, rx) = mpsc::channel();
     let stop_tx = tx.clone();
-    shutdown.on_request(move || {
+    let _stop_hook = shutdown.on_request(move || {
         let _ = stop_tx.send(Wake::Stop);
     });
     let session_tx = Mutex::new(tx.clone());
-    session.subscribe(move |event| {
+    let _subscription = session.subscribe(move |event| {
         let _ = session_tx.lock().map(|tx| tx.send(Wake::Session(event)));
     });
     let mut barista = Barista {

@@ -20,7 +20,8 @@ Exit codes:
   5  ZooKeeper unreachable, or the connection could not be regained
   6  shop not initialised (run shop-init)
   7  not authorized
-  8  barista: name held by another live barista";
+  8  barista: name held by another live barista
+  9  customer: every barista's queue was full";
 
 /// Where ZooKeeper is and how long to wait for it; every binary takes these.
 #[derive(clap::Args, Debug, Clone)]

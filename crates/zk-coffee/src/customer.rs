@@ -24,17 +24,47 @@ use crate::shutdown::{Shutdown, Stop};
 /// How many baristas a customer tries when the chosen one leaves before the order is placed.
 const MAX_ORDER_ATTEMPTS: usize = 3;
 
+/// The longest queue a customer joins by default. Far below what ZooKeeper can list in one
+/// reply (1 MB holds some 50 000 order names), so a bucket never grows past what its barista
+/// can read.
+pub const DEFAULT_MAX_QUEUE: u32 = 10_000;
+
+/// How a customer chooses among the baristas on shift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// Uniformly at random, as the original program did.
+    Random,
+    /// The shorter queue of two baristas picked at random ("the power of two choices"): two
+    /// cheap reads, and far shorter waits than random under uneven load.
+    ShorterOfTwo,
+}
+
+impl std::str::FromStr for Choice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Choice> {
+        match s {
+            "random" => Ok(Choice::Random),
+            "shorter-of-two" => Ok(Choice::ShorterOfTwo),
+            other => Err(Error::usage(format!("unknown choice {other:?}: use random or shorter-of-two"))),
+        }
+    }
+}
+
 /// What the customer wants.
 #[derive(Debug, Clone)]
 pub struct CustomerConfig {
     /// The coffee to order; `None` picks one from the menu at random.
     pub coffee: Option<String>,
-    /// Order from this barista only; `None` picks one on shift at random.
+    /// Order from this barista only; `None` chooses among those on shift.
     pub barista: Option<BaristaName>,
     /// How long to wait to be served before withdrawing the order.
     pub patience: Duration,
     /// What may be ordered.
     pub menu: Menu,
+    /// How to choose a barista.
+    pub choice: Choice,
+    /// Do not join a queue this long or longer.
+    pub max_queue: u32,
 }
 
 /// One placed order.
@@ -77,10 +107,14 @@ impl Outcome {
     }
 }
 
-/// The stdout line for a visit that ended in an error: `no-barista exit=4` or
-/// `failed exit=N`, so that every outcome has a line a script can parse.
+/// The stdout line for a visit that ended in an error: `no-barista exit=4`,
+/// `shop-full exit=9` or `failed exit=N`, so that every outcome has a line a script can parse.
 pub fn failure_line(error: &Error) -> String {
-    let word = if matches!(error, Error::NoBarista(_)) { "no-barista" } else { "failed" };
+    let word = match error {
+        Error::NoBarista(_) => "no-barista",
+        Error::ShopFull(_) => "shop-full",
+        _ => "failed",
+    };
     format!("{word} exit={}", error.exit_code())
 }
 
@@ -94,23 +128,35 @@ enum Wake {
 
 /// Places one order and waits for it. `shutdown` makes the customer withdraw and return.
 pub fn visit(session: &Session, config: &CustomerConfig, shutdown: &Shutdown) -> Result<Outcome> {
+    if let Some(coffee) = &config.coffee {
+        config.menu.check(coffee)?;
+    }
+    shop::check_initialised(session)?;
+    order_and_wait(session, config, shutdown)
+}
+
+/// Like [`visit`], without checking first that the shop exists: for a customer that orders
+/// again and again on one session (the load generator).
+pub fn order_and_wait(session: &Session, config: &CustomerConfig, shutdown: &Shutdown) -> Result<Outcome> {
     let coffee = match &config.coffee {
-        Some(c) => config.menu.check(c)?,
+        Some(c) => c.clone(),
         None => config.menu.pick(&mut rand::rng()).to_owned(),
     };
-    shop::check_initialised(session)?;
     let arrived = Instant::now();
-    let (barista, order) = place_order(session, config, &coffee, arrived + config.patience)?;
+    // Patience counts from arrival: time spent waiting for a barista is part of it.
+    let deadline = arrived + config.patience;
+    let (barista, order) = place_order(session, config, &coffee, deadline)?;
     info!("ordered {coffee} from {barista}: {order}");
     let placed = Instant::now();
 
     let (tx, rx) = mpsc::channel();
     let stop_tx = tx.clone();
-    shutdown.on_request(move || {
+    let _stop_hook = shutdown.on_request(move || {
         let _ = stop_tx.send(Wake::Stop);
     });
     let session_tx = Mutex::new(tx.clone());
-    session.subscribe(move |_| {
+    // The watch is lost if the connection drops, or the session with it: look again then.
+    let _subscription = session.subscribe(move |_| {
         let _ = session_tx.lock().map(|tx| tx.send(Wake::Order));
     });
     let receipt = |placed: Instant| Receipt {
@@ -119,12 +165,11 @@ pub fn visit(session: &Session, config: &CustomerConfig, shutdown: &Shutdown) ->
         coffee: coffee.clone(),
         waited: placed.elapsed(),
     };
-    // Patience counts from arrival: time spent waiting for a barista is part of it.
-    let deadline = arrived + config.patience;
     loop {
-        let notify = tx.clone();
+        let notify = Mutex::new(tx.clone());
+        let notify = std::sync::Arc::new(notify);
         let pending = session.watch_exists(&order, move || {
-            let _ = notify.send(Wake::Order);
+            let _ = notify.lock().map(|tx| tx.send(Wake::Order));
         })?;
         if !pending {
             return Ok(Outcome::Served(receipt(placed)));
@@ -133,7 +178,7 @@ pub fn visit(session: &Session, config: &CustomerConfig, shutdown: &Shutdown) ->
         let give_up = match rx.recv_timeout(left) {
             Ok(Wake::Order) => false,
             Ok(Wake::Stop) => shutdown.state() != Stop::No,
-            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => true,
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => true,
         };
         if give_up {
             return withdraw(session, receipt(placed));
@@ -157,37 +202,98 @@ fn withdraw(session: &Session, receipt: Receipt) -> Result<Outcome> {
 fn place_order(session: &Session, config: &CustomerConfig, coffee: &str, deadline: Instant) -> Result<(BaristaName, String)> {
     let tag = format!("{:016x}", rand::random::<u64>());
     let mut gone: Vec<BaristaName> = Vec::new();
-    let mut attempts = 0;
     loop {
-        let (tx, rx) = mpsc::channel();
-        let on_shift = shop::watch_baristas_on_shift(session, move || {
-            let _ = tx.send(());
-        })?;
-        let candidates: Vec<&BaristaName> = on_shift
-            .iter()
+        let candidates: Vec<BaristaName> = shop::baristas_on_shift(session)?
+            .into_iter()
             .filter(|b| !gone.contains(b))
-            .filter(|b| config.barista.as_ref().is_none_or(|wanted| wanted == *b))
+            .filter(|b| config.barista.as_ref().is_none_or(|wanted| wanted == b))
             .collect();
-        let Some(&barista) = candidates.choose(&mut rand::rng()) else {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || rx.recv_timeout(left).is_err() {
-                return Err(Error::NoBarista(match &config.barista {
-                    Some(wanted) => format!("barista {wanted} did not come on shift within my patience"),
-                    None => format!("nobody registered under {} within my patience", layout::BARISTA_GROUP),
-                }));
-            }
+        if candidates.is_empty() {
+            wait_for_a_barista(session, config, deadline)?;
             continue;
-        };
-        match session.create_sequential_protected(&layout::order_prefix(barista), coffee.as_bytes(), &tag)? {
-            Some(order) => return Ok((barista.clone(), order)),
+        }
+        let Some(barista) = choose(session, config, &candidates, &mut gone)? else { continue };
+        match session.create_sequential_protected(&layout::order_prefix(&barista), coffee.as_bytes(), &tag)? {
+            Some(order) => return Ok((barista, order)),
             None => {
                 debug!("{barista} left before I could order; choosing again");
-                gone.push(barista.clone());
-                attempts += 1;
-                if attempts >= MAX_ORDER_ATTEMPTS {
+                gone.push(barista);
+                if gone.len() >= MAX_ORDER_ATTEMPTS {
                     return Err(Error::NoBarista(format!("{MAX_ORDER_ATTEMPTS} baristas left before I could order")));
                 }
             }
         }
+    }
+}
+
+/// Blocks until somebody comes on shift (or goes: the caller looks again), or fails at
+/// `deadline`. The group watch is set only here, so a customer that orders again and again
+/// does not pile up watches.
+fn wait_for_a_barista(session: &Session, config: &CustomerConfig, deadline: Instant) -> Result<()> {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Arc::new(Mutex::new(tx));
+    let on_shift = shop::watch_baristas_on_shift(session, move || {
+        let _ = tx.lock().map(|tx| tx.send(()));
+    })?;
+    let wanted_on_shift = match &config.barista {
+        Some(wanted) => on_shift.contains(wanted),
+        None => !on_shift.is_empty(),
+    };
+    if wanted_on_shift {
+        return Ok(()); // came on shift since we looked
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() || rx.recv_timeout(left).is_err() {
+        return Err(Error::NoBarista(match &config.barista {
+            Some(wanted) => format!("barista {wanted} did not come on shift within my patience"),
+            None => format!("nobody registered under {} within my patience", layout::BARISTA_GROUP),
+        }));
+    }
+    Ok(())
+}
+
+/// Picks a barista among `candidates` whose queue is shorter than the maximum. Returns `None`
+/// when a candidate's bucket turned out to be gone (added to `gone`: the caller looks again).
+fn choose(
+    session: &Session,
+    config: &CustomerConfig,
+    candidates: &[BaristaName],
+    gone: &mut Vec<BaristaName>,
+) -> Result<Option<BaristaName>> {
+    let mut rng = rand::rng();
+    let picks: Vec<&BaristaName> = match config.choice {
+        Choice::Random => candidates.choose_multiple(&mut rng, 1).collect(),
+        Choice::ShorterOfTwo => candidates.choose_multiple(&mut rng, 2).collect(),
+    };
+    let mut best: Option<(u32, &BaristaName)> = None;
+    for barista in picks.iter().copied() {
+        match session.child_count(&layout::bucket(barista))? {
+            None => {
+                gone.push(barista.clone());
+                return Ok(None);
+            }
+            Some(queue) if best.is_none_or(|(shortest, _)| queue < shortest) => best = Some((queue, barista)),
+            Some(_) => {}
+        }
+    }
+    match best {
+        Some((queue, barista)) if queue < config.max_queue => Ok(Some(barista.clone())),
+        _ => full_shop_fallback(session, config, candidates),
+    }
+}
+
+/// The picks were full: take the shortest queue of all, or report the shop full.
+fn full_shop_fallback(session: &Session, config: &CustomerConfig, candidates: &[BaristaName]) -> Result<Option<BaristaName>> {
+    let mut best: Option<(u32, &BaristaName)> = None;
+    for barista in candidates {
+        if let Some(queue) = session.child_count(&layout::bucket(barista))? {
+            if best.is_none_or(|(shortest, _)| queue < shortest) {
+                best = Some((queue, barista));
+            }
+        }
+    }
+    match best {
+        Some((queue, barista)) if queue < config.max_queue => Ok(Some(barista.clone())),
+        _ => Err(Error::ShopFull(format!("every queue holds {} orders or more (--max-queue)", config.max_queue))),
     }
 }

@@ -39,6 +39,10 @@ pub enum Error {
     #[error("no barista available: {0}")]
     NoBarista(String),
 
+    /// Every barista's queue is at the maximum length.
+    #[error("the shop is full: {0}")]
+    ShopFull(String),
+
     /// ZooKeeper refused an operation for lack of rights.
     #[error("not authorized to {op} {path}")]
     NotAuthorized { op: String, path: String },
@@ -71,6 +75,8 @@ pub mod exit {
     pub const NOT_AUTHORIZED: u8 = 7;
     /// `barista`: the name is held by another live barista.
     pub const NAME_IN_USE: u8 = 8;
+    /// `customer`: every barista's queue was full.
+    pub const SHOP_FULL: u8 = 9;
 }
 
 impl Error {
@@ -82,6 +88,7 @@ impl Error {
             Error::ShopNotInitialised { .. } => exit::NOT_INITIALISED,
             Error::NameInUse(_) => exit::NAME_IN_USE,
             Error::NoBarista(_) => exit::NO_BARISTA,
+            Error::ShopFull(_) => exit::SHOP_FULL,
             Error::NotAuthorized { .. } => exit::NOT_AUTHORIZED,
             Error::ZooKeeper { .. } => exit::FAILURE,
         }
@@ -110,6 +117,7 @@ mod tests {
             Error::ShopNotInitialised { missing: "/orders".into() },
             Error::NameInUse("b".into()),
             Error::NoBarista("x".into()),
+            Error::ShopFull("x".into()),
             Error::NotAuthorized { op: "read".into(), path: "/".into() },
             Error::ZooKeeper { op: "read".into(), path: "/".into(), code: "x".into() },
         ];

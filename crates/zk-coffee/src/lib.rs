@@ -13,7 +13,8 @@
 //!   absorbs the crate's pitfalls (connect waits, retries, lost sessions, lost watches).
 //! - [`shop`]: creating and checking the shop's top-level nodes, listing baristas on shift.
 //! - [`barista`]: the barista role.
-//! - [`customer`]: the customer role.
+//! - [`customer`]: the customer role, and how it chooses a barista.
+//! - [`load`]: many customers at once from one process, and the summary of a run.
 //! - [`registration`]: what a barista writes into its membership node.
 //! - [`menu`]: the coffees on offer.
 //! - [`shutdown`]: stop requests shared between a signal handler (or a test) and a role.
@@ -40,6 +41,7 @@ pub mod customer;
 pub mod duration;
 pub mod error;
 pub mod layout;
+pub mod load;
 pub mod menu;
 pub mod registration;
 pub mod session;

@@ -219,7 +219,9 @@ struct Inner {
     /// The link state of handle `generation`, with a condvar for waiting on it.
     link: Mutex<(u64, Link)>,
     link_changed: Condvar,
-    subscribers: Mutex<Vec<Listener>>,
+    subscribers: Mutex<Vec<(u64, Listener)>>,
+    /// Numbers the subscriptions, so each can be removed.
+    next_subscription: AtomicU64,
     generation: AtomicU64,
     /// Since when calls on handle `.0` have failed with connection loss or timed out; cleared
     /// by any answer from the server. A handle failing for a whole session timeout is dead.
@@ -255,6 +257,7 @@ impl Session {
                 link: Mutex::new((0, Link::Closed)),
                 link_changed: Condvar::new(),
                 subscribers: Mutex::new(Vec::new()),
+                next_subscription: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
                 losing: Mutex::new(None),
             }),
@@ -280,10 +283,14 @@ impl Session {
         self.inner.generation.load(Ordering::SeqCst)
     }
 
-    /// Calls `listener` with every [`SessionEvent`] from now on. It runs on the client's I/O
-    /// thread or inside a call: it must only record or send, never call the session.
-    pub fn subscribe(&self, listener: impl Fn(SessionEvent) + Send + 'static) {
-        lock(&self.inner.subscribers).push(Box::new(listener));
+    /// Calls `listener` with every [`SessionEvent`] until the returned [`Subscription`] is
+    /// dropped. It runs on the client's I/O thread or inside a call: it must only record or
+    /// send, never call the session.
+    #[must_use = "the listener is removed when the subscription is dropped"]
+    pub fn subscribe(&self, listener: impl Fn(SessionEvent) + Send + 'static) -> Subscription {
+        let id = self.inner.next_subscription.fetch_add(1, Ordering::SeqCst);
+        lock(&self.inner.subscribers).push((id, Box::new(listener)));
+        Subscription { inner: Arc::downgrade(&self.inner), id }
     }
 
     /// Opens a new handle and waits until it serves a call.
@@ -390,7 +397,7 @@ impl Session {
     }
 
     fn notify(&self, event: SessionEvent) {
-        for listener in lock(&self.inner.subscribers).iter() {
+        for (_, listener) in lock(&self.inner.subscribers).iter() {
             listener(event);
         }
     }
@@ -483,6 +490,15 @@ impl Session {
     pub fn exists(&self, path: &str) -> Result<bool> {
         let p = path.to_owned();
         self.call(path, move |zk| zk.exists(&p, false)).map(|s| s.is_some()).map_err(|f| f.into_error("check", path))
+    }
+
+    /// How many children `path` has (one cheap read of its stat), or `None` if it does not
+    /// exist.
+    pub fn child_count(&self, path: &str) -> Result<Option<u32>> {
+        let p = path.to_owned();
+        self.call(path, move |zk| zk.exists(&p, false))
+            .map(|stat| stat.map(|s| s.num_children.max(0) as u32))
+            .map_err(|f| f.into_error("check", path))
     }
 
     /// Whether `path` exists; if it does, `notify` runs once when it changes or goes. A watch
@@ -634,6 +650,20 @@ impl Session {
                 Ok(Err(e)) => debug!("closing session {}: {e:?}", handle.generation),
                 Err(_) => warn!("ZooKeeper did not confirm the end of session {}", handle.generation),
             }
+        }
+    }
+}
+
+/// Keeps a [`Session::subscribe`] listener registered; dropping it removes the listener.
+pub struct Subscription {
+    inner: Weak<Inner>,
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            lock(&inner.subscribers).retain(|(id, _)| *id != self.id);
         }
     }
 }

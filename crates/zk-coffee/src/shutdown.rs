@@ -4,8 +4,8 @@
 //! The first request asks for a graceful stop; a second one asks to stop at once. Roles that
 //! block waiting for something register a waker so a request interrupts the wait.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 type Waker = Box<dyn Fn() + Send>;
 
@@ -30,7 +30,9 @@ pub struct Shutdown {
 struct Inner {
     /// How many times a stop was requested.
     requests: AtomicUsize,
-    wakers: Mutex<Vec<Waker>>,
+    wakers: Mutex<Vec<(u64, Waker)>>,
+    /// Numbers the wakers, so each can be removed.
+    next_waker: AtomicU64,
 }
 
 impl Shutdown {
@@ -43,7 +45,7 @@ impl Shutdown {
     pub fn request(&self) {
         self.inner.requests.fetch_add(1, Ordering::SeqCst);
         let wakers = self.inner.wakers.lock().unwrap_or_else(|p| p.into_inner());
-        for wake in wakers.iter() {
+        for (_, wake) in wakers.iter() {
             wake();
         }
     }
@@ -57,9 +59,27 @@ impl Shutdown {
         }
     }
 
-    /// Runs `wake` on every later request, e.g. to send on the channel the role waits on.
-    pub fn on_request(&self, wake: impl Fn() + Send + 'static) {
-        self.inner.wakers.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(wake));
+    /// Runs `wake` on every later request, e.g. to send on the channel the role waits on,
+    /// until the returned [`Hook`] is dropped.
+    #[must_use = "the waker is removed when the hook is dropped"]
+    pub fn on_request(&self, wake: impl Fn() + Send + 'static) -> Hook {
+        let id = self.inner.next_waker.fetch_add(1, Ordering::SeqCst);
+        self.inner.wakers.lock().unwrap_or_else(|p| p.into_inner()).push((id, Box::new(wake)));
+        Hook { inner: Arc::downgrade(&self.inner), id }
+    }
+}
+
+/// Keeps a [`Shutdown::on_request`] waker registered; dropping it removes the waker.
+pub struct Hook {
+    inner: Weak<Inner>,
+    id: u64,
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.wakers.lock().unwrap_or_else(|p| p.into_inner()).retain(|(id, _)| *id != self.id);
+        }
     }
 }
 
@@ -72,7 +92,7 @@ mod tests {
     fn first_request_is_graceful_second_is_now() {
         let shutdown = Shutdown::new();
         let (tx, rx) = mpsc::channel();
-        shutdown.on_request(move || {
+        let _hook = shutdown.on_request(move || {
             let _ = tx.send(());
         });
         assert_eq!(shutdown.state(), Stop::No);
@@ -81,5 +101,16 @@ mod tests {
         shutdown.request();
         assert_eq!(shutdown.state(), Stop::Now);
         assert_eq!(rx.try_iter().count(), 2);
+    }
+
+    #[test]
+    fn dropped_hooks_are_not_woken() {
+        let shutdown = Shutdown::new();
+        let (tx, rx) = mpsc::channel();
+        drop(shutdown.on_request(move || {
+            let _ = tx.send(());
+        }));
+        shutdown.request();
+        assert_eq!(rx.try_iter().count(), 0);
     }
 }

@@ -1,0 +1,271 @@
+//! The load generator: many customers ordering at once from one process, and the summary of
+//! what happened to their orders.
+//!
+//! `concurrency` customers each hold their own ZooKeeper session (as separate customer
+//! processes would) and order one coffee after another, waiting to be served each time, until
+//! `orders` orders have been placed in total or `duration` has passed. Each outcome is
+//! counted; the served orders' latencies (from placing the order to learning it was served)
+//! give the percentiles.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+
+use crate::customer::{self, CustomerConfig, Outcome};
+use crate::error::{Error, Result};
+use crate::session::{Session, SessionConfig};
+use crate::shop;
+use crate::shutdown::{Shutdown, Stop};
+
+/// How often a long run reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// What load to make.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Stop after placing this many orders in total (`None`: until `duration`).
+    pub orders: Option<u64>,
+    /// Stop placing orders after this long (`None`: until `orders`).
+    pub duration: Option<Duration>,
+    /// How many customers order at the same time.
+    pub concurrency: usize,
+    /// What each customer orders and how patient it is.
+    pub customer: CustomerConfig,
+}
+
+/// What happened to the orders of a load run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Orders served.
+    pub served: u64,
+    /// Orders withdrawn when patience ran out.
+    pub gave_up: u64,
+    /// Visits that found no barista on shift.
+    pub no_barista: u64,
+    /// Visits that found every queue full.
+    pub shop_full: u64,
+    /// Visits that ended in any other error.
+    pub failed: u64,
+    /// From the first order to the last outcome.
+    pub elapsed: Duration,
+    /// Latencies of the served orders, sorted.
+    pub latencies: Vec<Duration>,
+    /// Served orders per barista.
+    pub per_barista: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    /// Every visit counted.
+    pub fn visits(&self) -> u64 {
+        self.served + self.gave_up + self.no_barista + self.shop_full + self.failed
+    }
+
+    /// Orders served per second over the run.
+    pub fn throughput(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 { self.served as f64 / secs } else { 0.0 }
+    }
+
+    /// The `p`-th percentile (0-100) of the served orders' latencies.
+    pub fn percentile(&self, p: f64) -> Option<Duration> {
+        if self.latencies.is_empty() {
+            return None;
+        }
+        let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
+        Some(self.latencies[rank.clamp(1, self.latencies.len()) - 1])
+    }
+
+    /// A few lines for people.
+    pub fn report(&self) -> String {
+        let ms = |d: Option<Duration>| d.map(|d| format!("{:.1}", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "-".into());
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} visits in {:.2}s: {} served, {} gave up, {} no barista, {} shop full, {} failed",
+            self.visits(),
+            self.elapsed.as_secs_f64(),
+            self.served,
+            self.gave_up,
+            self.no_barista,
+            self.shop_full,
+            self.failed
+        );
+        let _ = writeln!(out, "throughput: {:.1} orders served/s", self.throughput());
+        let _ = writeln!(
+            out,
+            "latency ms: p50 {}  p95 {}  p99 {}  max {}",
+            ms(self.percentile(50.0)),
+            ms(self.percentile(95.0)),
+            ms(self.percentile(99.0)),
+            ms(self.latencies.last().copied())
+        );
+        let per: Vec<String> = self.per_barista.iter().map(|(b, n)| format!("{b} {n}")).collect();
+        let _ = write!(out, "served per barista: {}", if per.is_empty() { "-".into() } else { per.join(", ") });
+        out
+    }
+
+    /// One `key=value` line for scripts, starting with `summary`.
+    pub fn line(&self) -> String {
+        let ms = |d: Option<Duration>| d.map(|d| format!("{:.3}", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "nan".into());
+        let per: Vec<String> = self.per_barista.iter().map(|(b, n)| format!("{b}:{n}")).collect();
+        format!(
+            "summary visits={} served={} gave_up={} no_barista={} shop_full={} failed={} elapsed_s={:.3} \
+             throughput={:.1} p50_ms={} p95_ms={} p99_ms={} max_ms={} per_barista={}",
+            self.visits(),
+            self.served,
+            self.gave_up,
+            self.no_barista,
+            self.shop_full,
+            self.failed,
+            self.elapsed.as_secs_f64(),
+            self.throughput(),
+            ms(self.percentile(50.0)),
+            ms(self.percentile(95.0)),
+            ms(self.percentile(99.0)),
+            ms(self.latencies.last().copied()),
+            if per.is_empty() { "-".into() } else { per.join(",") }
+        )
+    }
+
+    fn count(&mut self, outcome: &Result<Outcome>) {
+        match outcome {
+            Ok(Outcome::Served(receipt)) => {
+                self.served += 1;
+                self.latencies.push(receipt.waited);
+                *self.per_barista.entry(receipt.barista.to_string()).or_default() += 1;
+            }
+            Ok(Outcome::GaveUp(_)) => self.gave_up += 1,
+            Err(Error::NoBarista(_)) => self.no_barista += 1,
+            Err(Error::ShopFull(_)) => self.shop_full += 1,
+            Err(_) => self.failed += 1,
+        }
+    }
+
+    fn merge(&mut self, other: Summary) {
+        self.served += other.served;
+        self.gave_up += other.gave_up;
+        self.no_barista += other.no_barista;
+        self.shop_full += other.shop_full;
+        self.failed += other.failed;
+        self.latencies.extend(other.latencies);
+        for (barista, n) in other.per_barista {
+            *self.per_barista.entry(barista).or_default() += n;
+        }
+    }
+}
+
+/// Runs the load and returns its summary. Fails only if the shop cannot be reached at all;
+/// errors of single visits are counted. A stop request ends the run early (waiting customers
+/// withdraw their orders).
+pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutdown) -> Result<Summary> {
+    if config.orders.is_none() && config.duration.is_none() {
+        return Err(Error::usage("a load run needs a number of orders or a duration"));
+    }
+    if let Some(coffee) = &config.customer.coffee {
+        config.customer.menu.check(coffee)?;
+    }
+    // Fail early, once, with a clear error if the shop is not there.
+    let probe = Session::connect(session_config.clone())?;
+    let checked = shop::check_initialised(&probe);
+    probe.close();
+    checked?;
+
+    let placed = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicU64::new(0));
+    let total = Arc::new(Mutex::new(Summary::default()));
+    let started = Instant::now();
+    let stop_at = config.duration.map(|d| started + d);
+    let workers: Vec<_> = (0..config.concurrency.max(1))
+        .map(|i| {
+            let (session_config, config, shutdown) = (session_config.clone(), config.clone(), shutdown.clone());
+            let (placed, finished, total) = (Arc::clone(&placed), Arc::clone(&finished), Arc::clone(&total));
+            thread::Builder::new().name(format!("customer-{i}")).spawn(move || {
+                let mut mine = Summary::default();
+                let session = match Session::connect(session_config) {
+                    Ok(session) => session,
+                    Err(e) => {
+                        warn!("customer {i}: {e}");
+                        mine.failed += 1;
+                        lock(&total).merge(mine);
+                        return;
+                    }
+                };
+                loop {
+                    let budget_left = config.orders.is_none_or(|n| placed.fetch_add(1, Ordering::SeqCst) < n);
+                    let time_left = stop_at.is_none_or(|t| Instant::now() < t);
+                    if !budget_left || !time_left || shutdown.state() != Stop::No {
+                        break;
+                    }
+                    let outcome = customer::order_and_wait(&session, &config.customer, &shutdown);
+                    mine.count(&outcome);
+                    finished.fetch_add(1, Ordering::SeqCst);
+                }
+                session.close();
+                lock(&total).merge(mine);
+            })
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::usage(format!("cannot start the customer threads: {e}")))?;
+
+    let mut last_report = Instant::now();
+    while workers.iter().any(|w| !w.is_finished()) {
+        thread::sleep(Duration::from_millis(50));
+        if last_report.elapsed() >= PROGRESS_EVERY {
+            last_report = Instant::now();
+            let done = finished.load(Ordering::SeqCst);
+            let of = config.orders.map(|n| format!("/{n}")).unwrap_or_default();
+            info!("progress: {done}{of} orders done, {:.1}/s", done as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    for worker in workers {
+        let _ = worker.join();
+    }
+    let mut summary = std::mem::take(&mut *lock(&total));
+    summary.elapsed = started.elapsed();
+    summary.latencies.sort_unstable();
+    Ok(summary)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(latencies_ms: &[u64]) -> Summary {
+        Summary {
+            served: latencies_ms.len() as u64,
+            latencies: latencies_ms.iter().map(|&ms| Duration::from_millis(ms)).collect(),
+            elapsed: Duration::from_secs(2),
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let s = summary(&(1..=100).collect::<Vec<_>>());
+        assert_eq!(s.percentile(50.0), Some(Duration::from_millis(50)));
+        assert_eq!(s.percentile(99.0), Some(Duration::from_millis(99)));
+        assert_eq!(s.percentile(100.0), Some(Duration::from_millis(100)));
+        assert_eq!(summary(&[7]).percentile(1.0), Some(Duration::from_millis(7)));
+        assert_eq!(summary(&[]).percentile(50.0), None);
+    }
+
+    #[test]
+    fn the_line_has_every_count_and_figure() {
+        let mut s = summary(&[10, 20]);
+        s.gave_up = 1;
+        s.per_barista.insert("b1".into(), 2);
+        let line = s.line();
+        for field in ["visits=3", "served=2", "gave_up=1", "failed=0", "throughput=1.0", "p50_ms=10.000", "max_ms=20.000", "per_barista=b1:2"] {
+            assert!(line.contains(field), "{field} missing from {line}");
+        }
+    }
+}
