@@ -114,7 +114,7 @@ fn newest_source(dir: &Path) -> Option<(SystemTime, PathBuf)> {
                 stack.push(path);
             } else if path.extension() == Some(OsStr::new("rs")) {
                 if let Ok(m) = meta.modified() {
-                    if newest.as_ref().map_or(true, |(t, _)| m > *t) {
+                    if newest.as_ref().is_none_or(|(t, _)| m > *t) {
                         newest = Some((m, path));
                     }
                 }
@@ -821,7 +821,7 @@ impl Dir {
 
 impl Drop for Dir {
     fn drop(&mut self) {
-        if std::env::var_os("ZK_COFFEE_TESTS_KEEP").map_or(true, |v| v != "1") {
+        if std::env::var_os("ZK_COFFEE_TESTS_KEEP").is_none_or(|v| v != "1") {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }
@@ -910,8 +910,10 @@ impl ZkServerBuilder {
             client: Mutex::new(None),
             _permit: permit,
         };
-        server.launch();
+        // The watchdog first: a test process killed while the server starts still has it
+        // stopped (`zk.sh start` itself dies with the test thread, see `launch`).
         server.watchdog = Some(spawn_watchdog(&server.dir));
+        server.launch();
         server
     }
 }
@@ -960,12 +962,12 @@ impl ZkServer {
 
     fn launch(&mut self) {
         let tick = self.tick_ms.to_string();
-        let out = Command::new("bash")
-            .arg(zk_script())
+        let mut cmd = Command::new("bash");
+        cmd.arg(zk_script())
             .args([OsStr::new("start"), OsStr::new("--dir"), self.dir.as_os_str(), OsStr::new("--tick-ms"), OsStr::new(&tick)])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", zk_script().display()));
+            .stdin(Stdio::null());
+        die_with_parent(&mut cmd);
+        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", zk_script().display()));
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             panic!(
