@@ -88,6 +88,25 @@ ensure_zookeeper() {
     fi
 }
 
+# ensure_command CMD PACKAGE: install the Debian PACKAGE when CMD is missing (as root), or
+# print the exact command to run.
+ensure_command() {
+    local cmd="$1" package="$2"
+    if command -v "$cmd" >/dev/null 2>&1; then
+        return 0
+    fi
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "$cmd is not installed; run: sudo apt-get install -y $package" >&2
+        return 1
+    fi
+    log_info "$cmd is missing; installing the Debian package '$package' ..."
+    if [[ -z "$_ZK_APT_UPDATED" ]]; then
+        apt-get update >&2 || return 1
+        _ZK_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "$package" >&2
+}
+
 ensure_cargo() {
     if ! command -v cargo >/dev/null 2>&1; then
         echo "Rust is not installed; install it with rustup (https://rustup.rs) or apt-get install -y cargo" >&2

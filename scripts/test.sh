@@ -7,7 +7,7 @@
 # 1. makes sure the Debian `zookeeper` package is installed (installs it with
 #    apt-get when running as root; the integration tests start throwaway
 #    servers with scripts/zk.sh),
-# 2. makes sure `cargo` is available,
+# 2. makes sure `systemd-analyze` (to verify the shipped unit) and `cargo` are available,
 # 3. runs `cargo build --workspace --bins` (the tests run the built binaries),
 # 4. runs `cargo test --workspace ARGS...` and exits with its status.
 #
@@ -34,6 +34,8 @@ cd "$REPO_ROOT"
 
 echo "==> checking ZooKeeper (Debian package 'zookeeper')"
 ensure_zookeeper
+echo "==> checking systemd-analyze (Debian package 'systemd', to verify the unit files)"
+ensure_command systemd-analyze systemd
 echo "==> checking Rust toolchain"
 ensure_cargo
 

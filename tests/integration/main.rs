@@ -11,4 +11,5 @@ mod outage;
 mod protected_create;
 mod scene;
 mod shift;
+mod systemd;
 mod wire_compat;

@@ -154,8 +154,13 @@ impl Role {
         static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
         let path = bin_dir().join(self.name());
         let verdict = CHECKED.get_or_init(|| {
-            let newest = newest_source(&workspace_root().join("crates"));
+            let crates = workspace_root().join("crates");
+            let library = newest_source(&crates.join("zk-coffee"));
             for role in [Role::Barista, Role::Customer, Role::ShopInit] {
+                // A binary is stale when its own crate or the library changed after it was
+                // linked (cargo does not relink a binary whose inputs did not change).
+                let own = newest_source(&crates.join(role.name()));
+                let newest = [library.clone(), own].into_iter().flatten().max_by_key(|(t, _)| *t);
                 let bin = bin_dir().join(role.name());
                 let built = match std::fs::metadata(&bin).and_then(|m| m.modified()) {
                     Ok(t) => t,
@@ -187,16 +192,20 @@ impl Role {
 
 /// The environment variables the binaries read; cleared for every spawned role so the
 /// developer's shell cannot change what a test does.
-const ROLE_ENV: [&str; 9] = [
+const ROLE_ENV: [&str; 13] = [
     "ZK_SERVERS",
     "ZK_SESSION_TIMEOUT",
     "ZK_CONNECT_TIMEOUT",
     "BARISTA_NAME",
     "BARISTA_BREW_TIME",
     "BARISTA_LEAVE_AFTER_IDLE",
+    "BARISTA_DRAIN_TIMEOUT",
     "CUSTOMER_COFFEE",
     "CUSTOMER_BARISTA",
+    "CUSTOMER_CHOOSE",
+    "CUSTOMER_MAX_QUEUE",
     "CUSTOMER_PATIENCE",
+    "NOTIFY_SOCKET",
 ];
 
 /// A command line for one role, built up and then [`run`](TestCommand::run) or

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use zk_coffee::barista::{self, BaristaConfig, ShiftEnd};
+use zk_coffee::barista::{self, BaristaConfig, Milestone, ShiftEnd};
 use zk_coffee::cli::{self, ConnectArgs, EXIT_CODES_HELP};
 use zk_coffee::{BaristaName, Shutdown};
 
@@ -53,9 +53,22 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
         drain_timeout: args.drain_timeout,
     };
     let session = args.connect.connect()?;
-    let end = barista::run(&session, &config, &shutdown);
+    let end = barista::run(&session, &config, &shutdown, &tell_systemd);
     session.close();
     // Leaving on request and leaving when idle are both a clean end of the shift.
     let _: ShiftEnd = end?;
     Ok(zk_coffee::error::exit::OK)
+}
+
+/// Tells systemd (when started as a `Type=notify` service, i.e. `NOTIFY_SOCKET` is set) that
+/// the barista is ready once it is on shift, and when it starts leaving. Without systemd this
+/// does nothing.
+fn tell_systemd(milestone: Milestone) {
+    use sd_notify::NotifyState;
+    let (state, status) = match &milestone {
+        Milestone::OnShift { name, generation } => (NotifyState::Ready, format!("on shift as {name} (session {generation})")),
+        Milestone::Leaving => (NotifyState::Stopping, "leaving: handing over the queue".to_owned()),
+    };
+    // A failure to notify must not stop the barista; systemd then reports its own timeout.
+    let _ = sd_notify::notify(&[state, NotifyState::Status(&status)]);
 }

@@ -75,6 +75,15 @@ pub enum ShiftEnd {
     Idle,
 }
 
+/// A moment in the shift that the outside world may want to hear of (e.g. systemd).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Milestone {
+    /// Registered on shift (again, after a lost session, with a higher generation).
+    OnShift { name: BaristaName, generation: u64 },
+    /// Leaving: off the group, finishing up.
+    Leaving,
+}
+
 /// Something the barista was waiting for happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wake {
@@ -91,8 +100,14 @@ enum Wake {
 }
 
 /// Works one shift: registers, serves until stopped (or idle), leaves. A first stop request
-/// ends the shift gracefully, a second one at once (see the module docs).
-pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown) -> Result<ShiftEnd> {
+/// ends the shift gracefully, a second one at once (see the module docs). `milestones` hears
+/// when the barista is on shift and when it starts leaving.
+pub fn run(
+    session: &Session,
+    config: &BaristaConfig,
+    shutdown: &Shutdown,
+    milestones: &dyn Fn(Milestone),
+) -> Result<ShiftEnd> {
     shop::check_initialised(session)?;
     shop::ensure_extensions(session)?;
     let (tx, rx) = mpsc::channel();
@@ -105,6 +120,7 @@ pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown) -> Re
         let _ = session_tx.lock().map(|tx| tx.send(Wake::Session(event)));
     });
     let mut barista = Barista {
+        milestones,
         session: session.clone(),
         config: config.clone(),
         shutdown: shutdown.clone(),
@@ -121,7 +137,8 @@ pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown) -> Re
     barista.shift()
 }
 
-struct Barista {
+struct Barista<'m> {
+    milestones: &'m dyn Fn(Milestone),
     session: Session,
     config: BaristaConfig,
     shutdown: Shutdown,
@@ -168,7 +185,7 @@ enum Round {
     Idle,
 }
 
-impl Barista {
+impl Barista<'_> {
     fn shift(&mut self) -> Result<ShiftEnd> {
         let mut outage: Option<(Instant, Duration)> = None;
         while self.shutdown.state() == Stop::No {
@@ -333,6 +350,7 @@ impl Barista {
         let generation = registration.generation;
         if take == Take::Created {
             info!("barista {name} is on shift (session {generation})");
+            (self.milestones)(Milestone::OnShift { name: name.clone(), generation });
         } else {
             debug!("still on shift (session {generation})");
         }
@@ -500,6 +518,7 @@ impl Barista {
     fn leave(&mut self, end: ShiftEnd) -> Result<ShiftEnd> {
         let me = self.config.name.clone();
         let own_claim = layout::claim(&me);
+        (self.milestones)(Milestone::Leaving);
         let holding = self.take_ephemeral(&own_claim, &self.registration(self.session.generation()))? != Take::HeldByOther;
         self.session.delete(&layout::member(&me), None)?;
         self.registered = None;

@@ -1,0 +1,58 @@
+//! The systemd side of a barista: the shipped unit verifies, and the barista tells systemd it
+//! is ready only once it is on shift, and when it starts leaving.
+
+use std::os::unix::net::UnixDatagram;
+use std::process::Command;
+
+use zk_coffee_tests::*;
+
+#[test]
+fn the_barista_unit_passes_systemd_analyze_verify() {
+    let dir = Dir::new("unit");
+    let unit = std::fs::read_to_string(workspace_root().join("systemd/barista@.service")).expect("read the unit");
+    for directive in ["Type=notify", "KillSignal=SIGTERM", "Restart=on-failure", "DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "Environment=BARISTA_NAME=%l_%i"] {
+        assert!(unit.lines().any(|l| l == directive), "the unit lacks {directive}");
+    }
+    // Verify a copy whose ExecStart points at the binary we built (the installed path does not
+    // exist on a build machine); everything else is checked as shipped.
+    let barista = Role::Barista.path();
+    let copy = unit.replace("ExecStart=/usr/local/bin/barista", &format!("ExecStart={}", barista.display()));
+    let path = dir.join("barista@.service");
+    std::fs::write(&path, copy).expect("write the copy");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (Debian package systemd; scripts/test.sh installs it)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.trim().is_empty(), "systemd-analyze verify complained:\n{text}");
+}
+
+#[test]
+fn the_barista_notifies_systemd_when_on_shift_and_when_leaving() {
+    let server = ZkServer::start();
+    server.init_shop();
+    let dir = Dir::new("notify");
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket.set_read_timeout(Some(LOG_TIMEOUT)).expect("timeout");
+    let mut barista = server
+        .cmd(Role::Barista)
+        .args(["--name", "unit_1"])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .spawn();
+
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).expect("READY=1 from the barista");
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(message.lines().any(|l| l == "READY=1"), "{message:?}");
+    assert!(message.contains("STATUS=on shift as unit_1"), "{message:?}");
+    // Ready means registered: the membership node is there by the time systemd hears of it.
+    assert!(server.exists("/barista_group/unit_1"), "READY=1 came before the barista was on shift");
+
+    barista.signal("TERM");
+    let n = socket.recv(&mut buf).expect("STOPPING=1 from the barista");
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(message.lines().any(|l| l == "STOPPING=1"), "{message:?}");
+    barista.wait_exit(EXIT_TIMEOUT).assert_code(exit::OK);
+}
