@@ -35,7 +35,7 @@ ZK_MARKER="# Throwaway ZooKeeper written by scripts/zk.sh"
 usage() {
     cat <<EOF
 Usage:
-  $PROG start [--port N] [--dir DIR] [--tick-ms MS] [--ruok-only]
+  $PROG start [--port N] [--dir DIR] [--tick-ms MS] [--fsync] [--ruok-only]
   $PROG start-ensemble [--dir DIR] [--tick-ms MS] [--size N]
   $PROG stop DIR [--keep]
   $PROG status DIR
@@ -59,6 +59,9 @@ Commands:
                                 an existing DIR/zoo.cfg)
                   --tick-ms MS  tickTime (default 2000). Session timeouts are
                                 negotiated into [2, 20] x tickTime.
+                  --fsync       forceSync=yes: fsync the transaction log on
+                                every commit, as production servers do (the
+                                default here is forceSync=no). For benchmarks.
                   If DIR/zoo.cfg has server.N lines (an ensemble member, e.g.
                   DIR=ENSEMBLE/2), the member is started with QuorumPeerMain and
                   start also waits until it has joined a quorum ('srvr' reports
@@ -356,9 +359,10 @@ member_dirs() {
 }
 
 cmd_start() {
-    local port="" dir="" tick="" ruok_only="" created=""
+    local port="" dir="" tick="" ruok_only="" created="" fsync=""
     while (($#)); do
         case "$1" in
+            --fsync) fsync=1; shift ;;
             --port) port="${2:-}"; shift 2 || die "--port needs a value" ;;
             --port=*) port="${1#*=}"; shift ;;
             --dir) dir="${2:-}"; shift 2 || die "--dir needs a value" ;;
@@ -404,6 +408,11 @@ cmd_start() {
     else
         port="${port:-$(free_port)}"
         write_cfg "$dir" "$port" "${tick:-2000}"
+    fi
+    if [[ -n "$fsync" ]]; then
+        sed -i -e 's|^# Test server: no fsync per transaction.*|# Started with --fsync: the transaction log is fsynced on every commit.|' \
+            -e '/^# only a machine crash could)\.$/d' "$dir/zoo.cfg"
+        cfg_set "$dir/zoo.cfg" forceSync yes
     fi
 
     if port_in_use "$port"; then
