@@ -44,3 +44,22 @@ fn sigterm_makes_a_waiting_customer_withdraw_its_order() {
     out.assert_code(exit::OK);
     assert!(barista_events(&out.stderr).is_empty(), "made a withdrawn order\n{out}");
 }
+
+/// Product bug, reported: while a customer waits for a barista to come on shift it does not
+/// listen to SIGTERM, and only leaves when its patience runs out (exit 4). Run with
+/// `--ignored`.
+#[test]
+#[ignore = "known product bug: SIGTERM is ignored while a customer waits for a barista to come on shift"]
+fn sigterm_ends_a_customer_waiting_for_a_barista() {
+    let server = ZkServer::start();
+    server.init_shop();
+    let mut customer = server.cmd(Role::Customer).args(["--coffee", "tesora", "--patience", "30"]).spawn();
+    wait_until(LOG_TIMEOUT, "the customer to watch /barista_group", || {
+        server.mntr().get("zk_watch_count").map(String::as_str) == Some("1")
+    });
+    customer.signal("TERM");
+    // `customer --help`: "SIGINT/SIGTERM withdraws the order and exits as 'gave up'".
+    let out = customer.wait_exit(EXIT_TIMEOUT);
+    out.assert_within(std::time::Duration::from_secs(10)).assert_code(exit::GAVE_UP);
+    assert_eq!(server.tree("/orders"), Vec::<String>::new(), "no order was placed");
+}
