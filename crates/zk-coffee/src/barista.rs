@@ -133,6 +133,7 @@ pub fn run(
         adopted: BTreeSet::new(),
         reported_foreign: HashSet::new(),
         last_order: Instant::now(),
+        left: None,
     };
     barista.shift()
 }
@@ -157,6 +158,8 @@ struct Barista<'m> {
     reported_foreign: HashSet<String>,
     /// When we last served (or were given) an order.
     last_order: Instant,
+    /// Set once we left the group: whether we then held the claim on our own bucket.
+    left: Option<bool>,
 }
 
 /// What one look at a bucket found.
@@ -499,9 +502,16 @@ impl Barista<'_> {
         let brewed_at = Instant::now() + self.config.brew_time;
         while let Some(left) = brewed_at.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
             self.wait(left);
-            if self.shutdown.state() == Stop::Now {
-                info!("stopping at once: {order} stays queued");
-                return Ok(());
+            match self.shutdown.state() {
+                Stop::No => {}
+                // Off the group at once, so no new customer picks us; the coffee is finished.
+                Stop::Graceful => {
+                    self.leave_group()?;
+                }
+                Stop::Now => {
+                    info!("stopping at once: {order} stays queued");
+                    return Ok(());
+                }
             }
         }
         if self.session.delete(&path, None)? {
@@ -516,21 +526,31 @@ impl Barista<'_> {
     /// its own bucket the barista holds the claim on it, so nobody adopts it from under it; the
     /// claim is released last, which lets the others adopt whatever was handed over.
     fn leave(&mut self, end: ShiftEnd) -> Result<ShiftEnd> {
-        let me = self.config.name.clone();
-        let own_claim = layout::claim(&me);
-        (self.milestones)(Milestone::Leaving);
-        let holding = self.take_ephemeral(&own_claim, &self.registration(self.session.generation()))? != Take::HeldByOther;
-        self.session.delete(&layout::member(&me), None)?;
-        self.registered = None;
-        info!("barista {me} left the group");
+        let holding_own_claim = self.leave_group()?;
         for owner in self.adopted.clone() {
             self.release(&owner)?;
         }
         let result = if self.shutdown.state() == Stop::Now { Ok(end) } else { self.hand_over(end) };
-        if holding {
-            self.session.delete(&own_claim, None)?;
+        if holding_own_claim {
+            self.session.delete(&layout::claim(&self.config.name), None)?;
         }
         result
+    }
+
+    /// Takes the claim on our own bucket (unless an adopter holds it) and deletes our
+    /// membership node, once. Returns whether we hold our own claim.
+    fn leave_group(&mut self) -> Result<bool> {
+        if let Some(holding) = self.left {
+            return Ok(holding);
+        }
+        let me = self.config.name.clone();
+        (self.milestones)(Milestone::Leaving);
+        let registration = self.registration(self.session.generation());
+        let holding = self.take_ephemeral(&layout::claim(&me), &registration)? != Take::HeldByOther;
+        self.session.delete(&layout::member(&me), None)?;
+        self.left = Some(holding);
+        info!("barista {me} left the group");
+        Ok(holding)
     }
 
     /// Serves or hands over what is queued in our bucket, then removes it if empty.

@@ -113,6 +113,7 @@ pub fn failure_line(error: &Error) -> String {
     let word = match error {
         Error::NoBarista(_) => "no-barista",
         Error::ShopFull(_) => "shop-full",
+        Error::Left(_) => "gave-up",
         _ => "failed",
     };
     format!("{word} exit={}", error.exit_code())
@@ -145,7 +146,7 @@ pub fn order_and_wait(session: &Session, config: &CustomerConfig, shutdown: &Shu
     let arrived = Instant::now();
     // Patience counts from arrival: time spent waiting for a barista is part of it.
     let deadline = arrived + config.patience;
-    let (barista, order) = place_order(session, config, &coffee, deadline)?;
+    let (barista, order) = place_order(session, config, &coffee, deadline, shutdown)?;
     info!("ordered {coffee} from {barista}: {order}");
     let placed = Instant::now();
 
@@ -199,7 +200,13 @@ fn withdraw(session: &Session, receipt: Receipt) -> Result<Outcome> {
 /// Chooses a barista on shift and creates the order in their bucket. With nobody on shift,
 /// waits for a barista to register until `deadline`. A barista whose bucket vanished between
 /// listing and ordering has left: choose again.
-fn place_order(session: &Session, config: &CustomerConfig, coffee: &str, deadline: Instant) -> Result<(BaristaName, String)> {
+fn place_order(
+    session: &Session,
+    config: &CustomerConfig,
+    coffee: &str,
+    deadline: Instant,
+    shutdown: &Shutdown,
+) -> Result<(BaristaName, String)> {
     let tag = format!("{:016x}", rand::random::<u64>());
     let mut gone: Vec<BaristaName> = Vec::new();
     loop {
@@ -209,7 +216,7 @@ fn place_order(session: &Session, config: &CustomerConfig, coffee: &str, deadlin
             .filter(|b| config.barista.as_ref().is_none_or(|wanted| wanted == b))
             .collect();
         if candidates.is_empty() {
-            wait_for_a_barista(session, config, deadline)?;
+            wait_for_a_barista(session, config, deadline, shutdown)?;
             continue;
         }
         let Some(barista) = choose(session, config, &candidates, &mut gone)? else { continue };
@@ -229,11 +236,14 @@ fn place_order(session: &Session, config: &CustomerConfig, coffee: &str, deadlin
 /// Blocks until somebody comes on shift (or goes: the caller looks again), or fails at
 /// `deadline`. The group watch is set only here, so a customer that orders again and again
 /// does not pile up watches.
-fn wait_for_a_barista(session: &Session, config: &CustomerConfig, deadline: Instant) -> Result<()> {
+fn wait_for_a_barista(session: &Session, config: &CustomerConfig, deadline: Instant, shutdown: &Shutdown) -> Result<()> {
     let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Arc::new(Mutex::new(tx));
+    let stop_tx = tx.clone();
+    let _stop_hook = shutdown.on_request(move || {
+        let _ = stop_tx.send(());
+    });
     let on_shift = shop::watch_baristas_on_shift(session, move || {
-        let _ = tx.lock().map(|tx| tx.send(()));
+        let _ = tx.send(());
     })?;
     let wanted_on_shift = match &config.barista {
         Some(wanted) => on_shift.contains(wanted),
@@ -248,6 +258,9 @@ fn wait_for_a_barista(session: &Session, config: &CustomerConfig, deadline: Inst
             Some(wanted) => format!("barista {wanted} did not come on shift within my patience"),
             None => format!("nobody registered under {} within my patience", layout::BARISTA_GROUP),
         }));
+    }
+    if shutdown.state() != Stop::No {
+        return Err(Error::Left("stopped while waiting for a barista to come on shift; no order was placed".into()));
     }
     Ok(())
 }

@@ -39,6 +39,10 @@ pub enum Error {
     #[error("no barista available: {0}")]
     NoBarista(String),
 
+    /// The customer was stopped before it could place its order.
+    #[error("gave up: {0}")]
+    Left(String),
+
     /// Every barista's queue is at the maximum length.
     #[error("the shop is full: {0}")]
     ShopFull(String),
@@ -89,6 +93,7 @@ impl Error {
             Error::NameInUse(_) => exit::NAME_IN_USE,
             Error::NoBarista(_) => exit::NO_BARISTA,
             Error::ShopFull(_) => exit::SHOP_FULL,
+            Error::Left(_) => exit::GAVE_UP,
             Error::NotAuthorized { .. } => exit::NOT_AUTHORIZED,
             Error::ZooKeeper { .. } => exit::FAILURE,
         }

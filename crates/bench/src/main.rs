@@ -1,0 +1,157 @@
+//! `zk-coffee-bench`: the measurements of issue 7, one step per subcommand, each printing one
+//! machine-readable line (`STEP key=value ...`) on stdout. `scripts/bench.sh` starts a server,
+//! runs every step and prints the table.
+//!
+//! The raw steps (`pairs`, `watch-rtt`) use the `zookeeper` crate directly, as the shop does;
+//! the shop steps run the real `barista`, `customer` and `shop-init` binaries (found next to
+//! this one unless `--bin-dir` says otherwise), each step under a chroot of its own that it
+//! removes afterwards. Children's stderr goes to `--logs`.
+
+mod common;
+mod raw;
+mod shop;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use common::{dir, Env};
+use zk_coffee::duration::parse as parse_duration;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Benchmarks the zk-coffee shop against raw ZooKeeper (issue 7)")]
+struct Args {
+    /// The server, host:port (no chroot).
+    #[arg(long = "zk", env = "ZK_SERVERS", default_value = "127.0.0.1:2181", global = true)]
+    servers: String,
+
+    /// Where barista, customer and shop-init are; default: next to this binary.
+    #[arg(long, global = true)]
+    bin_dir: Option<PathBuf>,
+
+    /// The server's PID (same host): steps then report its CPU time per unit of work.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+
+    /// Where the children's logs go.
+    #[arg(long, global = true, default_value = "/tmp/zk-coffee-bench-logs")]
+    logs: PathBuf,
+
+    #[command(subcommand)]
+    step: Step,
+}
+
+#[derive(Subcommand, Debug)]
+enum Step {
+    /// Raw create PERSISTENT_SEQUENTIAL + delete pairs per second, T threads on one handle.
+    Pairs {
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Run this long before counting.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+    },
+    /// One session creates (deletes) a node, another's exists watch fires: p50/p99.
+    WatchRtt {
+        #[arg(long, default_value_t = 1000)]
+        samples: usize,
+    },
+    /// B baristas (processes, zero brew time) and C concurrent customers (load mode).
+    Shop {
+        #[arg(long, default_value_t = 1)]
+        baristas: usize,
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 1000)]
+        orders: u64,
+        /// random or shorter-of-two.
+        #[arg(long, default_value = "shorter-of-two")]
+        choose: String,
+        /// How many of the baristas brew slowly.
+        #[arg(long, default_value_t = 0)]
+        slow: usize,
+        /// Their brew time (e.g. 20ms).
+        #[arg(long, default_value = "20ms", value_parser = duration)]
+        slow_brew: Duration,
+    },
+    /// N orders placed in one bucket before its barista starts; the time to drain them.
+    Backlog {
+        #[arg(long, default_value_t = 10_000)]
+        orders: usize,
+        #[arg(long, default_value_t = 1)]
+        baristas: usize,
+    },
+    /// Customer visits with N zero-brew baristas on shift vs with one.
+    Scale {
+        #[arg(long, default_value_t = 100)]
+        baristas: usize,
+        /// Orders of the one customer, in each case.
+        #[arg(long, default_value_t = 300)]
+        orders: u64,
+    },
+    /// VmRSS of an idle barista and of a waiting customer.
+    Rss {
+        /// How long to let them settle before reading.
+        #[arg(long, default_value = "1", value_parser = duration)]
+        settle: Duration,
+    },
+    /// kill -9 of a busy barista: time until its first orphaned order is served; SIGTERM: time
+    /// to a clean exit.
+    Recovery {
+        /// The baristas' session timeout.
+        #[arg(long, default_value = "10", value_parser = duration)]
+        session_timeout: Duration,
+        /// Orders queued at the victim.
+        #[arg(long, default_value_t = 5)]
+        orders: usize,
+        /// The victim's brew time (it is killed while brewing the first).
+        #[arg(long, default_value = "30", value_parser = duration)]
+        brew: Duration,
+    },
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zk-coffee-bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> common::Result<String> {
+    let bin_dir = match args.bin_dir {
+        Some(d) => d,
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find my own path: {e}"))?
+            .parent()
+            .ok_or("my own path has no directory")?
+            .to_path_buf(),
+    };
+    let env = Env { servers: args.servers, bin_dir, logs: dir(&args.logs)?, server_pid: args.server_pid };
+    match args.step {
+        Step::Pairs { threads, seconds, warmup } => raw::pairs(&env, threads, seconds, warmup),
+        Step::WatchRtt { samples } => raw::watch_rtt(&env, samples),
+        Step::Shop { baristas, concurrency, orders, choose, slow, slow_brew } => shop::shop(
+            &env,
+            &shop::ShopRun { baristas, concurrency, orders, choose, slow, slow_brew },
+        ),
+        Step::Backlog { orders, baristas } => shop::backlog(&env, orders, baristas),
+        Step::Scale { baristas, orders } => shop::scale(&env, baristas, orders),
+        Step::Rss { settle } => shop::rss(&env, settle),
+        Step::Recovery { session_timeout, orders, brew } => shop::recovery(&env, session_timeout, orders, brew),
+    }
+}
