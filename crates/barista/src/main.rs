@@ -38,7 +38,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = cli::parse_args("barista", || ());
     cli::init_logging();
     cli::finish("barista", run(args))
 }

@@ -63,7 +63,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = cli::parse_args("customer", || println!("failed exit={}", exit::USAGE));
     cli::init_logging();
     let load_mode = args.orders.is_some() || args.duration.is_some();
     let result = if load_mode { run_load(args) } else { run(args) };

@@ -17,7 +17,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = cli::parse_args("shop-init", || ());
     cli::init_logging();
     cli::finish("shop-init", run(args))
 }

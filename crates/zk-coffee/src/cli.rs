@@ -105,6 +105,24 @@ pub fn stop_on_signals(shutdown: &Shutdown) -> Result<()> {
         .map_err(|e| Error::usage(format!("cannot install the signal handler: {e}")))
 }
 
+/// Parses the command line. `--help` and `--version` print and exit 0; any other problem
+/// prints one line, `{program}: error: ...` (clap's own first line, without the usage block),
+/// runs `on_error` (the customer prints its `failed exit=2` line there) and exits 2.
+pub fn parse_args<T: clap::Parser>(program: &str, on_error: impl FnOnce()) -> T {
+    match T::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let rendered = e.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("{program}: error: {first} (see --help)");
+            on_error();
+            std::process::exit(i32::from(crate::error::exit::USAGE));
+        }
+    }
+}
+
 /// Turns a binary's result into its exit code, printing the error as one line on stderr.
 pub fn finish(program: &str, result: Result<u8>) -> ExitCode {
     match result {
