@@ -31,7 +31,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, info, warn};
@@ -115,9 +114,9 @@ pub fn run(
     let _stop_hook = shutdown.on_request(move || {
         let _ = stop_tx.send(Wake::Stop);
     });
-    let session_tx = Mutex::new(tx.clone());
+    let session_tx = tx.clone();
     let _subscription = session.subscribe(move |event| {
-        let _ = session_tx.lock().map(|tx| tx.send(Wake::Session(event)));
+        let _ = session_tx.send(Wake::Session(event));
     });
     let mut barista = Barista {
         milestones,
@@ -285,11 +284,10 @@ impl Barista<'_> {
     }
 
     /// A closure that sends `wake` to ourselves, for a watch.
-    fn waker(&self, wake: Wake) -> impl Fn() + Send + Sync + Clone + 'static {
-        let tx = Mutex::new(self.wake_tx.clone());
-        let tx = std::sync::Arc::new(tx);
+    fn waker(&self, wake: Wake) -> impl Fn() + Send + Sync + 'static {
+        let tx = self.wake_tx.clone();
         move || {
-            let _ = tx.lock().map(|tx| tx.send(wake));
+            let _ = tx.send(wake);
         }
     }
 
@@ -389,7 +387,7 @@ impl Barista<'_> {
         let buckets = self
             .session
             .watch_children(layout::ORDERS, self.waker(Wake::Staff))?
-            .ok_or_else(|| Error::ShopNotInitialised { missing: layout::ORDERS.to_owned() })?;
+            .ok_or_else(|| shop::not_initialised(&self.session, layout::ORDERS))?;
         for owner in self.adopted.clone() {
             if on_shift.contains(&owner) {
                 info!("{owner} is back on shift; handing its bucket back");

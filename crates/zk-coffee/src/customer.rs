@@ -8,7 +8,6 @@
 //! after all and the customer says so.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use log::{debug, info};
@@ -155,10 +154,10 @@ pub fn order_and_wait(session: &Session, config: &CustomerConfig, shutdown: &Shu
     let _stop_hook = shutdown.on_request(move || {
         let _ = stop_tx.send(Wake::Stop);
     });
-    let session_tx = Mutex::new(tx.clone());
-    // The watch is lost if the connection drops, or the session with it: look again then.
+    let session_tx = tx.clone();
+    // After a reconnect or a new session, look at the order again.
     let _subscription = session.subscribe(move |_| {
-        let _ = session_tx.lock().map(|tx| tx.send(Wake::Order));
+        let _ = session_tx.send(Wake::Order);
     });
     let receipt = |placed: Instant| Receipt {
         order: order.clone(),
@@ -167,10 +166,9 @@ pub fn order_and_wait(session: &Session, config: &CustomerConfig, shutdown: &Shu
         waited: placed.elapsed(),
     };
     loop {
-        let notify = Mutex::new(tx.clone());
-        let notify = std::sync::Arc::new(notify);
+        let notify = tx.clone();
         let pending = session.watch_exists(&order, move || {
-            let _ = notify.lock().map(|tx| tx.send(Wake::Order));
+            let _ = notify.send(Wake::Order);
         })?;
         if !pending {
             return Ok(Outcome::Served(receipt(placed)));

@@ -62,7 +62,7 @@ pub fn ensure_extensions(session: &Session) -> Result<()> {
 pub fn check_initialised(session: &Session) -> Result<()> {
     for path in [layout::BARISTA_GROUP, layout::ORDERS] {
         if !session.exists(path)? {
-            return Err(Error::ShopNotInitialised { missing: path.to_owned() });
+            return Err(not_initialised(session, path));
         }
     }
     Ok(())
@@ -72,17 +72,22 @@ pub fn check_initialised(session: &Session) -> Result<()> {
 /// foreign client) are skipped.
 pub fn baristas_on_shift(session: &Session) -> Result<Vec<BaristaName>> {
     let members = session.children(layout::BARISTA_GROUP)?;
-    valid_members(members)
+    valid_members(session, members)
 }
 
 /// Like [`baristas_on_shift`], and `notify` runs once when somebody comes or goes.
-pub fn watch_baristas_on_shift(session: &Session, notify: impl Fn() + Send + Sync + Clone + 'static) -> Result<Vec<BaristaName>> {
+pub fn watch_baristas_on_shift(session: &Session, notify: impl Fn() + Send + Sync + 'static) -> Result<Vec<BaristaName>> {
     let members = session.watch_children(layout::BARISTA_GROUP, notify)?;
-    valid_members(members)
+    valid_members(session, members)
 }
 
-fn valid_members(members: Option<Vec<String>>) -> Result<Vec<BaristaName>> {
-    let members = members.ok_or_else(|| Error::ShopNotInitialised { missing: layout::BARISTA_GROUP.to_owned() })?;
+/// The error for a missing top-level node, naming it as the server sees it (with the chroot).
+pub fn not_initialised(session: &Session, path: &str) -> Error {
+    Error::ShopNotInitialised { missing: format!("{}{path}", session.servers().chroot().unwrap_or("")) }
+}
+
+fn valid_members(session: &Session, members: Option<Vec<String>>) -> Result<Vec<BaristaName>> {
+    let members = members.ok_or_else(|| not_initialised(session, layout::BARISTA_GROUP))?;
     let mut names: Vec<BaristaName> = members
         .iter()
         .filter_map(|m| match BaristaName::new(m) {
