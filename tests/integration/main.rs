@@ -6,6 +6,8 @@
 mod chroot;
 mod customer;
 mod errors;
+mod faults_crash;
+mod faults_stop;
 mod fifo;
 mod outage;
 mod protected_create;

@@ -27,6 +27,7 @@
 //! - `ZK_COFFEE_TESTS_KEEP=1`: keep the temporary directories of [`Dir`] (not the servers').
 
 pub mod blackhole;
+pub mod fault;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

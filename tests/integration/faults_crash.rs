@@ -1,0 +1,195 @@
+//! Roles that crash or freeze: a barista killed mid-brew, a barista frozen past its session, a
+//! customer frozen past its session, an impatient customer's queued order. Each test ends with
+//! the "nothing lost" audit: every customer served or gave up with its order gone, within a
+//! bound, and no order left in a bucket without a live owner.
+
+use std::time::{Duration, Instant};
+
+use zk_coffee_tests::fault::*;
+use zk_coffee_tests::*;
+use zookeeper::{Acl, CreateMode};
+
+/// A customer that is neither hung nor starved finishes within this (its patience is longer:
+/// a customer that hangs is caught here rather than saved by giving up).
+const CUSTOMER_BOUND: Duration = Duration::from_secs(25);
+
+#[test]
+fn a_barista_killed_mid_brew_has_its_queue_and_the_order_in_hand_adopted() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    // The victim brews slowly, so the kill lands mid-brew.
+    let mut victim = barista(zk, "victim", "1.5").spawn();
+    victim.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    let rescuers: Vec<Proc> = ["r1", "r2"].iter().map(|n| barista(zk, n, "0.2").spawn()).collect();
+    for r in &rescuers {
+        r.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    }
+
+    // Five orders queued at the victim (stopped meanwhile, so none is taken before all are in).
+    let frozen = Frozen::freeze(victim.pid());
+    let mut customers: Vec<Proc> =
+        MENU.iter().chain(&MENU[..1]).map(|coffee| place(customer(zk, Some("victim"), coffee, "40"))).collect();
+    frozen.thaw();
+    let in_hand = victim.wait_for_stderr("making ", LOG_TIMEOUT);
+    victim.signal("KILL");
+    let killed_at = Instant::now();
+    let killed = victim.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(killed.code(), None, "killed by SIGKILL\n{killed}");
+    let in_hand = made(&[in_hand]).pop().expect("the order in hand");
+    assert!(!served(&killed.stderr).iter().any(|(o, _)| *o == in_hand), "{in_hand} was finished before the kill");
+
+    // Customers choosing at random meanwhile: until the victim's session expires it is still
+    // listed on shift, so some may order from the dead barista too.
+    customers.extend((0..3).map(|i| place(customer(zk, None, MENU[i], "40"))));
+
+    let raw = server.raw();
+    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
+    let recovered = killed_at.elapsed();
+    assert!(settled.iter().all(Settled::served), "everyone had patience enough to be served: {settled:#?}");
+    let victims: Vec<&str> =
+        settled.iter().filter(|s| s.receipt.barista == "victim").map(|s| s.receipt.order_name()).collect();
+    assert!(victims.len() >= 5, "{victims:?}");
+
+    // Every order placed with the victim was served by a rescuer, from the adopted bucket, and
+    // the one in hand was brewed again (at least once).
+    let rescued: Vec<(String, Option<String>)> = rescuers.iter().flat_map(|r| served(&r.stderr_lines())).collect();
+    for order in &victims {
+        wait_until(LOG_TIMEOUT, &format!("a rescuer to log serving {order}"), || {
+            rescuers.iter().any(|r| served(&r.stderr_lines()).contains(&(order.to_string(), Some("victim".into()))))
+        });
+    }
+    assert!(victims.contains(&in_hand.as_str()), "the order in hand {in_hand} was the victim's: {victims:?}");
+    // Exactly one rescuer adopted the bucket.
+    let adopters: Vec<usize> = (0..2).filter(|i| count_lines(&rescuers[*i], "adopting the orphaned bucket of victim") > 0).collect();
+    assert_eq!(adopters.len(), 1, "exactly one adopter; rescued {rescued:?}");
+    assert_eq!(count_lines(&rescuers[adopters[0]], "adopting the orphaned bucket of victim"), 1);
+
+    // The orphaned bucket and its claim are gone; nothing is left anywhere.
+    wait_until(LOG_TIMEOUT, "the victim's bucket and claim to go", || {
+        let a = audit(&raw);
+        !a.buckets.contains_key("victim") && a.claims.is_empty()
+    });
+    let a = assert_nothing_left(&raw, LOG_TIMEOUT);
+    assert_eq!(a.on_shift, ["r1", "r2"].map(String::from).into(), "{a:?}");
+    eprintln!("kill -9 mid-brew: {} customers served, the last {recovered:?} after the kill", settled.len());
+}
+
+#[test]
+fn a_queued_order_withdrawn_for_impatience_is_never_brewed() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    let barista = barista(zk, "slow", "1").spawn();
+    barista.wait_for_stderr("is on shift", LOG_TIMEOUT);
+
+    // The first order keeps the barista busy; the impatient one waits behind it and gives up
+    // long before the barista gets to it; a patient one is queued behind that.
+    let first = place(customer(zk, Some("slow"), "tesora", "30"));
+    barista.wait_for_stderr("making tesora", LOG_TIMEOUT);
+    let impatient = place(customer(zk, Some("slow"), "jacob", "0.3"));
+    let last = place(customer(zk, Some("slow"), "sogood", "30"));
+
+    let raw = server.raw();
+    let settled = settle_customers(vec![first, impatient, last], CUSTOMER_BOUND, &raw);
+    let outcomes: Vec<&str> = settled.iter().map(|s| s.receipt.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["served", "gave-up", "served"], "{settled:#?}");
+    let withdrawn = settled[1].receipt.order_name().to_owned();
+    // The barista has moved past the withdrawn order (it served the one behind it) and never
+    // started it.
+    barista.wait_for_stderr(&format!("({})", settled[2].receipt.order_name()), LOG_TIMEOUT);
+    let log = barista.stderr_lines();
+    assert!(!made(&log).contains(&withdrawn), "brewed the withdrawn order {withdrawn}:\n{}", log.join("\n"));
+    assert_eq!(made(&log).len(), 2, "{}", log.join("\n"));
+    assert_nothing_left(&raw, LOG_TIMEOUT);
+}
+
+#[test]
+fn a_barista_frozen_past_its_session_comes_back_on_shift_by_itself() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    let sleeper = barista(zk, "sleeper", "0.2").spawn();
+    sleeper.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    let colleague = barista(zk, "colleague", "0.2").spawn();
+    colleague.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    let raw = server.raw();
+
+    // Frozen with orders queued: its session expires, the colleague adopts its queue.
+    let frozen = Frozen::freeze(sleeper.pid());
+    let customers: Vec<Proc> = MENU[..3].iter().map(|c| place(customer(zk, Some("sleeper"), c, "40"))).collect();
+    wait_until(Duration::from_secs(15), "the frozen barista's session to expire", || {
+        !audit(&raw).on_shift.contains("sleeper")
+    });
+    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
+    assert!(settled.iter().all(Settled::served), "{settled:#?}");
+    let frozen_for = frozen.thaw();
+
+    // It notices its session is gone and registers again, on its own.
+    let thawed = Instant::now();
+    wait_until(Duration::from_secs(20), "the thawed barista to be on shift again", || {
+        count_lines(&sleeper, "is on shift") >= 2 && audit(&raw).on_shift.contains("sleeper")
+    });
+    let back_after = thawed.elapsed();
+    let member = server.node("/barista_group/sleeper").expect("member");
+    assert!(member.ephemeral);
+    // And it serves its own bucket again.
+    let out = customer(zk, Some("sleeper"), "jacob", "20").run(EXIT_TIMEOUT);
+    out.assert_code(exit::OK).assert_within(CUSTOMER_BOUND);
+    let r = Receipt::parse(out.single_stdout_line());
+    wait_until(LOG_TIMEOUT, "the sleeper to log serving the new order", || {
+        served(&sleeper.stderr_lines()).contains(&(r.order_name().to_owned(), None))
+    });
+    assert_nothing_left(&raw, LOG_TIMEOUT);
+    eprintln!("frozen barista: frozen {frozen_for:?}, on shift again {back_after:?} after SIGCONT");
+}
+
+#[test]
+fn customers_frozen_past_their_session_learn_they_were_served() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    // A barista played by a raw client, as the original program would: it serves exactly when
+    // the test says so.
+    let raw = server.raw();
+    raw.create("/orders/manual", Vec::new(), Acl::open_unsafe().clone(), CreateMode::Persistent).expect("bucket");
+    raw.create("/barista_group/manual", Vec::new(), Acl::open_unsafe().clone(), CreateMode::Ephemeral).expect("member");
+
+    // Two customers: one thawed as soon as its session is gone (the client library then
+    // reconnects and silently gets a new session), one frozen for longer (the library gives
+    // the handle up and a new one is made).
+    let customers: Vec<Proc> = ["swisswater", "jacob"].iter().map(|c| place(customer(zk, Some("manual"), c, "60"))).collect();
+    let orders: Vec<String> = audit(&raw).buckets["manual"].iter().map(|o| format!("/orders/manual/{o}")).collect();
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    let conns: Vec<Vec<u16>> = customers
+        .iter()
+        .map(|c| tcp_connections(c.pid()).iter().filter(|t| t.remote == server.port()).map(|t| t.local).collect())
+        .collect();
+    for ports in &conns {
+        assert!(serves_connection_from(server.port(), ports), "a customer's connection {ports:?} is not listed by cons");
+    }
+
+    // Frozen until the server has expired their sessions (and dropped their connections); then
+    // the orders are served, so no watch event can ever reach the old sessions.
+    let mut frozen: Vec<Frozen> = customers.iter().map(|c| Frozen::freeze(c.pid())).collect();
+    wait_until(Duration::from_secs(15), "the server to drop the frozen customers' sessions", || {
+        conns.iter().all(|ports| !serves_connection_from(server.port(), ports))
+    });
+    for order in &orders {
+        raw.delete(order, None).expect("serve the order");
+    }
+    let mut thawed = Vec::new();
+    let long = frozen.pop().expect("two");
+    thawed.push((frozen.pop().expect("two").thaw(), Instant::now()));
+    wait_until(Duration::from_secs(10), "the second customer to be frozen for 4 s", || long.elapsed() >= Duration::from_secs(4));
+    thawed.push((long.thaw(), Instant::now()));
+
+    // Well before their patience (60 s) runs out, they find out on a new session.
+    for ((c, order), (frozen_for, at)) in customers.into_iter().zip(&orders).zip(thawed) {
+        let out = c.wait_exit(Duration::from_secs(15));
+        out.assert_code(exit::OK);
+        let r = Receipt::parse(out.single_stdout_line());
+        assert_eq!((r.outcome.as_str(), r.order.as_str()), ("served", order.as_str()), "{out}");
+        eprintln!("frozen customer: frozen {frozen_for:?}, thawed {:?} ago, served", at.elapsed());
+    }
+}

@@ -1,0 +1,176 @@
+//! Stopping a busy barista: SIGTERM mid-brew with a colleague on shift (hand over), SIGTERM of
+//! the only barista with a drain timeout shorter than its queue (the rest waits for the next
+//! barista), two quick signals (leave at once; the order in hand is adopted). Each ends with
+//! the "nothing lost" audit.
+
+use std::time::{Duration, Instant};
+
+use zk_coffee_tests::fault::*;
+use zk_coffee_tests::*;
+
+/// A customer that is neither hung nor starved finishes within this.
+const CUSTOMER_BOUND: Duration = Duration::from_secs(25);
+
+/// Starts barista `name` and waits until it is on shift.
+fn on_shift(cmd: TestCommand) -> Proc {
+    let b = cmd.spawn();
+    b.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    b
+}
+
+/// Queues one order per coffee at `barista` while it is frozen (so none is taken before all are
+/// in), then lets it go on and waits until it starts the first; returns the customers and the
+/// order in hand.
+fn queue_at(zk: &str, barista: &Proc, name: &str, coffees: &[&str]) -> (Vec<Proc>, String) {
+    let frozen = Frozen::freeze(barista.pid());
+    let customers: Vec<Proc> = coffees.iter().map(|c| place(customer(zk, Some(name), c, "40"))).collect();
+    frozen.thaw();
+    let line = barista.wait_for_stderr("making ", LOG_TIMEOUT);
+    let in_hand = made(&[line]).pop().expect("an order name");
+    (customers, in_hand)
+}
+
+#[test]
+fn sigterm_mid_brew_with_a_colleague_on_shift_hands_the_queue_over() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    let mut leaver = on_shift(barista(zk, "leaver", "1"));
+    let stayer = on_shift(barista(zk, "stayer", "0.2"));
+    let (customers, in_hand) = queue_at(zk, &leaver, "leaver", &MENU);
+
+    leaver.signal("TERM");
+    let signalled = Instant::now();
+    let out = leaver.wait_exit(EXIT_TIMEOUT);
+    let took = signalled.elapsed();
+    out.assert_code(exit::OK);
+    // Promptly: the rest of one brew (1 s) and a few calls, not the queue (3 more brews).
+    assert!(took < Duration::from_secs(6), "took {took:?} to leave\n{out}");
+    assert!(out.stderr.iter().any(|l| l.contains("handing") && l.contains("over")), "{out}");
+    assert_eq!(served(&out.stderr), [(in_hand.clone(), None)], "finished the order in hand, only that\n{out}");
+
+    let raw = server.raw();
+    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
+    assert!(settled.iter().all(Settled::served), "{settled:#?}");
+    for s in settled.iter().filter(|s| s.receipt.order_name() != in_hand) {
+        let order = s.receipt.order_name().to_owned();
+        wait_until(LOG_TIMEOUT, &format!("the stayer to log serving {order}"), || {
+            served(&stayer.stderr_lines()).contains(&(order.clone(), Some("leaver".into())))
+        });
+    }
+    wait_until(LOG_TIMEOUT, "the leaver's bucket and claims to go", || {
+        let a = audit(&raw);
+        a.buckets.keys().eq(["stayer"]) && a.claims.is_empty()
+    });
+    assert_nothing_left(&raw, LOG_TIMEOUT);
+    eprintln!("SIGTERM mid-brew with a colleague: exited 0 after {took:?}");
+}
+
+/// The README: "On SIGINT/SIGTERM a barista leaves /barista_group first (no new customer
+/// picks it), finishes the order in hand ...".
+#[test]
+fn sigterm_leaves_the_group_before_finishing_the_order_in_hand() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    let mut leaver = on_shift(barista(zk, "leaver", "2"));
+    let c = place(customer(zk, Some("leaver"), "tesora", "30"));
+    leaver.wait_for_stderr("making tesora", LOG_TIMEOUT);
+    let raw = server.raw();
+    let order = format!("/orders/leaver/{}", audit(&raw).buckets["leaver"][0]);
+
+    leaver.signal("TERM");
+    wait_until(Duration::from_secs(10), "the leaver's membership node to go", || !audit(&raw).on_shift.contains("leaver"));
+    // Left the group while still brewing (2 s): the order in hand is not served yet.
+    let still_brewing = raw.exists(&order, false).expect("exists").is_some();
+    assert!(still_brewing, "left the group only after serving the order in hand\n{}", leaver.stderr_lines().join("\n"));
+
+    let out = leaver.wait_exit(EXIT_TIMEOUT);
+    out.assert_code(exit::OK);
+    let settled = settle_customers(vec![c], CUSTOMER_BOUND, &raw);
+    assert!(settled[0].served(), "{settled:#?}");
+    assert_nothing_left(&raw, LOG_TIMEOUT);
+}
+
+#[test]
+fn sigterm_of_the_only_barista_drains_until_its_drain_timeout_and_the_next_barista_adopts_the_rest() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    let mut solo = on_shift(barista(zk, "solo", "0.4").args(["--drain-timeout", "1"]));
+    let coffees = ["tesora", "swisswater", "jacob", "sogood", "jacob", "tesora", "sogood", "swisswater"];
+    let (customers, _) = queue_at(zk, &solo, "solo", &coffees);
+
+    solo.signal("TERM");
+    let signalled = Instant::now();
+    let out = solo.wait_exit(EXIT_TIMEOUT);
+    let took = signalled.elapsed();
+    out.assert_code(exit::OK);
+    // The drain timeout (1 s), one brew begun before it (0.4 s), and some calls.
+    assert!(took < Duration::from_secs(6), "took {took:?} to leave\n{out}");
+    assert!(out.stderr.iter().any(|l| l.contains("nobody else is on shift")), "{out}");
+    assert!(out.stderr.iter().any(|l| l.contains("for the next barista to adopt")), "{out}");
+    let drained = served(&out.stderr);
+    assert!(!drained.is_empty() && drained.len() < coffees.len(), "drained {drained:?}\n{out}");
+
+    // The rest waits in the bucket (its owner gone) until the next barista comes and adopts it.
+    let raw = server.raw();
+    let left = audit(&raw);
+    assert!(!left.on_shift.contains("solo"), "{left:?}");
+    assert_eq!(left.buckets["solo"].len(), coffees.len() - drained.len(), "{left:?}\n{out}");
+    assert!(left.claims.is_empty(), "the leaver released its claims: {left:?}");
+    let next = on_shift(barista(zk, "next", "0.1"));
+    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
+    assert!(settled.iter().all(Settled::served), "{settled:#?}");
+    for s in &settled {
+        let order = s.receipt.order_name().to_owned();
+        let by_solo = drained.contains(&(order.clone(), None));
+        wait_until(LOG_TIMEOUT, &format!("{order} to be logged served once"), || {
+            by_solo || served(&next.stderr_lines()).contains(&(order.clone(), Some("solo".into())))
+        });
+    }
+    wait_until(LOG_TIMEOUT, "the adopted bucket and the claim to go", || {
+        let a = audit(&raw);
+        a.buckets.keys().eq(["next"]) && a.claims.is_empty()
+    });
+    assert_nothing_left(&raw, LOG_TIMEOUT);
+    eprintln!("SIGTERM of the only barista: drained {} of {} in {took:?}", drained.len(), coffees.len());
+}
+
+#[test]
+fn two_quick_signals_leave_at_once_and_a_colleague_adopts_the_order_in_hand() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    // A long brew, so that "at once" is told from "after finishing the order in hand".
+    let mut leaver = on_shift(barista(zk, "leaver", "4"));
+    let stayer = on_shift(barista(zk, "stayer", "0.2"));
+    let (customers, in_hand) = queue_at(zk, &leaver, "leaver", &["jacob", "sogood", "tesora"]);
+
+    leaver.signal("TERM");
+    let signalled = Instant::now();
+    wait_signal_taken(leaver.pid(), "TERM", Duration::from_secs(5));
+    leaver.signal("TERM");
+    let out = leaver.wait_exit(EXIT_TIMEOUT);
+    let took = signalled.elapsed();
+    out.assert_code(exit::OK);
+    assert!(took < Duration::from_secs(3), "took {took:?}: it did not leave at once (a brew is 4 s)\n{out}");
+    assert!(out.stderr.iter().any(|l| l.contains(&format!("{in_hand} stays queued"))), "{out}");
+    assert!(served(&out.stderr).is_empty(), "served nothing\n{out}");
+
+    let raw = server.raw();
+    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
+    assert!(settled.iter().all(Settled::served), "{settled:#?}");
+    for s in &settled {
+        let order = s.receipt.order_name().to_owned();
+        wait_until(LOG_TIMEOUT, &format!("the stayer to log serving {order}"), || {
+            served(&stayer.stderr_lines()).contains(&(order.clone(), Some("leaver".into())))
+        });
+    }
+    wait_until(LOG_TIMEOUT, "the leaver's bucket and claims to go", || {
+        let a = audit(&raw);
+        a.buckets.keys().eq(["stayer"]) && a.claims.is_empty()
+    });
+    assert_nothing_left(&raw, LOG_TIMEOUT);
+    eprintln!("two signals: exited 0 after {took:?}");
+}
