@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +72,14 @@ impl Env {
             cmd.env_remove(var);
         }
         cmd.arg("--zk").arg(self.connect_string(chroot)).stdin(Stdio::null());
+        // SAFETY: prctl(2) only, between fork and exec. The child is killed if the benchmark
+        // dies (e.g. on Ctrl-C or SIGTERM), so no barista outlives it.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         cmd
     }
 

@@ -10,6 +10,7 @@
 mod common;
 mod raw;
 mod shop;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ struct Args {
 enum Step {
     /// Raw create PERSISTENT_SEQUENTIAL + delete pairs per second, T threads on one handle.
     Pairs {
+        /// The client crate.
+        #[arg(long, value_enum, default_value = "zookeeper")]
+        client: raw::Client,
         #[arg(long, default_value_t = 1)]
         threads: usize,
         #[arg(long, default_value_t = 5.0)]
@@ -57,6 +61,9 @@ enum Step {
     },
     /// One session creates (deletes) a node, another's exists watch fires: p50/p99.
     WatchRtt {
+        /// The client crate.
+        #[arg(long, value_enum, default_value = "zookeeper")]
+        client: raw::Client,
         #[arg(long, default_value_t = 1000)]
         samples: usize,
     },
@@ -111,6 +118,16 @@ enum Step {
         /// The victim's brew time (it is killed while brewing the first).
         #[arg(long, default_value = "30", value_parser = duration)]
         brew: Duration,
+        /// How many victims, one after another.
+        #[arg(long, default_value_t = 3)]
+        trials: usize,
+    },
+    /// Prints the table of a run from its lines (`KEY STEP key=value ...`) in FILE.
+    Table { file: PathBuf },
+    /// One thread's calls through the shop's session layer vs the raw client: time and CPU.
+    Calls {
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
     },
 }
 
@@ -143,8 +160,8 @@ fn run(args: Args) -> common::Result<String> {
     };
     let env = Env { servers: args.servers, bin_dir, logs: dir(&args.logs)?, server_pid: args.server_pid };
     match args.step {
-        Step::Pairs { threads, seconds, warmup } => raw::pairs(&env, threads, seconds, warmup),
-        Step::WatchRtt { samples } => raw::watch_rtt(&env, samples),
+        Step::Pairs { client, threads, seconds, warmup } => raw::pairs(&env, client, threads, seconds, warmup),
+        Step::WatchRtt { client, samples } => raw::watch_rtt(&env, client, samples),
         Step::Shop { baristas, concurrency, orders, choose, slow, slow_brew } => shop::shop(
             &env,
             &shop::ShopRun { baristas, concurrency, orders, choose, slow, slow_brew },
@@ -152,6 +169,13 @@ fn run(args: Args) -> common::Result<String> {
         Step::Backlog { orders, baristas } => shop::backlog(&env, orders, baristas),
         Step::Scale { baristas, orders } => shop::scale(&env, baristas, orders),
         Step::Rss { settle } => shop::rss(&env, settle),
-        Step::Recovery { session_timeout, orders, brew } => shop::recovery(&env, session_timeout, orders, brew),
+        Step::Recovery { session_timeout, orders, brew, trials } => {
+            shop::recovery(&env, session_timeout, orders, brew, trials)
+        }
+        Step::Calls { calls } => raw::calls(&env, calls),
+        Step::Table { file } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            table::render(&text).map(|t| t.trim_end().to_owned())
+        }
     }
 }

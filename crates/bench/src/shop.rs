@@ -11,7 +11,7 @@ use zookeeper::{WatchedEvent, ZooKeeper};
 
 use crate::common::{
     await_members, children_cpu, connect, ms, packets_received, process_cpu, per_unit, remove_chroot, stop_all, Env, Fields,
-    Result, ServerCpu,
+    Result, ServerCpu, Stats,
 };
 use crate::raw::place_raw_orders;
 
@@ -289,46 +289,55 @@ pub fn rss(env: &Env, settle_for: Duration) -> Result<String> {
 }
 
 /// `recovery`: `kill -9` of a barista busy brewing with orders queued behind it, while another
-/// is on shift; the time until the first of its orders is served by the other. Then SIGTERM of
-/// an idle barista: the time until it has exited.
-pub fn recovery(env: &Env, session_timeout: Duration, orders: usize, brew: Duration) -> Result<String> {
+/// is on shift; the time until the first of its orders is served by the other (`trials`
+/// times, a new victim each time). Then SIGTERM of the idle survivor: the time until it has
+/// exited.
+pub fn recovery(env: &Env, session_timeout: Duration, orders: usize, brew: Duration, trials: usize) -> Result<String> {
     let chroot = env.chroot("recovery");
     env.shop_init(&chroot)?;
     let zk = Arc::new(connect(&env.connect_string(&chroot), Duration::from_secs(10))?);
     let timeout_arg = format!("{}ms", session_timeout.as_millis());
     let extra = ["--session-timeout", timeout_arg.as_str()];
-    let mut victim = env.barista(&chroot, "victim", brew, &extra)?;
     let mut rescuer = env.barista(&chroot, "rescuer", Duration::ZERO, &extra)?;
-    await_members(&zk, 2, ON_SHIFT_TIMEOUT)?;
-    let bucket = layout::bucket(&name("victim")?);
-    place_raw_orders(&zk, &bucket, orders, 1)?;
-    // Let the victim take the first order in hand (it brews for `brew`).
-    std::thread::sleep(Duration::from_millis(500));
-    let queue = queued(&zk, &bucket)?;
-    if queue.len() != orders {
-        return Err(format!("expected {orders} queued orders, found {}", queue.len()));
-    }
-    let (tx, rx) = mpsc::channel();
-    for order in &queue {
-        let tx = tx.clone();
-        zk.exists_w(order, move |_: WatchedEvent| {
-            let _ = tx.send(Instant::now());
-        })
-        .map_err(|e| format!("exists_w {order}: {e:?}"))?;
-    }
-    let killed = Instant::now();
-    victim.signal(libc::SIGKILL);
-    let _ = victim.wait_exit(Duration::from_secs(5));
-    let wait = session_timeout * 3 + Duration::from_secs(30);
-    let first = rx.recv_timeout(wait).map_err(|_| "no orphaned order was served")?;
-    let mut last = first;
-    for _ in 1..queue.len() {
-        last = rx.recv_timeout(wait).map_err(|_| "not every orphaned order was served")?;
-    }
-    // The rescuer is idle again once the adopted bucket is gone.
-    let deadline = Instant::now() + wait;
-    while zk.exists(&bucket, false).ok().flatten().is_some() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    let mut first_served = Stats::default();
+    let mut all_served = Stats::default();
+    for trial in 1..=trials.max(1) {
+        let victim_name = format!("victim{trial}");
+        let mut victim = env.barista(&chroot, &victim_name, brew, &extra)?;
+        await_members(&zk, 2, ON_SHIFT_TIMEOUT)?;
+        let bucket = layout::bucket(&name(&victim_name)?);
+        place_raw_orders(&zk, &bucket, orders, 1)?;
+        // Let the victim take the first order in hand (it brews for `brew`), and vary where
+        // in its ping cycle (2/3 of the session timeout while it brews) the kill falls.
+        std::thread::sleep(Duration::from_millis(500 + 700 * (trial as u64 - 1)));
+        let queue = queued(&zk, &bucket)?;
+        if queue.len() != orders {
+            return Err(format!("expected {orders} queued orders, found {}", queue.len()));
+        }
+        let (tx, rx) = mpsc::channel();
+        for order in &queue {
+            let tx = tx.clone();
+            zk.exists_w(order, move |_: WatchedEvent| {
+                let _ = tx.send(Instant::now());
+            })
+            .map_err(|e| format!("exists_w {order}: {e:?}"))?;
+        }
+        let killed = Instant::now();
+        victim.signal(libc::SIGKILL);
+        let _ = victim.wait_exit(Duration::from_secs(5));
+        let wait = session_timeout * 3 + Duration::from_secs(30);
+        let first = rx.recv_timeout(wait).map_err(|_| "no orphaned order was served")?;
+        let mut last = first;
+        for _ in 1..queue.len() {
+            last = rx.recv_timeout(wait).map_err(|_| "not every orphaned order was served")?;
+        }
+        first_served.push(first.saturating_duration_since(killed));
+        all_served.push(last.saturating_duration_since(killed));
+        // The rescuer is idle again once the adopted bucket is gone.
+        let deadline = Instant::now() + wait;
+        while zk.exists(&bucket, false).ok().flatten().is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     std::thread::sleep(Duration::from_millis(500));
     let signalled = Instant::now();
@@ -338,12 +347,16 @@ pub fn recovery(env: &Env, session_timeout: Duration, orders: usize, brew: Durat
     let _ = zk.close();
     remove_chroot(env, &chroot);
     Ok(format!(
-        "recovery session_timeout_s={:.1} orders={orders} victim_brew_ms={} kill9_to_first_served_ms={:.1} \
-         kill9_to_all_served_ms={:.1} sigterm_to_exit_ms={:.1} sigterm_exit_code={}",
+        "recovery session_timeout_s={:.1} trials={} orders={orders} victim_brew_ms={} kill9_to_first_served_min_ms={:.1} \
+         kill9_to_first_served_p50_ms={:.1} kill9_to_first_served_max_ms={:.1} kill9_to_all_served_max_ms={:.1} \
+         sigterm_to_exit_ms={:.1} sigterm_exit_code={}",
         session_timeout.as_secs_f64(),
+        first_served.len(),
         brew.as_millis(),
-        ms(first.saturating_duration_since(killed)),
-        ms(last.saturating_duration_since(killed)),
+        first_served.ms(0.0),
+        first_served.ms(50.0),
+        first_served.ms(100.0),
+        all_served.ms(100.0),
         ms(exit),
         status.code().unwrap_or(-1),
     ))

@@ -1,0 +1,296 @@
+//! `table`: turns the lines of a run (`KEY STEP key=value ...`, one per step, as
+//! `scripts/bench.sh` collects them) into one Markdown table: every figure with its
+//! conditions, and issue 7's targets next to them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::common::{Fields, Result};
+
+/// The shop runs of the throughput grid: (baristas, customers).
+pub const GRID: [(u32, u32); 9] = [(1, 1), (1, 16), (1, 64), (4, 1), (4, 16), (4, 64), (16, 1), (16, 16), (16, 64)];
+
+struct Table {
+    lines: BTreeMap<String, Fields>,
+    rows: Vec<[String; 5]>,
+}
+
+impl Table {
+    fn get(&self, key: &str) -> Result<&Fields> {
+        self.lines.get(key).ok_or_else(|| format!("the run has no {key} line"))
+    }
+
+    fn num(&self, key: &str, field: &str) -> Result<f64> {
+        self.get(key)?.num(field).map_err(|e| format!("{key}: {e}"))
+    }
+
+    fn text(&self, key: &str, field: &str) -> Result<String> {
+        self.get(key)?.0.get(field).cloned().ok_or_else(|| format!("{key}: no {field}="))
+    }
+
+    fn row(&mut self, figure: impl Into<String>, measured: impl Into<String>, conditions: impl Into<String>, target: &str, met: Option<bool>) {
+        let verdict = match met {
+            None => "—".to_owned(),
+            Some(true) => "met".to_owned(),
+            Some(false) => "**missed**".to_owned(),
+        };
+        self.rows.push([figure.into(), measured.into(), conditions.into(), target.to_owned(), verdict]);
+    }
+}
+
+/// The table of the run in `text`.
+pub fn render(text: &str) -> Result<String> {
+    let mut lines = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (key, rest) = line.split_once(' ').ok_or_else(|| format!("bad line {line:?}"))?;
+        lines.insert(key.to_owned(), Fields::parse(rest));
+    }
+    let mut t = Table { lines, rows: Vec::new() };
+
+    // Bounds.
+    let clients = [("zk", "`zookeeper` 0.8"), ("zkc", "`zookeeper-client` 0.11 (the shop's)")];
+    for (short, long) in clients {
+        for threads in [1, 16, 64] {
+            let key = format!("pairs-{short}-{threads}");
+            let rate = t.num(&key, "pairs_per_s")?;
+            let cond = format!(
+                "{long}, {threads} thread(s) on one handle, create PERSISTENT_SEQUENTIAL + delete for {} s; pair p50 {} ms; CPU/pair: client {} µs, server {} µs",
+                t.text(&key, "seconds")?,
+                t.text(&key, "pair_p50_ms")?,
+                t.text(&key, "client_cpu_us_per_pair")?,
+                t.text(&key, "server_cpu_us_per_pair")?
+            );
+            t.row(format!("raw pairs/s, {threads} thread(s), {short}"), format!("{rate:.0}/s"), cond, "the bound", None);
+        }
+    }
+    for (short, long) in clients {
+        let key = format!("watch-{short}");
+        let measured = format!("p50 {} ms, p99 {} ms", t.text(&key, "create_watch_p50_ms")?, t.text(&key, "create_watch_p99_ms")?);
+        let cond = format!(
+            "{long}: session A creates a node, session B's exists watch fires; {} samples; delete→watch p50 {} ms; calls p50: create {} ms, delete {} ms, exists {} ms",
+            t.text(&key, "samples")?,
+            t.text(&key, "delete_watch_p50_ms")?,
+            t.text(&key, "create_call_p50_ms")?,
+            t.text(&key, "delete_call_p50_ms")?,
+            t.text(&key, "exists_call_p50_ms")?
+        );
+        t.row(format!("raw watch round trip, {short}"), measured, cond, "the bound", None);
+    }
+    let measured = format!(
+        "exists {} µs vs raw {} µs; create+delete {} µs vs raw {} µs",
+        t.text("calls", "session_exists_us")?,
+        t.text("calls", "raw_exists_us")?,
+        t.text("calls", "session_pair_us")?,
+        t.text("calls", "raw_pair_us")?
+    );
+    let cond = format!(
+        "one thread, {} calls each, zk-coffee's Session (protected create) vs the raw `zookeeper-client` under it; CPU/call: exists {} vs {} µs, pair {} vs {} µs",
+        t.text("calls", "n")?,
+        t.text("calls", "session_exists_cpu_us")?,
+        t.text("calls", "raw_exists_cpu_us")?,
+        t.text("calls", "session_pair_cpu_us")?,
+        t.text("calls", "raw_pair_cpu_us")?
+    );
+    t.row("session layer cost per call", measured, cond, "", None);
+
+    // Peers.
+    let mut best_peer: f64 = 0.0;
+    for (key, name) in [("peer-queue", "kazoo Queue"), ("peer-locking", "kazoo LockingQueue")] {
+        let rate = t.num(key, "items_per_s")?;
+        best_peer = best_peer.max(rate);
+        let cond = format!(
+            "kazoo 2.8 (python3-kazoo), 1 producer + 1 consumer process, {} items, from go to the last item consumed; producer alone {}/s",
+            t.text(key, "items")?,
+            t.text(key, "producer_items_per_s")?
+        );
+        t.row(format!("peer: {name}"), format!("{rate:.0} items/s"), cond, "", None);
+    }
+
+    // Shop throughput.
+    let target = "≥ 0.60 × pairs (shop's client, threads = C) and ≥ 2 × best peer";
+    let mut best: Option<(f64, String)> = None;
+    for (b, c) in GRID {
+        let key = format!("shop-{b}x{c}");
+        let rate = t.num(&key, "throughput")?;
+        let bound = t.num(&format!("pairs-zkc-{c}"), "pairs_per_s")?;
+        let bound_zk = t.num(&format!("pairs-zk-{c}"), "pairs_per_s")?;
+        let (ratio, ratio_zk, peer) = (rate / bound, rate / bound_zk, rate / best_peer);
+        let measured = format!("{rate:.0}/s = {ratio:.2} × pairs ({ratio_zk:.2} × zk) = {peer:.2} × peer");
+        let cond = format!(
+            "{b} barista(s) × {c} customer(s), zero brew, {} orders, {}; latency p50 {} / p99 {} / max {} ms; {} packets/order; CPU/order µs: customer {}, barista {}, server {}",
+            t.text(&key, "served")?,
+            t.text(&key, "choose")?,
+            t.text(&key, "p50_ms")?,
+            t.text(&key, "p99_ms")?,
+            t.text(&key, "max_ms")?,
+            t.text(&key, "packets_per_order")?,
+            t.text(&key, "customer_cpu_us_per_order")?,
+            t.text(&key, "barista_cpu_us_per_order")?,
+            t.text(&key, "server_cpu_us_per_order")?
+        );
+        t.row(format!("shop {b}×{c} orders/s"), measured, cond, target, Some(ratio >= 0.60 && peer >= 2.0));
+        if c == 64 && best.as_ref().is_none_or(|(r, _)| rate > *r) {
+            best = Some((rate, key));
+        }
+    }
+
+    // Latency.
+    let rtt = t.num("watch-zkc", "create_watch_p50_ms")?;
+    let (p50, p99) = (t.num("shop-1x1", "p50_ms")?, t.num("shop-1x1", "p99_ms")?);
+    let visit_ms = 1000.0 / t.num("shop-1x1", "throughput")?;
+    t.row(
+        "order latency p50, 1×1",
+        format!("{p50:.2} ms = {:.1} × watch RTT", p50 / rtt),
+        format!("from the order placed to the customer told it was served (the summary's p50); whole visit incl. choosing and placing: {visit_ms:.2} ms; watch RTT = zkc p50 {rtt:.3} ms"),
+        "≤ 2.5 × raw watch RTT",
+        Some(p50 <= 2.5 * rtt),
+    );
+    t.row(
+        "order latency p99 / max, 1×1",
+        format!("{p99:.2} / {} ms", t.text("shop-1x1", "max_ms")?),
+        format!("1 barista, 1 customer, {} orders, zero brew", t.text("shop-1x1", "served")?),
+        "p99 ≤ 15 ms",
+        Some(p99 <= 15.0),
+    );
+    if let Some((rate, key)) = best {
+        t.row(
+            "order latency near saturation",
+            format!("p50 {} / p99 {} / max {} ms", t.text(&key, "p50_ms")?, t.text(&key, "p99_ms")?, t.text(&key, "max_ms")?),
+            format!(
+                "the busiest run ({} baristas × {} customers, {rate:.0} orders/s)",
+                t.text(&key, "baristas")?,
+                t.text(&key, "concurrency")?
+            ),
+            "",
+            None,
+        );
+    }
+
+    // Choosing under uneven load.
+    let random_p99 = t.num("uneven-random", "p99_ms")?;
+    for (key, name) in [("uneven-random", "random"), ("uneven-shorter", "shorter-of-two")] {
+        let p99 = t.num(key, "p99_ms")?;
+        let cond = format!(
+            "{} baristas, {} of them brewing {} ms, the others 0; {} customers, {} orders; p50 {} ms, max {} ms; {}/s",
+            t.text(key, "baristas")?,
+            t.text(key, "slow")?,
+            t.text(key, "slow_brew_ms")?,
+            t.text(key, "concurrency")?,
+            t.text(key, "served")?,
+            t.text(key, "p50_ms")?,
+            t.text(key, "max_ms")?,
+            t.text(key, "throughput")?
+        );
+        let (target, met) = if name == "random" {
+            ("", None)
+        } else {
+            ("p99 below random's", Some(p99 < random_p99))
+        };
+        t.row(format!("wait p99, uneven load, {name}"), format!("{p99:.1} ms"), cond, target, met);
+    }
+
+    // Backlog.
+    let small = t.num("backlog-small", "per_order_ms")?;
+    for (key, name) in [("backlog-small", "small"), ("backlog-large", "large")] {
+        let per = t.num(key, "per_order_ms")?;
+        let cond = format!(
+            "{} orders placed in one bucket before its barista starts (zero brew); first served {} ms after it came on shift; drain {} s ({}/s)",
+            t.text(key, "orders")?,
+            t.text(key, "first_served_ms")?,
+            t.text(key, "drain_s")?,
+            t.text(key, "orders_per_s")?
+        );
+        let (measured, target, met) = if name == "small" {
+            (format!("{per:.3} ms/order"), "", None)
+        } else {
+            (format!("{per:.3} ms/order = {:.2} × small", per / small), "ratio ≤ 1.5", Some(per / small <= 1.5))
+        };
+        t.row(format!("backlog drain, {name} queue"), measured, cond, target, met);
+    }
+
+    // Scale.
+    let n = t.text("scale", "baristas")?;
+    t.row(
+        format!("customer visit, {n} baristas vs 1"),
+        format!(
+            "{} ms vs {} ms = {} ×",
+            t.text("scale", "visitN_ms")?,
+            t.text("scale", "visit1_ms")?,
+            t.text("scale", "visit_ratio")?
+        ),
+        format!(
+            "one customer, {} orders one after another (whole visit: choose, place, wait); zero brew; latency p50 {} vs {} ms",
+            t.text("scale", "orders")?,
+            t.text("scale", "p50_N_ms")?,
+            t.text("scale", "p50_1_ms")?
+        ),
+        "",
+        None,
+    );
+    t.row(
+        format!("{n} baristas coming on shift"),
+        format!("{} s, {} packets", t.text("scale", "register_s")?, t.text("scale", "register_packets")?),
+        format!(
+            "{n} barista processes started at once; all in the group after {} s, server quiet after {} s; {} packets/barista; SIGTERM to all: gone in {} s, {} packets",
+            t.text("scale", "register_s")?,
+            t.text("scale", "settle_s")?,
+            t.text("scale", "register_packets_per_barista")?,
+            t.text("scale", "stop_s")?,
+            t.text("scale", "stop_packets")?
+        ),
+        "",
+        None,
+    );
+
+    // Memory.
+    let mib = |kib: f64| kib / 1024.0;
+    let idle = t.num("rss", "barista_idle_kib")?;
+    t.row(
+        "RSS, idle barista",
+        format!("{:.1} MiB", mib(idle)),
+        format!("VmRSS after 1 s on shift, {} threads", t.text("rss", "barista_threads")?),
+        "< 10 MiB",
+        Some(mib(idle) < 10.0),
+    );
+    t.row(
+        "RSS, waiting customer",
+        format!("{:.1} MiB", mib(t.num("rss", "customer_waiting_kib")?)),
+        format!("VmRSS while its order waits, {} threads", t.text("rss", "customer_threads")?),
+        "",
+        None,
+    );
+
+    // Recovery.
+    let timeout = t.num("recovery", "session_timeout_s")?;
+    let worst = t.num("recovery", "kill9_to_first_served_max_ms")? / 1000.0;
+    t.row(
+        "kill -9 of a busy barista → first orphan served",
+        format!("max {worst:.2} s (min {:.2}, p50 {:.2})",
+            t.num("recovery", "kill9_to_first_served_min_ms")? / 1000.0,
+            t.num("recovery", "kill9_to_first_served_p50_ms")? / 1000.0),
+        format!(
+            "{} trials; session timeout {timeout} s; {} orders queued, another barista on shift; all served by {:.2} s",
+            t.text("recovery", "trials")?,
+            t.text("recovery", "orders")?,
+            t.num("recovery", "kill9_to_all_served_max_ms")? / 1000.0
+        ),
+        "≤ session timeout + 1 s",
+        Some(worst <= timeout + 1.0),
+    );
+    let code = t.text("recovery", "sigterm_exit_code")?;
+    t.row(
+        "SIGTERM → clean exit",
+        format!("{} ms (exit {code})", t.text("recovery", "sigterm_to_exit_ms")?),
+        "an idle barista, alone on shift: leaves the group, removes its empty bucket, closes its session",
+        "exit 0",
+        Some(code == "0"),
+    );
+
+    let mut out = String::new();
+    let _ = writeln!(out, "| figure | measured | conditions | issue 7 target | verdict |");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+    for r in &t.rows {
+        let _ = writeln!(out, "| {} | {} | {} | {} | {} |", r[0], r[1], r[2], r[3], r[4]);
+    }
+    Ok(out)
+}
