@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+#
+# scripts/bench.sh — the benchmark of issue 7: the shop against the raw ZooKeeper bound and
+# against kazoo's queue recipes, all measured in one run against one throwaway server.
+#
+#   scripts/bench.sh [--short] [--bin-dir DIR] [--keep]
+#
+# 1. builds the release binaries (barista, customer, shop-init, zk-coffee-bench) unless
+#    --bin-dir names a directory that already holds them,
+# 2. starts a private ZooKeeper with fsync on (scripts/zk.sh start --fsync) and warms it up
+#    for 10 s (a fresh server is several times slower at first),
+# 3. runs every step (see `zk-coffee-bench --help`; the peers are
+#    scripts/bench/kazoo_queue.py, which needs python3-kazoo: installed with apt-get when
+#    running as root),
+# 4. prints ONE Markdown table on stdout: every figure, its conditions, and issue 7's
+#    targets with met/missed. Progress goes to stderr.
+#
+# It stops its server and removes its files when done, also on Ctrl-C or SIGTERM; it only
+# ever signals processes it started itself. A full run takes about 4-5 minutes on 2 cores.
+#
+#   --short      a tiny version of every step (well under a minute; for the test suite:
+#                the figures mean nothing, only that every step works)
+#   --bin-dir D  use the binaries in D (e.g. target/debug) instead of building
+#   --keep       keep the work directory (the steps' raw lines, every process's log)
+
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$SCRIPT_DIR/lib.sh"
+
+SHORT=""
+BIN_DIR=""
+KEEP=""
+while (($#)); do
+    case "$1" in
+        --short) SHORT=1; shift ;;
+        --bin-dir) BIN_DIR="${2:-}"; shift 2 || { log_error "--bin-dir needs a value"; exit 2; } ;;
+        --bin-dir=*) BIN_DIR="${1#*=}"; shift ;;
+        --keep) KEEP=1; shift ;;
+        -h | --help)
+            awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"
+            exit 0
+            ;;
+        *) log_error "unknown argument '$1' (see --help)"; exit 2 ;;
+    esac
+done
+
+WORK="$(mktemp -d /tmp/zk-coffee-bench.XXXXXX)"
+ZKDIR="$WORK/zk"
+RESULTS="$WORK/results.txt"
+STEP_PID=""
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [[ -n "$STEP_PID" ]] && kill -0 "$STEP_PID" 2>/dev/null; then
+        kill -TERM "$STEP_PID" 2>/dev/null || true
+        wait "$STEP_PID" 2>/dev/null || true
+    fi
+    if [[ -f "$ZKDIR/zoo.cfg" ]]; then
+        bash "$SCRIPT_DIR/zk.sh" stop "$ZKDIR" >/dev/null 2>&1 || true
+    fi
+    if [[ -n "$KEEP" ]]; then
+        log_info "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------
+# Tools
+
+ensure_zookeeper
+if [[ -z "$BIN_DIR" ]]; then
+    ensure_cargo
+    log_info "==> cargo build --release (barista, customer, shop-init, zk-coffee-bench)"
+    (cd "$REPO_ROOT" && cargo build --release --quiet -p barista -p customer -p shop-init -p zk-coffee-bench) >&2
+    BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
+fi
+BIN_DIR="$(cd "$BIN_DIR" && pwd)"
+for bin in barista customer shop-init zk-coffee-bench; do
+    [[ -x "$BIN_DIR/$bin" ]] || { log_error "$BIN_DIR/$bin is missing (build it, or drop --bin-dir)"; exit 1; }
+done
+BENCH="$BIN_DIR/zk-coffee-bench"
+
+# A python that has kazoo (Debian's python3-kazoo lives in /usr/bin/python3's path).
+PY=""
+for candidate in python3 /usr/bin/python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import kazoo' 2>/dev/null; then
+        PY="$candidate"
+        break
+    fi
+done
+if [[ -z "$PY" ]]; then
+    if [[ "$(id -u)" -ne 0 ]]; then
+        log_error "kazoo is not installed; run: sudo apt-get install -y python3-kazoo"
+        exit 1
+    fi
+    log_info "==> installing python3-kazoo (the peer queue recipes)"
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-kazoo; } >&2
+    PY=/usr/bin/python3
+    "$PY" -c 'import kazoo' || { log_error "python3-kazoo installed but kazoo does not import"; exit 1; }
+fi
+
+# ---------------------------------------------------------------------------------------
+# Sizes
+
+if [[ -n "$SHORT" ]]; then
+    TICK_MS=500 WARM_S=1 PAIRS_S=0.3 PAIRS_WARM_S=0.1 WATCH_N=50 CALLS_N=100
+    QUEUE_N=100 LOCKING_N=100 UNEVEN_N=100 BACKLOG_SMALL=10 BACKLOG_LARGE=200
+    SCALE_B=10 SCALE_N=20 RSS_SETTLE=0.2 RECOVERY_TIMEOUT=2 RECOVERY_TRIALS=1
+    orders_for() { case "$1" in 1) echo 20 ;; 16) echo 64 ;; *) echo 128 ;; esac; }
+else
+    TICK_MS=2000 WARM_S=10 PAIRS_S=4 PAIRS_WARM_S=1 WATCH_N=1000 CALLS_N=2000
+    QUEUE_N=3000 LOCKING_N=1000 UNEVEN_N=3000 BACKLOG_SMALL=100 BACKLOG_LARGE=10000
+    SCALE_B=100 SCALE_N=1000 RSS_SETTLE=1 RECOVERY_TIMEOUT=10 RECOVERY_TRIALS=3
+    orders_for() { case "$1" in 1) echo 2000 ;; 16) echo 6000 ;; *) echo 12000 ;; esac; }
+fi
+
+# ---------------------------------------------------------------------------------------
+# The server
+
+log_info "==> starting ZooKeeper (fsync on, tickTime ${TICK_MS} ms)"
+mkdir -p "$ZKDIR" "$WORK/logs"
+ZK=""
+read -r ZK _ < <(bash "$SCRIPT_DIR/zk.sh" start --fsync --dir "$ZKDIR" --tick-ms "$TICK_MS") || true
+[[ -n "$ZK" ]] || { log_error "could not start ZooKeeper"; exit 1; }
+ZKPID="$(cat "$ZKDIR/zk.pid")"
+ZK_VERSION="$(zk_4lw "${ZK%:*}" "${ZK##*:}" srvr 2 | sed -n 's/^Zookeeper version: \([^-,]*\).*/\1/p')"
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+STARTED=$SECONDS
+
+# run KEY CMD...: runs one step in the background (so a signal reaches this script at once),
+# and appends "KEY <its last stdout line>" to the results.
+run() {
+    local key="$1" out="$WORK/step.out" status=0 line
+    shift
+    log_info "==> $key"
+    "$@" >"$out" &
+    STEP_PID=$!
+    wait "$STEP_PID" || status=$?
+    STEP_PID=""
+    line="$(tail -n 1 "$out")"
+    if ((status != 0)) || [[ -z "$line" ]]; then
+        log_error "step $key failed (exit $status); logs in $WORK/logs (kept)"
+        KEEP=1
+        exit 1
+    fi
+    log_info "    $line"
+    printf '%s %s\n' "$key" "$line" >>"$RESULTS"
+}
+
+bench() {
+    "$BENCH" --zk "$ZK" --server-pid "$ZKPID" --bin-dir "$BIN_DIR" --logs "$WORK/logs" "$@"
+}
+
+# ---------------------------------------------------------------------------------------
+# The steps
+
+log_info "==> warming the server for ${WARM_S} s (16 threads of create+delete pairs)"
+bench pairs --client zookeeper --threads 16 --seconds "$WARM_S" --warmup 0 >/dev/null
+
+for client in zookeeper zookeeper-client; do
+    short=zk
+    [[ "$client" == zookeeper ]] || short=zkc
+    for threads in 1 16 64; do
+        run "pairs-$short-$threads" bench pairs --client "$client" --threads "$threads" \
+            --seconds "$PAIRS_S" --warmup "$PAIRS_WARM_S"
+    done
+    run "watch-$short" bench watch-rtt --client "$client" --samples "$WATCH_N"
+done
+run calls bench calls --calls "$CALLS_N"
+
+run peer-queue "$PY" "$SCRIPT_DIR/bench/kazoo_queue.py" --zk "$ZK" --recipe queue --items "$QUEUE_N"
+run peer-locking "$PY" "$SCRIPT_DIR/bench/kazoo_queue.py" --zk "$ZK" --recipe locking --items "$LOCKING_N"
+
+for baristas in 1 4 16; do
+    for customers in 1 16 64; do
+        run "shop-${baristas}x${customers}" bench shop --baristas "$baristas" --concurrency "$customers" \
+            --orders "$(orders_for "$customers")"
+    done
+done
+
+for choose in random shorter-of-two; do
+    key=uneven-random
+    [[ "$choose" == random ]] || key=uneven-shorter
+    run "$key" bench shop --baristas 4 --slow 1 --slow-brew 20ms --concurrency 16 \
+        --orders "$UNEVEN_N" --choose "$choose"
+done
+
+run backlog-small bench backlog --orders "$BACKLOG_SMALL"
+run backlog-large bench backlog --orders "$BACKLOG_LARGE"
+run scale bench scale --baristas "$SCALE_B" --orders "$SCALE_N"
+run rss bench rss --settle "$RSS_SETTLE"
+run recovery bench recovery --session-timeout "$RECOVERY_TIMEOUT" --trials "$RECOVERY_TRIALS"
+
+# ---------------------------------------------------------------------------------------
+# The table
+
+ELAPSED=$((SECONDS - STARTED))
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+CPU="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+COMMIT="$(cd "$REPO_ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+MODE="full"
+[[ -z "$SHORT" ]] || MODE="short (--short: tiny sizes, the figures mean nothing)"
+echo "zk-coffee benchmark, $MODE: $(date -u '+%F %H:%M UTC'), commit $COMMIT; $(nproc) cores ($CPU);" \
+    "ZooKeeper ${ZK_VERSION:-?} standalone on loopback, forceSync=yes, tickTime ${TICK_MS} ms, warmed ${WARM_S} s;" \
+    "load average before $LOAD_BEFORE, after $LOAD_AFTER; steps took ${ELAPSED} s."
+echo
+"$BENCH" table "$RESULTS"
