@@ -45,11 +45,24 @@ fn uninitialised_shop_exits_6_and_says_to_run_shop_init() {
 }
 
 #[test]
-fn unknown_coffee_exits_2_listing_the_menu_without_zookeeper() {
-    let out = TestCommand::new(Role::Customer).args(nowhere()).args(["--coffee", "latte"]).run(EXIT_TIMEOUT);
-    out.assert_code(exit::USAGE).assert_within(USAGE_BOUND);
-    out.error_line(&["\"latte\"", "not on the menu", "tesora, swisswater, jacob, sogood"]);
+fn a_coffee_name_that_cannot_be_exits_2_without_zookeeper() {
+    for bad in ["", "caffè", "a b", "x=y"] {
+        let out = TestCommand::new(Role::Customer).args(nowhere()).args(["--coffee", bad]).run(EXIT_TIMEOUT);
+        out.assert_code(exit::USAGE).assert_within(USAGE_BOUND);
+        out.error_line(&["invalid coffee name", &format!("{bad:?}")]);
+        out.assert_failure_line();
+    }
+}
+
+#[test]
+fn a_coffee_not_on_the_shops_menu_exits_2_listing_the_menu() {
+    let server = ZkServer::start();
+    server.init_shop();
+    let out = server.cmd(Role::Customer).args(["--coffee", "latte"]).run(EXIT_TIMEOUT);
+    out.assert_code(exit::USAGE);
+    out.error_line(&["\"latte\"", "not on this shop's menu", "tesora, swisswater, jacob, sogood"]);
     out.assert_failure_line();
+    assert_eq!(server.tree("/orders"), Vec::<String>::new(), "no order was placed");
 }
 
 #[test]

@@ -51,9 +51,11 @@ fn three_baristas_serve_six_customers_and_leave_cleanly_on_sigterm() {
         baristas.iter().map(|b| served_orders(&b.stderr_lines()).len()).sum();
     assert_eq!(served, 6, "the baristas served six coffees in all");
 
-    // The tree: the two roots with data "0", each barista's ephemeral member and empty bucket;
-    // no orders, no adoption claims.
+    // The tree: the two roots with data "0", each barista's ephemeral member, empty bucket and
+    // sales ledger; no orders, no adoption claims.
+    let ledgers: Vec<String> = names.keys().map(|name| format!("/zk-coffee/sales/{name}")).collect();
     let mut expected = shop_nodes.clone();
+    expected.extend(ledgers.iter().cloned());
     for name in names.keys() {
         expected.push(format!("/barista_group/{name}"));
         expected.push(format!("/orders/{name}"));
@@ -82,7 +84,9 @@ fn three_baristas_serve_six_customers_and_leave_cleanly_on_sigterm() {
         out.assert_code(exit::OK);
         assert!(out.stderr.iter().any(|l| l.contains("left the group")), "{out}");
     }
+    // The ledgers stay: they are the shop's sales history.
     let mut expected = shop_nodes.clone();
+    expected.extend(ledgers);
     expected.sort();
     assert_eq!(server.tree("/"), expected, "members, buckets and claims are gone");
     assert_eq!(server.mntr()["zk_ephemerals_count"], "0");

@@ -53,8 +53,9 @@ fn sigterm_with_nobody_else_on_shift_serves_the_queue_then_leaves() {
     assert!(out.stderr.iter().any(|l| l.contains("serving the 3 queued orders before leaving")), "{out}");
     assert_eq!(served_orders(&out.stderr), orders, "served the queue in order\n{out}");
     let mut expected = shop_nodes;
+    expected.push("/zk-coffee/sales/solo".to_owned());
     expected.sort();
-    assert_eq!(server.tree("/"), expected, "member and bucket gone");
+    assert_eq!(server.tree("/"), expected, "member and bucket gone, the sales ledger kept");
 }
 
 #[test]
@@ -84,7 +85,7 @@ fn sigterm_hands_the_queue_over_to_a_colleague_on_shift() {
         server.children("/orders") == Some(vec!["stayer".to_owned()]) && server.tree("/zk-coffee/claims").is_empty()
     });
     let mut expected = shop_nodes;
-    expected.extend(["/barista_group/stayer".to_owned(), "/orders/stayer".to_owned()]);
+    expected.extend(["/barista_group/stayer", "/orders/stayer", "/zk-coffee/sales/leaver", "/zk-coffee/sales/stayer"].map(String::from));
     expected.sort();
     assert_eq!(server.tree("/"), expected);
 }

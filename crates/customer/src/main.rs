@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use zk_coffee::cli::{self, ConnectArgs, EXIT_CODES_HELP};
-use zk_coffee::customer::{self, Choice, CustomerConfig, Outcome, DEFAULT_MAX_QUEUE};
+use zk_coffee::customer::{self, Choice, CustomerConfig, Outcome};
 use zk_coffee::error::exit;
 use zk_coffee::load::{self, LoadConfig};
-use zk_coffee::{BaristaName, Menu, Shutdown};
+use zk_coffee::{menu, BaristaName, Shutdown};
 
 /// Orders one coffee from a barista on shift and waits to be served. Prints one line on
 /// stdout: `served order=PATH coffee=NAME barista=NAME wait_ms=N`, or the same starting with
@@ -26,7 +26,8 @@ struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
 
-    /// Coffee to order (tesora, swisswater, jacob, sogood); default: one at random.
+    /// Coffee to order, from the shop's menu (by default tesora, swisswater, jacob, sogood);
+    /// default: one at random.
     #[arg(long, env = "CUSTOMER_COFFEE")]
     coffee: Option<String>,
 
@@ -40,10 +41,9 @@ struct Args {
     choose: Choice,
 
     /// Do not join a queue of this many orders or more; if every queue is that long, report
-    /// the shop full (exit 9).
-    #[arg(long, env = "CUSTOMER_MAX_QUEUE", default_value_t = DEFAULT_MAX_QUEUE, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    max_queue: u32,
+    /// the shop full (exit 9). Default: the shop's setting, else 10000.
+    #[arg(long, env = "CUSTOMER_MAX_QUEUE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_queue: Option<u32>,
 
     /// How long to wait to be served before withdrawing the order (seconds, or e.g. 500ms).
     #[arg(long, env = "CUSTOMER_PATIENCE", default_value = "10", value_name = "SECS", value_parser = cli::parse_positive_duration)]
@@ -74,17 +74,10 @@ fn main() -> ExitCode {
 }
 
 fn config(args: &Args) -> zk_coffee::Result<CustomerConfig> {
-    let menu = Menu::default();
-    // Check the coffee before touching ZooKeeper.
-    let coffee = args.coffee.as_deref().map(|c| menu.check(c)).transpose()?;
-    Ok(CustomerConfig {
-        coffee,
-        barista: args.barista.clone(),
-        patience: args.patience,
-        menu,
-        choice: args.choose,
-        max_queue: args.max_queue,
-    })
+    // A name that cannot be a coffee is refused before touching ZooKeeper; whether the shop
+    // serves it is for its menu to say.
+    let coffee = args.coffee.as_deref().map(menu::check_name).transpose()?.map(str::to_owned);
+    Ok(CustomerConfig { coffee, barista: args.barista.clone(), patience: args.patience, choice: args.choose, max_queue: args.max_queue })
 }
 
 fn run(args: Args) -> zk_coffee::Result<u8> {

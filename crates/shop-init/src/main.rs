@@ -1,19 +1,33 @@
-//! `shop-init`: creates the shop's top-level nodes; safe to run any number of times.
+//! `shop-init`: creates the shop's nodes and writes its configuration; safe to run any number
+//! of times.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use zk_coffee::cli::{self, ConnectArgs, EXIT_CODES_HELP};
+use zk_coffee::config::{self, ShopConfig};
 use zk_coffee::error::exit;
 use zk_coffee::shop;
 
-/// Creates /barista_group and /orders (persistent, data "0") where they are missing, and the
-/// chroot of the connect string if it has one. Prints what it created and what it found.
+/// Creates /barista_group and /orders (persistent, data "0") where they are missing, our own
+/// nodes under /zk-coffee, and the chroot of the connect string (or of --shop) if there is one.
+/// Writes the shop's configuration (/zk-coffee/config): the defaults on a new shop, or what
+/// --menu / --max-queue say, replacing the menu of a running shop (baristas pick it up at once,
+/// customers when they arrive). Prints what it created, found and updated.
 #[derive(Parser, Debug)]
 #[command(version, after_help = EXIT_CODES_HELP)]
 struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
+
+    /// The menu: coffees separated by commas, each with an optional brew time, e.g.
+    /// "tesora=2,jacob,sogood=500ms". Default on a new shop: tesora,swisswater,jacob,sogood.
+    #[arg(long, env = "SHOP_MENU", value_name = "LIST")]
+    menu: Option<String>,
+
+    /// The longest queue a customer joins (customers may override it).
+    #[arg(long, env = "SHOP_MAX_QUEUE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_queue: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -23,16 +37,32 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> zk_coffee::Result<u8> {
+    // Check the new configuration before touching ZooKeeper.
+    let update = match (&args.menu, args.max_queue) {
+        (None, None) => None,
+        (menu, max_queue) => Some((menu.clone(), max_queue)),
+    };
+    let checked = match &update {
+        Some((Some(menu), max_queue)) => Some(ShopConfig { max_queue: *max_queue, ..ShopConfig::default().with_menu_spec(menu)? }),
+        _ => None,
+    };
     shop::ensure_chroot(&args.connect.config())?;
     let session = args.connect.connect()?;
-    let report = shop::init(&session);
+    let report = (|| {
+        // --max-queue alone keeps the menu the shop has.
+        let new = match (checked, &update) {
+            (Some(config), _) => Some(config),
+            (None, Some((None, max_queue))) => Some(ShopConfig { max_queue: *max_queue, ..config::load(&session)? }),
+            _ => None,
+        };
+        shop::init(&session, new.as_ref())
+    })();
     session.close();
     let report = report?;
-    for path in &report.created {
-        println!("created {path}");
-    }
-    for path in &report.found {
-        println!("found {path}");
+    for (word, paths) in [("created", &report.created), ("found", &report.found), ("updated", &report.updated)] {
+        for path in paths {
+            println!("{word} {path}");
+        }
     }
     Ok(exit::OK)
 }

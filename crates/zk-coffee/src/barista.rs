@@ -38,7 +38,9 @@ use log::{debug, info, warn};
 use crate::duration::human;
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName, OrderName};
+use crate::config::{self, ShopConfig};
 use crate::registration::Registration;
+use crate::sales::{Ledger, Sale};
 use crate::session::{Removal, Session, SessionEvent};
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
@@ -92,6 +94,8 @@ enum Wake {
     Membership,
     /// Somebody came or went, a bucket appeared or vanished, or a claim was released.
     Staff,
+    /// The shop's configuration changed.
+    Config,
     /// The connection or session changed.
     Session(SessionEvent),
     /// Someone asked us to stop.
@@ -118,8 +122,12 @@ pub fn run(
     let _subscription = session.subscribe(move |event| {
         let _ = session_tx.send(Wake::Session(event));
     });
+    let ledger = Ledger::open(session, &config.name)?;
     let mut barista = Barista {
         milestones,
+        ledger,
+        shop_config: ShopConfig::default(),
+        config_changed: true,
         session: session.clone(),
         config: config.clone(),
         shutdown: shutdown.clone(),
@@ -139,6 +147,12 @@ pub fn run(
 
 struct Barista<'m> {
     milestones: &'m dyn Fn(Milestone),
+    /// What we have served, counted in the same transaction that serves an order.
+    ledger: Ledger,
+    /// The shop's configuration as last read (the defaults until then).
+    shop_config: ShopConfig,
+    /// The configuration changed (or was never read).
+    config_changed: bool,
     session: Session,
     config: BaristaConfig,
     shutdown: Shutdown,
@@ -220,6 +234,10 @@ impl Barista<'_> {
             self.register()?;
             self.staff_changed = true;
         }
+        if self.config_changed {
+            self.config_changed = false;
+            self.read_config()?;
+        }
         if self.staff_changed {
             self.staff_changed = false;
             self.look_for_orphans()?;
@@ -279,6 +297,7 @@ impl Barista<'_> {
                 self.staff_changed = true;
             }
             Wake::Staff => self.staff_changed = true,
+            Wake::Config => self.config_changed = true,
             Wake::Orders | Wake::Stop => {}
         }
     }
@@ -288,6 +307,25 @@ impl Barista<'_> {
         let tx = self.wake_tx.clone();
         move || {
             let _ = tx.send(wake);
+        }
+    }
+
+    /// Reads the shop's configuration and watches it. An unusable one is reported and the last
+    /// good one kept (the barista keeps serving).
+    fn read_config(&mut self) -> Result<()> {
+        match config::watch(&self.session, self.waker(Wake::Config)) {
+            Ok(new) => {
+                if new != self.shop_config {
+                    info!("shop menu: {}", new.menu.coffees().join(", "));
+                    self.shop_config = new;
+                }
+                Ok(())
+            }
+            Err(e @ Error::BadConfig(_)) => {
+                warn!("{e}; keeping the menu I have");
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -497,7 +535,7 @@ impl Barista<'_> {
         let coffee = String::from_utf8_lossy(&data).into_owned();
         let whose = if *owner == self.config.name { String::new() } else { format!(" (adopted from {owner})") };
         info!("making {coffee} for {order}{whose}");
-        let brewed_at = Instant::now() + self.config.brew_time;
+        let brewed_at = Instant::now() + self.shop_config.brew_time(&coffee, self.config.brew_time);
         while let Some(left) = brewed_at.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
             self.wait(left);
             match self.shutdown.state() {
@@ -512,10 +550,9 @@ impl Barista<'_> {
                 }
             }
         }
-        if self.session.delete(&path, None)? {
-            info!("served {coffee} ({order}){whose}");
-        } else {
-            info!("{order} was withdrawn while I made it");
+        match self.ledger.serve(&self.session, &path, &coffee)? {
+            Sale::Served => info!("served {coffee} ({order}){whose}"),
+            Sale::Gone => info!("{order} was withdrawn while I made it"),
         }
         Ok(())
     }

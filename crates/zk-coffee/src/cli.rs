@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::error::{Error, Result};
+use crate::layout::{self, ShopName};
 use crate::session::{ConnectString, Session, SessionConfig};
 use crate::shutdown::Shutdown;
 
@@ -41,13 +42,23 @@ pub struct ConnectArgs {
     #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "10", value_name = "SECS",
           value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
+
+    /// Work in the named shop: its nodes live under the chroot /shops/NAME, so several shops
+    /// share one ensemble without seeing each other. Default: the shop at the root, where the
+    /// original program works.
+    #[arg(long, env = "ZK_SHOP", value_name = "NAME")]
+    pub shop: Option<ShopName>,
 }
 
 impl ConnectArgs {
     /// The session settings these flags describe.
     pub fn config(&self) -> SessionConfig {
+        let servers = match &self.shop {
+            Some(shop) => self.servers.under(&layout::shop_root(shop)),
+            None => self.servers.clone(),
+        };
         SessionConfig {
-            servers: self.servers.clone(),
+            servers,
             session_timeout: self.session_timeout,
             connect_timeout: self.connect_timeout,
         }

@@ -15,7 +15,7 @@ use rand::seq::IndexedRandom;
 
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName};
-use crate::menu::Menu;
+use crate::config::{self, ShopConfig};
 use crate::session::Session;
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
@@ -52,18 +52,18 @@ impl std::str::FromStr for Choice {
 /// What the customer wants.
 #[derive(Debug, Clone)]
 pub struct CustomerConfig {
-    /// The coffee to order; `None` picks one from the menu at random.
+    /// The coffee to order (checked against the shop's menu); `None` picks one from the menu
+    /// at random.
     pub coffee: Option<String>,
     /// Order from this barista only; `None` chooses among those on shift.
     pub barista: Option<BaristaName>,
     /// How long to wait to be served before withdrawing the order.
     pub patience: Duration,
-    /// What may be ordered.
-    pub menu: Menu,
     /// How to choose a barista.
     pub choice: Choice,
-    /// Do not join a queue this long or longer.
-    pub max_queue: u32,
+    /// Do not join a queue this long or longer; `None`: the shop's setting, else
+    /// [`DEFAULT_MAX_QUEUE`].
+    pub max_queue: Option<u32>,
 }
 
 /// One placed order.
@@ -128,24 +128,23 @@ enum Wake {
 
 /// Places one order and waits for it. `shutdown` makes the customer withdraw and return.
 pub fn visit(session: &Session, config: &CustomerConfig, shutdown: &Shutdown) -> Result<Outcome> {
-    if let Some(coffee) = &config.coffee {
-        config.menu.check(coffee)?;
-    }
     shop::check_initialised(session)?;
-    order_and_wait(session, config, shutdown)
+    let shop = config::load(session)?;
+    order_and_wait(session, config, &shop, shutdown)
 }
 
-/// Like [`visit`], without checking first that the shop exists: for a customer that orders
-/// again and again on one session (the load generator).
-pub fn order_and_wait(session: &Session, config: &CustomerConfig, shutdown: &Shutdown) -> Result<Outcome> {
+/// Like [`visit`], for a customer that already knows the shop exists and has read its
+/// configuration: one that orders again and again on one session (the load generator).
+pub fn order_and_wait(session: &Session, config: &CustomerConfig, shop: &ShopConfig, shutdown: &Shutdown) -> Result<Outcome> {
     let coffee = match &config.coffee {
-        Some(c) => c.clone(),
-        None => config.menu.pick(&mut rand::rng()).to_owned(),
+        Some(c) => shop.menu.check(c)?,
+        None => shop.menu.pick(&mut rand::rng()).to_owned(),
     };
+    let max_queue = config.max_queue.or(shop.max_queue).unwrap_or(DEFAULT_MAX_QUEUE);
     let arrived = Instant::now();
     // Patience counts from arrival: time spent waiting for a barista is part of it.
     let deadline = arrived + config.patience;
-    let (barista, order) = place_order(session, config, &coffee, deadline, shutdown)?;
+    let (barista, order) = place_order(session, config, max_queue, &coffee, deadline, shutdown)?;
     info!("ordered {coffee} from {barista}: {order}");
     let placed = Instant::now();
 
@@ -201,6 +200,7 @@ fn withdraw(session: &Session, receipt: Receipt) -> Result<Outcome> {
 fn place_order(
     session: &Session,
     config: &CustomerConfig,
+    max_queue: u32,
     coffee: &str,
     deadline: Instant,
     shutdown: &Shutdown,
@@ -217,7 +217,7 @@ fn place_order(
             wait_for_a_barista(session, config, deadline, shutdown)?;
             continue;
         }
-        let Some(barista) = choose(session, config, &candidates, &mut gone)? else { continue };
+        let Some(barista) = choose(session, config.choice, max_queue, &candidates, &mut gone)? else { continue };
         match session.create_sequential_protected(&layout::order_prefix(&barista), coffee.as_bytes(), &tag)? {
             Some(order) => return Ok((barista, order)),
             None => {
@@ -267,12 +267,13 @@ fn wait_for_a_barista(session: &Session, config: &CustomerConfig, deadline: Inst
 /// when a candidate's bucket turned out to be gone (added to `gone`: the caller looks again).
 fn choose(
     session: &Session,
-    config: &CustomerConfig,
+    choice: Choice,
+    max_queue: u32,
     candidates: &[BaristaName],
     gone: &mut Vec<BaristaName>,
 ) -> Result<Option<BaristaName>> {
     let mut rng = rand::rng();
-    let picks: Vec<&BaristaName> = match config.choice {
+    let picks: Vec<&BaristaName> = match choice {
         Choice::Random => candidates.choose_multiple(&mut rng, 1).collect(),
         Choice::ShorterOfTwo => candidates.choose_multiple(&mut rng, 2).collect(),
     };
@@ -288,13 +289,13 @@ fn choose(
         }
     }
     match best {
-        Some((queue, barista)) if queue < config.max_queue => Ok(Some(barista.clone())),
-        _ => full_shop_fallback(session, config, candidates),
+        Some((queue, barista)) if queue < max_queue => Ok(Some(barista.clone())),
+        _ => full_shop_fallback(session, max_queue, candidates),
     }
 }
 
 /// The picks were full: take the shortest queue of all, or report the shop full.
-fn full_shop_fallback(session: &Session, config: &CustomerConfig, candidates: &[BaristaName]) -> Result<Option<BaristaName>> {
+fn full_shop_fallback(session: &Session, max_queue: u32, candidates: &[BaristaName]) -> Result<Option<BaristaName>> {
     let mut best: Option<(u32, &BaristaName)> = None;
     for barista in candidates {
         if let Some(queue) = session.child_count(&layout::bucket(barista))? {
@@ -304,7 +305,7 @@ fn full_shop_fallback(session: &Session, config: &CustomerConfig, candidates: &[
         }
     }
     match best {
-        Some((queue, barista)) if queue < config.max_queue => Ok(Some(barista.clone())),
-        _ => Err(Error::ShopFull(format!("every queue holds {} orders or more (--max-queue)", config.max_queue))),
+        Some((queue, barista)) if queue < max_queue => Ok(Some(barista.clone())),
+        _ => Err(Error::ShopFull(format!("every queue holds {max_queue} orders or more (--max-queue)"))),
     }
 }

@@ -31,6 +31,10 @@ pub enum Error {
     #[error("the shop is not initialised: {missing} does not exist (run shop-init first)")]
     ShopNotInitialised { missing: String },
 
+    /// The shop's configuration node holds something we cannot read.
+    #[error("the shop's configuration (/zk-coffee/config) is unusable: {0}")]
+    BadConfig(String),
+
     /// Another live barista already holds this name.
     #[error("barista name {0:?} is already taken by a live barista: choose another --name")]
     NameInUse(String),
@@ -95,7 +99,7 @@ impl Error {
             Error::ShopFull(_) => exit::SHOP_FULL,
             Error::Left(_) => exit::GAVE_UP,
             Error::NotAuthorized { .. } => exit::NOT_AUTHORIZED,
-            Error::ZooKeeper { .. } => exit::FAILURE,
+            Error::ZooKeeper { .. } | Error::BadConfig(_) => exit::FAILURE,
         }
     }
 

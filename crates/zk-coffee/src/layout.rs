@@ -7,10 +7,15 @@
 //!     /{barista}            persistent: the barista's bucket (holds orders only)
 //!         /coffee0000000042 PERSISTENT_SEQUENTIAL: an order; data = the coffee's name in UTF-8
 //! /zk-coffee                persistent: our additions, outside the original layout
+//!     /config               persistent: menu, brew times, max queue (see config)
 //!     /claims               persistent
 //!         /{barista}        EPHEMERAL: held by the one barista adopting {barista}'s orphaned
 //!                           bucket; data = the adopter's registration
+//!     /sales                persistent
+//!         /{barista}        persistent: what {barista} served, per coffee (see sales)
 //! ```
+//!
+//! `--shop NAME` runs a shop inside the chroot `/shops/NAME`, where the same tree starts.
 //!
 //! An order is served when its znode is deleted. Names are validated here so that a path
 //! built from them always has exactly the shape above. Everything this project adds lives
@@ -29,6 +34,12 @@ pub const ORDERS: &str = "/orders";
 pub const EXTENSIONS: &str = "/zk-coffee";
 /// Where adoption claims live.
 pub const CLAIMS: &str = "/zk-coffee/claims";
+/// The shop's configuration (menu, brew times, maximum queue).
+pub const CONFIG: &str = "/zk-coffee/config";
+/// Where each barista's sales ledger lives.
+pub const SALES: &str = "/zk-coffee/sales";
+/// Where `--shop NAME` puts a shop: the chroot `/shops/NAME`.
+pub const SHOPS: &str = "/shops";
 /// The data of the two top-level nodes, as the original program wrote it.
 pub const ROOT_DATA: &[u8] = b"0";
 /// Every order's name starts with this, followed by ZooKeeper's 10-digit sequence.
@@ -42,22 +53,53 @@ pub const MAX_NAME_LEN: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BaristaName(String);
 
+/// Checks that `name` is a usable single path segment; `what` names it in the error.
+fn check_segment(name: &str, what: &str) -> Result<(), Error> {
+    let bad = |why: &str| Error::usage(format!("invalid {what} name {name:?}: {why}"));
+    if name.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(bad(&format!("longer than {MAX_NAME_LEN} bytes")));
+    }
+    if name == "." || name == ".." || name == "zookeeper" {
+        return Err(bad("that name is reserved by ZooKeeper"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "_-.".contains(*c))) {
+        return Err(bad(&format!("{c:?} is not allowed (use letters, digits, '_', '-', '.')")));
+    }
+    Ok(())
+}
+
+/// A shop's name (`--shop`): one path segment, the same rules as a barista's name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShopName(String);
+
+impl ShopName {
+    /// Checks that `name` can name a shop.
+    pub fn new(name: &str) -> Result<ShopName, Error> {
+        check_segment(name, "shop")?;
+        Ok(ShopName(name.to_owned()))
+    }
+}
+
+impl fmt::Display for ShopName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ShopName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ShopName::new(s)
+    }
+}
+
 impl BaristaName {
     /// Checks that `name` is a usable single path segment.
     pub fn new(name: &str) -> Result<BaristaName, Error> {
-        let bad = |why: &str| Error::usage(format!("invalid barista name {name:?}: {why}"));
-        if name.is_empty() {
-            return Err(bad("it is empty"));
-        }
-        if name.len() > MAX_NAME_LEN {
-            return Err(bad(&format!("longer than {MAX_NAME_LEN} bytes")));
-        }
-        if name == "." || name == ".." || name == "zookeeper" {
-            return Err(bad("that name is reserved by ZooKeeper"));
-        }
-        if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "_-.".contains(*c))) {
-            return Err(bad(&format!("{c:?} is not allowed (use letters, digits, '_', '-', '.')")));
-        }
+        check_segment(name, "barista")?;
         Ok(BaristaName(name.to_owned()))
     }
 
@@ -133,6 +175,16 @@ pub fn bucket(barista: &BaristaName) -> String {
 /// `/zk-coffee/claims/{barista}`: the claim on `barista`'s orphaned bucket.
 pub fn claim(orphan: &BaristaName) -> String {
     format!("{CLAIMS}/{orphan}")
+}
+
+/// `/zk-coffee/sales/{barista}`: what `barista` has served, per coffee.
+pub fn ledger(barista: &BaristaName) -> String {
+    format!("{SALES}/{barista}")
+}
+
+/// `/shops/{shop}`: the chroot of a named shop.
+pub fn shop_root(shop: &ShopName) -> String {
+    format!("{SHOPS}/{shop}")
 }
 
 /// `/orders/{barista}/coffee`: what a customer passes to a sequential create.

@@ -17,6 +17,9 @@
 //! - [`load`]: many customers at once from one process, and the summary of a run.
 //! - [`registration`]: what a barista writes into its membership node.
 //! - [`menu`]: the coffees on offer.
+//! - [`config`]: the shop's configuration in ZooKeeper (menu, brew times, maximum queue).
+//! - [`sales`]: each barista's sales ledger, counted exactly once per served order.
+//! - [`status`]: the shop at a glance (`shop-status`).
 //! - [`shutdown`]: stop requests shared between a signal handler (or a test) and a role.
 //! - [`duration`]: durations as people type and read them.
 //! - [`cli`]: what the three binaries share: connection flags, logging, exit codes.
@@ -37,6 +40,7 @@
 
 pub mod barista;
 pub mod cli;
+pub mod config;
 pub mod customer;
 pub mod duration;
 pub mod error;
@@ -44,9 +48,11 @@ pub mod layout;
 pub mod load;
 pub mod menu;
 pub mod registration;
+pub mod sales;
 pub mod session;
 pub mod shop;
 pub mod shutdown;
+pub mod status;
 
 pub use error::{Error, Result};
 pub use layout::{BaristaName, OrderName};

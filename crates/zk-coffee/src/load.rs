@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
+use crate::config;
 use crate::customer::{self, CustomerConfig, Outcome};
 use crate::error::{Error, Result};
 use crate::session::{Session, SessionConfig};
@@ -166,14 +167,15 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     if config.orders.is_none() && config.duration.is_none() {
         return Err(Error::usage("a load run needs a number of orders or a duration"));
     }
-    if let Some(coffee) = &config.customer.coffee {
-        config.customer.menu.check(coffee)?;
-    }
-    // Fail early, once, with a clear error if the shop is not there.
+    // Fail early, once, with a clear error if the shop is not there or the coffee not on its
+    // menu.
     let probe = Session::connect(session_config.clone())?;
-    let checked = shop::check_initialised(&probe);
+    let checked = shop::check_initialised(&probe).and_then(|()| config::load(&probe)).and_then(|shop| {
+        config.customer.coffee.as_deref().map(|c| shop.menu.check(c)).transpose()?;
+        Ok(shop)
+    });
     probe.close();
-    checked?;
+    let shop = checked?;
 
     let placed = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(AtomicU64::new(0));
@@ -182,7 +184,7 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     let stop_at = config.duration.map(|d| started + d);
     let workers: Vec<_> = (0..config.concurrency.max(1))
         .map(|i| {
-            let (session_config, config, shutdown) = (session_config.clone(), config.clone(), shutdown.clone());
+            let (session_config, config, shutdown, shop) = (session_config.clone(), config.clone(), shutdown.clone(), shop.clone());
             let (placed, finished, total) = (Arc::clone(&placed), Arc::clone(&finished), Arc::clone(&total));
             thread::Builder::new().name(format!("customer-{i}")).spawn(move || {
                 let mut mine = Summary::default();
@@ -201,7 +203,7 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
                     if !budget_left || !time_left || shutdown.state() != Stop::No {
                         break;
                     }
-                    let outcome = customer::order_and_wait(&session, &config.customer, &shutdown);
+                    let outcome = customer::order_and_wait(&session, &config.customer, &shop, &shutdown);
                     mine.count(&outcome);
                     finished.fetch_add(1, Ordering::SeqCst);
                 }

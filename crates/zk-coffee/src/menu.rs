@@ -19,14 +19,48 @@ impl Default for Menu {
     }
 }
 
+/// Longest coffee name accepted.
+pub const MAX_COFFEE_LEN: usize = 64;
+
+/// Checks that `coffee` could be a coffee's name: 1-64 letters, digits, `-` or `_`. Says
+/// nothing about whether a shop serves it.
+pub fn check_name(coffee: &str) -> Result<&str, Error> {
+    let ok = !coffee.is_empty()
+        && coffee.len() <= MAX_COFFEE_LEN
+        && coffee.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(coffee)
+    } else {
+        Err(Error::usage(format!(
+            "invalid coffee name {coffee:?}: use 1-{MAX_COFFEE_LEN} letters, digits, '-' or '_'"
+        )))
+    }
+}
+
 impl Menu {
+    /// A menu of these coffees, in this order; each name is checked, duplicates refused.
+    pub fn new<S: AsRef<str>>(coffees: &[S]) -> Result<Menu, Error> {
+        let mut list: Vec<String> = Vec::with_capacity(coffees.len());
+        for coffee in coffees {
+            let coffee = check_name(coffee.as_ref())?;
+            if list.iter().any(|c| c == coffee) {
+                return Err(Error::usage(format!("{coffee:?} is on the menu twice")));
+            }
+            list.push(coffee.to_owned());
+        }
+        if list.is_empty() {
+            return Err(Error::usage("the menu is empty"));
+        }
+        Ok(Menu { coffees: list })
+    }
+
     /// Returns `coffee` if it is on the menu, or a usage error listing what is.
     pub fn check(&self, coffee: &str) -> Result<String, Error> {
         if self.contains(coffee) {
             Ok(coffee.to_owned())
         } else {
             Err(Error::usage(format!(
-                "{coffee:?} is not on the menu (choose one of: {})",
+                "{coffee:?} is not on this shop's menu (choose one of: {})",
                 self.coffees.join(", ")
             )))
         }
@@ -59,6 +93,16 @@ mod tests {
         assert_eq!(menu.check("jacob"), Ok("jacob".to_owned()));
         let err = menu.check("latte").unwrap_err();
         assert!(err.to_string().contains("tesora, swisswater, jacob, sogood"), "{err}");
+    }
+
+    #[test]
+    fn menus_check_their_names() {
+        assert_eq!(Menu::new(&["latte", "flat_white"]).map(|m| m.coffees().len()), Ok(2));
+        assert!(Menu::new::<&str>(&[]).is_err());
+        assert!(Menu::new(&["latte", "latte"]).is_err());
+        for bad in ["", "a b", "caf\u{e9}", "x=y", "a,b", &"x".repeat(MAX_COFFEE_LEN + 1)] {
+            assert!(check_name(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

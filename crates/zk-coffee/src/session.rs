@@ -64,6 +64,12 @@ impl ConnectString {
     pub fn without_chroot(&self) -> ConnectString {
         ConnectString { hosts: self.hosts.clone(), chroot: None }
     }
+
+    /// The same servers with `suffix` (e.g. `/shops/a`) appended to the chroot.
+    pub fn under(&self, suffix: &str) -> ConnectString {
+        let chroot = format!("{}{suffix}", self.chroot.as_deref().unwrap_or(""));
+        ConnectString { hosts: self.hosts.clone(), chroot: Some(chroot) }
+    }
 }
 
 impl FromStr for ConnectString {
@@ -451,6 +457,76 @@ impl Session {
         optional(self.call(path, |c| async move { c.get_data(path).await.map(|(d, s)| (d, s.version)) }), "read", path)
     }
 
+    /// Like [`Session::data`], and `notify` runs once when the data changes (or the node is
+    /// created or deleted, or the session ends).
+    pub fn watch_data(&self, path: &str, notify: impl Fn() + Send + Sync + 'static) -> Result<Option<Vec<u8>>> {
+        // `exists` with a watch covers a node that is absent now and created later.
+        let (stat, watcher) = self
+            .call(path, |c| async move { c.check_and_watch_stat(path).await })
+            .map_err(|f| f.into_error("watch", path))?;
+        deliver(watcher, notify);
+        match stat {
+            None => Ok(None),
+            Some(_) => self.data(path),
+        }
+    }
+
+    /// When `path` was created, in milliseconds since the Unix epoch, or `None` if it does
+    /// not exist.
+    pub fn created_ms(&self, path: &str) -> Result<Option<i64>> {
+        self.call(path, |c| async move { c.check_stat(path).await })
+            .map(|stat| stat.map(|s| s.ctime))
+            .map_err(|f| f.into_error("check", path))
+    }
+
+    /// Sets the data of a persistent node, creating it if needed; `true` if it was created.
+    pub fn put(&self, path: &str, data: &[u8]) -> Result<bool> {
+        if self.ensure_persistent(path, data)? {
+            return Ok(true);
+        }
+        match self.call(path, |c| async move { c.set_data(path, data, None).await }) {
+            Ok(_) => Ok(false),
+            Err(f) => Err(f.into_error("write", path)),
+        }
+    }
+
+    /// In one transaction: deletes `delete` and sets the data of `set`, if `set` is still at
+    /// `version`. Either both happen or neither.
+    ///
+    /// Retried on connection loss like any call; a transaction that committed before the
+    /// connection dropped then reports [`Transaction::DeleteMissing`] or
+    /// [`Transaction::VersionMoved`] on the retry, which the caller tells apart by reading
+    /// `set` again.
+    pub fn delete_and_set(&self, delete: &str, set: &str, data: &[u8], version: i32) -> Result<Transaction> {
+        check_path(set)?;
+        let result = self.call(delete, |c| async move {
+            let mut multi = c.new_multi_writer();
+            multi.add_delete(delete, None)?;
+            multi.add_set_data(set, data, Some(version))?;
+            match multi.commit().await {
+                Ok(results) => Ok(Ok(results)),
+                Err(zkc::MultiWriteError::RequestFailed { source }) => Err(source),
+                Err(zkc::MultiWriteError::OperationFailed { index, source }) => Ok(Err((index, source))),
+            }
+        });
+        match result {
+            Ok(Ok(results)) => {
+                let version = results
+                    .iter()
+                    .find_map(|r| match r {
+                        zkc::MultiWriteResult::SetData { stat } => Some(stat.version),
+                        _ => None,
+                    })
+                    .unwrap_or(version + 1);
+                Ok(Transaction::Done { version })
+            }
+            Ok(Err((0, zkc::Error::NoNode))) => Ok(Transaction::DeleteMissing),
+            Ok(Err((1, zkc::Error::BadVersion | zkc::Error::NoNode))) => Ok(Transaction::VersionMoved),
+            Ok(Err((_, code))) => Err(Failure::Zk(code).into_error("serve", delete)),
+            Err(f) => Err(f.into_error("serve", delete)),
+        }
+    }
+
     /// Creates a persistent node unless it exists; `true` if this call created it.
     pub fn ensure_persistent(&self, path: &str, data: &[u8]) -> Result<bool> {
         self.create(path, data, zkc::CreateMode::Persistent)
@@ -583,6 +659,17 @@ impl Drop for Subscription {
     }
 }
 
+/// What [`Session::delete_and_set`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transaction {
+    /// Both happened; the set node is now at `version`.
+    Done { version: i32 },
+    /// Nothing happened: the node to delete was gone.
+    DeleteMissing,
+    /// Nothing happened: the node to set was no longer at the expected version.
+    VersionMoved,
+}
+
 /// What [`Session::delete_if_empty`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removal {
@@ -636,6 +723,8 @@ mod tests {
         assert_eq!(c.chroot(), Some("/shop/one"));
         assert_eq!(c.without_chroot().to_string(), "a:1,b:2,c:2181");
         assert_eq!(parse("h:1/").map(|c| c.chroot().map(String::from)), Ok(None));
+        assert_eq!(parse("h:1/base").map(|c| c.under("/shops/a").to_string()), Ok("h:1/base/shops/a".into()));
+        assert_eq!(parse("h:1").map(|c| c.under("/shops/a").to_string()), Ok("h:1/shops/a".into()));
     }
 
     #[test]

@@ -3,17 +3,20 @@
 
 use log::{debug, info};
 
+use crate::config::{self, ShopConfig};
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName};
 use crate::session::{Session, SessionConfig};
 
-/// What `shop-init` did to each top-level node.
+/// What `shop-init` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitReport {
     /// Nodes this run created.
     pub created: Vec<String>,
     /// Nodes that were already there.
     pub found: Vec<String>,
+    /// Nodes whose data this run replaced (the configuration).
+    pub updated: Vec<String>,
 }
 
 /// Creates the chroot of `config.servers`, if it has one, through a session without chroot.
@@ -35,15 +38,33 @@ pub fn ensure_chroot(config: &SessionConfig) -> Result<()> {
     Ok(())
 }
 
-/// Creates `/barista_group` and `/orders` (data `0`) where missing, and our own
-/// `/zk-coffee/claims`. Idempotent.
-pub fn init(session: &Session) -> Result<InitReport> {
-    let mut report = InitReport { created: Vec::new(), found: Vec::new() };
-    for path in [layout::BARISTA_GROUP, layout::ORDERS, layout::EXTENSIONS, layout::CLAIMS] {
+/// Creates `/barista_group` and `/orders` (data `0`) where missing, and our own nodes under
+/// `/zk-coffee`. Writes the configuration: `update` if given, else the defaults if the shop has
+/// none yet. Idempotent.
+pub fn init(session: &Session, update: Option<&ShopConfig>) -> Result<InitReport> {
+    let mut report = InitReport { created: Vec::new(), found: Vec::new(), updated: Vec::new() };
+    for path in [layout::BARISTA_GROUP, layout::ORDERS, layout::EXTENSIONS, layout::CLAIMS, layout::SALES] {
         if session.ensure_persistent(path, layout::ROOT_DATA)? {
             report.created.push(path.to_owned());
         } else {
             report.found.push(path.to_owned());
+        }
+    }
+    match update {
+        Some(new) => {
+            if config::store(session, new)? {
+                report.created.push(layout::CONFIG.to_owned());
+            } else {
+                report.updated.push(layout::CONFIG.to_owned());
+            }
+            info!("menu: {}", new.menu.coffees().join(", "));
+        }
+        None => {
+            if session.ensure_persistent(layout::CONFIG, &ShopConfig::default().encode())? {
+                report.created.push(layout::CONFIG.to_owned());
+            } else {
+                report.found.push(layout::CONFIG.to_owned());
+            }
         }
     }
     Ok(report)
@@ -52,7 +73,7 @@ pub fn init(session: &Session) -> Result<InitReport> {
 /// Creates our own nodes under `/zk-coffee` where missing, for a shop that the original
 /// program (or an older `shop-init`) set up.
 pub fn ensure_extensions(session: &Session) -> Result<()> {
-    for path in [layout::EXTENSIONS, layout::CLAIMS] {
+    for path in [layout::EXTENSIONS, layout::CLAIMS, layout::SALES] {
         session.ensure_persistent(path, layout::ROOT_DATA)?;
     }
     Ok(())

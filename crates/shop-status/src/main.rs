@@ -1,0 +1,37 @@
+//! `shop-status`: the shop at a glance, for operators.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use zk_coffee::cli::{self, ConnectArgs, EXIT_CODES_HELP};
+use zk_coffee::error::exit;
+use zk_coffee::status;
+
+/// Shows the baristas on shift (with the facts they registered), each queue's length and the
+/// age of its oldest order, orphaned buckets and who adopts them, and sales so far per coffee
+/// and per barista. Reads only; changes nothing.
+#[derive(Parser, Debug)]
+#[command(version, after_help = EXIT_CODES_HELP)]
+struct Args {
+    #[command(flatten)]
+    connect: ConnectArgs,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let args: Args = cli::parse_args("shop-status", || ());
+    cli::init_logging();
+    cli::finish("shop-status", run(args))
+}
+
+fn run(args: Args) -> zk_coffee::Result<u8> {
+    let session = args.connect.connect()?;
+    let status = status::gather(&session);
+    session.close();
+    let status = status?;
+    println!("{}", if args.json { status.json() } else { status.text() });
+    Ok(exit::OK)
+}

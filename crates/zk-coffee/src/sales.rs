@@ -1,0 +1,190 @@
+//! The sales ledger: what each barista has served, per coffee, counted exactly once per served
+//! order.
+//!
+//! Each barista keeps its own ledger node, `/zk-coffee/sales/{barista}`, whose data is
+//! `coffee=count` lines. Serving an order is one ZooKeeper transaction: delete the order and
+//! write the ledger at the version last read. Either both happen or neither, so an order is
+//! counted exactly once whoever serves it (its barista or an adopter), however many baristas
+//! serve at once, and across crashes and restarts (a barista restarted under its name carries
+//! on with its ledger). An order withdrawn by its customer is never counted.
+
+use std::collections::BTreeMap;
+
+use log::{debug, warn};
+
+use crate::error::{Error, Result};
+use crate::layout::{self, BaristaName};
+use crate::session::{Session, Transaction};
+
+/// How often serving retries when its ledger moved under it.
+const MAX_TRIES: usize = 5;
+
+/// Served orders per coffee.
+pub type Counts = BTreeMap<String, u64>;
+
+/// One barista's ledger, as last read or written.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    path: String,
+    counts: Counts,
+    version: i32,
+}
+
+/// What serving an order came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sale {
+    /// The order was deleted (served) and counted.
+    Served,
+    /// The order was gone: withdrawn by its customer, or served by another barista (who
+    /// counted it).
+    Gone,
+}
+
+impl Ledger {
+    /// Opens `barista`'s ledger, creating it empty if needed.
+    pub fn open(session: &Session, barista: &BaristaName) -> Result<Ledger> {
+        let path = layout::ledger(barista);
+        session.ensure_persistent(&path, b"")?;
+        let mut ledger = Ledger { path, counts: Counts::new(), version: 0 };
+        ledger.reload(session)?;
+        Ok(ledger)
+    }
+
+    /// What this ledger has counted.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    fn reload(&mut self, session: &Session) -> Result<()> {
+        match session.versioned_data(&self.path)? {
+            Some((data, version)) => {
+                self.counts = decode(&data).unwrap_or_else(|e| {
+                    warn!("{}: {e}; counting on from zero", self.path);
+                    Counts::new()
+                });
+                self.version = version;
+            }
+            None => {
+                // Someone removed it: write back what we know.
+                warn!("{} vanished; writing it again", self.path);
+                session.ensure_persistent(&self.path, &encode(&self.counts))?;
+                self.version = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves `order` (a `coffee`) by deleting it, and counts it, in one transaction.
+    pub fn serve(&mut self, session: &Session, order: &str, coffee: &str) -> Result<Sale> {
+        for _ in 0..MAX_TRIES {
+            let mut next = self.counts.clone();
+            *next.entry(coffee.to_owned()).or_default() += 1;
+            let expected = self.version;
+            match session.delete_and_set(order, &self.path, &encode(&next), expected)? {
+                Transaction::Done { version } => {
+                    self.counts = next;
+                    self.version = version;
+                    return Ok(Sale::Served);
+                }
+                outcome => {
+                    self.reload(session)?;
+                    // A transaction that committed just before a lost connection looks like
+                    // this on the retry: the ledger one version on, holding our new counts.
+                    if self.version == expected + 1 && self.counts == next {
+                        return Ok(Sale::Served);
+                    }
+                    if outcome == Transaction::DeleteMissing {
+                        return Ok(Sale::Gone);
+                    }
+                    debug!("{} moved under me; serving {order} again", self.path);
+                }
+            }
+        }
+        Err(Error::ZooKeeper {
+            op: "count the sale of".into(),
+            path: order.into(),
+            code: format!("{} kept changing under me", self.path),
+        })
+    }
+}
+
+/// Everything sold, per barista and per coffee.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sales {
+    /// Each barista's ledger (baristas that have left included).
+    pub per_barista: BTreeMap<String, Counts>,
+}
+
+impl Sales {
+    /// Served orders per coffee, over all baristas.
+    pub fn per_coffee(&self) -> Counts {
+        let mut total = Counts::new();
+        for counts in self.per_barista.values() {
+            for (coffee, n) in counts {
+                *total.entry(coffee.clone()).or_default() += n;
+            }
+        }
+        total
+    }
+
+    /// Served orders in all.
+    pub fn total(&self) -> u64 {
+        self.per_barista.values().flat_map(|c| c.values()).sum()
+    }
+}
+
+/// Reads every ledger of the shop. A ledger that cannot be read is reported and skipped.
+pub fn read_all(session: &Session) -> Result<Sales> {
+    let mut sales = Sales::default();
+    for barista in session.children(layout::SALES)?.unwrap_or_default() {
+        let path = format!("{}/{barista}", layout::SALES);
+        let Some(data) = session.data(&path)? else { continue };
+        match decode(&data) {
+            Ok(counts) => {
+                sales.per_barista.insert(barista, counts);
+            }
+            Err(e) => warn!("{path}: {e}"),
+        }
+    }
+    Ok(sales)
+}
+
+/// The ledger's data: `coffee=count` lines, in coffee order.
+pub fn encode(counts: &Counts) -> Vec<u8> {
+    counts.iter().map(|(coffee, n)| format!("{coffee}={n}\n")).collect::<String>().into_bytes()
+}
+
+/// Parses a ledger's data.
+pub fn decode(data: &[u8]) -> std::result::Result<Counts, String> {
+    let text = std::str::from_utf8(data).map_err(|_| "the ledger is not UTF-8".to_owned())?;
+    let mut counts = Counts::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (coffee, n) = line.split_once('=').ok_or_else(|| format!("ledger line {line:?} is not coffee=count"))?;
+        let n = n.trim().parse().map_err(|_| format!("ledger line {line:?} has no count"))?;
+        counts.insert(coffee.trim().to_owned(), n);
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledgers_round_trip() {
+        let counts: Counts = [("jacob".to_owned(), 3), ("tesora".to_owned(), 12)].into();
+        assert_eq!(decode(&encode(&counts)), Ok(counts));
+        assert_eq!(decode(b""), Ok(Counts::new()));
+        assert!(decode(b"jacob").is_err());
+        assert!(decode(b"jacob=x").is_err());
+    }
+
+    #[test]
+    fn totals_add_up_across_baristas() {
+        let mut sales = Sales::default();
+        sales.per_barista.insert("a".into(), [("jacob".to_owned(), 2)].into());
+        sales.per_barista.insert("b".into(), [("jacob".to_owned(), 1), ("tesora".to_owned(), 4)].into());
+        assert_eq!(sales.total(), 7);
+        assert_eq!(sales.per_coffee(), [("jacob".to_owned(), 3), ("tesora".to_owned(), 4)].into());
+    }
+}
