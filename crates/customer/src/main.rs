@@ -92,6 +92,7 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
     Ok(match outcome {
         Outcome::Served(_) => exit::OK,
         Outcome::GaveUp(_) => exit::GAVE_UP,
+        Outcome::Rejected(..) => exit::REJECTED,
     })
 }
 

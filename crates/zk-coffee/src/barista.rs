@@ -31,17 +31,18 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info, warn};
 
 use crate::duration::human;
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName, OrderName};
+use crate::order::{self, Payload};
 use crate::config::{self, ShopConfig};
 use crate::registration::Registration;
 use crate::sales::{Ledger, Sale};
-use crate::session::{Removal, Session, SessionEvent};
+use crate::session::{NodeData, Removal, Session, SessionEvent};
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
 
@@ -180,6 +181,15 @@ enum Queue {
     Orders(Vec<OrderName>),
     /// The bucket itself is gone.
     NoBucket,
+}
+
+/// What [`Barista::serve`] did with an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    /// Served, rejected, or found gone: it will not be in the bucket next time.
+    Done,
+    /// Left for later (a rejected order waiting for its customer).
+    Skipped,
 }
 
 /// What [`Barista::take_ephemeral`] found.
@@ -517,8 +527,9 @@ impl Barista<'_> {
             if self.shutdown.state() != Stop::No {
                 break;
             }
-            self.serve(owner, order)?;
-            taken += 1;
+            if self.serve(owner, order)? == Handled::Done {
+                taken += 1;
+            }
         }
         Ok(taken)
     }
@@ -526,13 +537,22 @@ impl Barista<'_> {
     /// Reads, brews and serves one order. An order that vanishes on the way was withdrawn by
     /// its customer. Only a second stop request interrupts the brew (the order then stays
     /// queued, to be adopted).
-    fn serve(&mut self, owner: &BaristaName, order: OrderName) -> Result<()> {
+    fn serve(&mut self, owner: &BaristaName, order: OrderName) -> Result<Handled> {
         let path = layout::order(owner, order);
-        let Some(data) = self.session.data(&path)? else {
+        let Some(node) = self.session.read(&path)? else {
             debug!("{path} was withdrawn before I started it");
-            return Ok(());
+            return Ok(Handled::Done);
         };
-        let coffee = String::from_utf8_lossy(&data).into_owned();
+        let coffee = match Payload::parse(&node.data, &self.shop_config.menu) {
+            Payload::Coffee(coffee) => coffee,
+            Payload::Invalid(reason) => {
+                if self.session.set_if_version(&path, &order::rejection(&reason), node.version)? {
+                    warn!("rejected {path}: {reason}");
+                }
+                return Ok(Handled::Done);
+            }
+            Payload::Rejected(_) => return self.clear_rejected(&path, &node),
+        };
         let whose = if *owner == self.config.name { String::new() } else { format!(" (adopted from {owner})") };
         info!("making {coffee} for {order}{whose}");
         let brewed_at = Instant::now() + self.shop_config.brew_time(&coffee, self.config.brew_time);
@@ -546,7 +566,7 @@ impl Barista<'_> {
                 }
                 Stop::Now => {
                     info!("stopping at once: {order} stays queued");
-                    return Ok(());
+                    return Ok(Handled::Done);
                 }
             }
         }
@@ -554,7 +574,21 @@ impl Barista<'_> {
             Sale::Served => info!("served {coffee} ({order}){whose}"),
             Sale::Gone => info!("{order} was withdrawn while I made it"),
         }
-        Ok(())
+        Ok(Handled::Done)
+    }
+
+    /// A rejected order waits for its customer to withdraw it; nobody has after
+    /// [`order::REJECTION_GRACE`] (or we are leaving), so it goes.
+    fn clear_rejected(&mut self, path: &str, node: &NodeData) -> Result<Handled> {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let waited = Duration::from_millis((now_ms - node.mtime_ms).max(0) as u64);
+        if waited < order::REJECTION_GRACE && self.left.is_none() {
+            return Ok(Handled::Skipped);
+        }
+        if self.session.delete(path, Some(node.version))? {
+            info!("removed {path}: rejected {} ago and not withdrawn", human(waited));
+        }
+        Ok(Handled::Done)
     }
 
     /// Leaves the shift without losing an order (see the module docs). While it finishes with

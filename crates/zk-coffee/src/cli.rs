@@ -22,7 +22,8 @@ Exit codes:
   6  shop not initialised (run shop-init)
   7  not authorized
   8  barista: name held by another live barista
-  9  customer: every barista's queue was full";
+  9  customer: every barista's queue was full
+ 10  customer: the barista rejected the order";
 
 /// Where ZooKeeper is and how long to wait for it; every binary takes these.
 #[derive(clap::Args, Debug, Clone)]

@@ -113,6 +113,18 @@ pub fn load(session: &Session) -> Result<ShopConfig> {
     }
 }
 
+/// Like [`load`], but an unusable configuration (written by a foreign or broken client) is
+/// reported and the defaults used, so that it does not stop a customer.
+pub fn load_or_default(session: &Session) -> Result<ShopConfig> {
+    match load(session) {
+        Err(e @ Error::BadConfig(_)) => {
+            log::warn!("{e}; using the default menu");
+            Ok(ShopConfig::default())
+        }
+        other => other,
+    }
+}
+
 /// Like [`load`], and `notify` runs once when the configuration changes.
 pub fn watch(session: &Session, notify: impl Fn() + Send + Sync + 'static) -> Result<ShopConfig> {
     match session.watch_data(layout::CONFIG, notify)? {

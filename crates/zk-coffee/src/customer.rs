@@ -15,6 +15,7 @@ use rand::seq::IndexedRandom;
 
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName};
+use crate::order;
 use crate::config::{self, ShopConfig};
 use crate::session::Session;
 use crate::shop;
@@ -86,23 +87,31 @@ pub enum Outcome {
     Served(Receipt),
     /// Patience ran out (or the customer was stopped); the order was withdrawn.
     GaveUp(Receipt),
+    /// The barista turned the order down, for this reason; the order was withdrawn.
+    Rejected(Receipt, String),
 }
 
 impl Outcome {
     /// The receipt, whatever the outcome.
     pub fn receipt(&self) -> &Receipt {
         match self {
-            Outcome::Served(r) | Outcome::GaveUp(r) => r,
+            Outcome::Served(r) | Outcome::GaveUp(r) | Outcome::Rejected(r, _) => r,
         }
     }
 
-    /// One line a script can parse: `served order=... coffee=... barista=... wait_ms=...`.
+    /// One line a script can parse: `served order=... coffee=... barista=... wait_ms=...`
+    /// (`gave-up ...`, or `rejected ... reason="..."`).
     pub fn line(&self) -> String {
         let (word, r) = match self {
             Outcome::Served(r) => ("served", r),
             Outcome::GaveUp(r) => ("gave-up", r),
+            Outcome::Rejected(r, _) => ("rejected", r),
         };
-        format!("{word} order={} coffee={} barista={} wait_ms={}", r.order, r.coffee, r.barista, r.waited.as_millis())
+        let line = format!("{word} order={} coffee={} barista={} wait_ms={}", r.order, r.coffee, r.barista, r.waited.as_millis());
+        match self {
+            Outcome::Rejected(_, reason) => format!("{line} reason={reason:?}"),
+            _ => line,
+        }
     }
 }
 
@@ -129,7 +138,7 @@ enum Wake {
 /// Places one order and waits for it. `shutdown` makes the customer withdraw and return.
 pub fn visit(session: &Session, config: &CustomerConfig, shutdown: &Shutdown) -> Result<Outcome> {
     shop::check_initialised(session)?;
-    let shop = config::load(session)?;
+    let shop = config::load_or_default(session)?;
     order_and_wait(session, config, &shop, shutdown)
 }
 
@@ -166,11 +175,17 @@ pub fn order_and_wait(session: &Session, config: &CustomerConfig, shop: &ShopCon
     };
     loop {
         let notify = tx.clone();
-        let pending = session.watch_exists(&order, move || {
+        let pending = session.watch_read(&order, move || {
             let _ = notify.send(Wake::Order);
         })?;
-        if !pending {
+        let Some(node) = pending else {
             return Ok(Outcome::Served(receipt(placed)));
+        };
+        if let Some(reason) = rejected(&node.data) {
+            // Withdraw it: nobody will make it.
+            session.delete(&order, None)?;
+            info!("{order} was rejected: {reason}");
+            return Ok(Outcome::Rejected(receipt(placed), reason));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let give_up = match rx.recv_timeout(left) {
@@ -182,6 +197,11 @@ pub fn order_and_wait(session: &Session, config: &CustomerConfig, shop: &ShopCon
             return withdraw(session, receipt(placed));
         }
     }
+}
+
+/// The reason a barista gave for rejecting an order, if it did.
+fn rejected(data: &[u8]) -> Option<String> {
+    std::str::from_utf8(data).ok()?.strip_prefix(order::REJECTED_PREFIX).map(str::to_owned)
 }
 
 /// Deletes the order; if it was already gone, the barista served it in the meantime.

@@ -85,6 +85,8 @@ pub mod exit {
     pub const NAME_IN_USE: u8 = 8;
     /// `customer`: every barista's queue was full.
     pub const SHOP_FULL: u8 = 9;
+    /// `customer`: the barista rejected the order (it was withdrawn).
+    pub const REJECTED: u8 = 10;
 }
 
 impl Error {

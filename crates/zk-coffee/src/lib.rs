@@ -17,6 +17,7 @@
 //! - [`load`]: many customers at once from one process, and the summary of a run.
 //! - [`registration`]: what a barista writes into its membership node.
 //! - [`menu`]: the coffees on offer.
+//! - [`order`]: what an order's data may hold, and how a barista rejects one it cannot make.
 //! - [`config`]: the shop's configuration in ZooKeeper (menu, brew times, maximum queue).
 //! - [`sales`]: each barista's sales ledger, counted exactly once per served order.
 //! - [`status`]: the shop at a glance (`shop-status`).
@@ -47,6 +48,7 @@ pub mod error;
 pub mod layout;
 pub mod load;
 pub mod menu;
+pub mod order;
 pub mod registration;
 pub mod sales;
 pub mod session;

@@ -46,6 +46,8 @@ pub struct Summary {
     pub served: u64,
     /// Orders withdrawn when patience ran out.
     pub gave_up: u64,
+    /// Orders a barista rejected.
+    pub rejected: u64,
     /// Visits that found no barista on shift.
     pub no_barista: u64,
     /// Visits that found every queue full.
@@ -63,7 +65,7 @@ pub struct Summary {
 impl Summary {
     /// Every visit counted.
     pub fn visits(&self) -> u64 {
-        self.served + self.gave_up + self.no_barista + self.shop_full + self.failed
+        self.served + self.gave_up + self.rejected + self.no_barista + self.shop_full + self.failed
     }
 
     /// Orders served per second over the run.
@@ -87,11 +89,12 @@ impl Summary {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} visits in {:.2}s: {} served, {} gave up, {} no barista, {} shop full, {} failed",
+            "{} visits in {:.2}s: {} served, {} gave up, {} rejected, {} no barista, {} shop full, {} failed",
             self.visits(),
             self.elapsed.as_secs_f64(),
             self.served,
             self.gave_up,
+            self.rejected,
             self.no_barista,
             self.shop_full,
             self.failed
@@ -115,11 +118,12 @@ impl Summary {
         let ms = |d: Option<Duration>| d.map(|d| format!("{:.3}", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "nan".into());
         let per: Vec<String> = self.per_barista.iter().map(|(b, n)| format!("{b}:{n}")).collect();
         format!(
-            "summary visits={} served={} gave_up={} no_barista={} shop_full={} failed={} elapsed_s={:.3} \
+            "summary visits={} served={} gave_up={} rejected={} no_barista={} shop_full={} failed={} elapsed_s={:.3} \
              throughput={:.1} p50_ms={} p95_ms={} p99_ms={} max_ms={} per_barista={}",
             self.visits(),
             self.served,
             self.gave_up,
+            self.rejected,
             self.no_barista,
             self.shop_full,
             self.failed,
@@ -141,6 +145,7 @@ impl Summary {
                 *self.per_barista.entry(receipt.barista.to_string()).or_default() += 1;
             }
             Ok(Outcome::GaveUp(_)) => self.gave_up += 1,
+            Ok(Outcome::Rejected(..)) => self.rejected += 1,
             Err(Error::NoBarista(_)) => self.no_barista += 1,
             Err(Error::ShopFull(_)) => self.shop_full += 1,
             Err(_) => self.failed += 1,
@@ -150,6 +155,7 @@ impl Summary {
     fn merge(&mut self, other: Summary) {
         self.served += other.served;
         self.gave_up += other.gave_up;
+        self.rejected += other.rejected;
         self.no_barista += other.no_barista;
         self.shop_full += other.shop_full;
         self.failed += other.failed;
@@ -170,7 +176,7 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     // Fail early, once, with a clear error if the shop is not there or the coffee not on its
     // menu.
     let probe = Session::connect(session_config.clone())?;
-    let checked = shop::check_initialised(&probe).and_then(|()| config::load(&probe)).and_then(|shop| {
+    let checked = shop::check_initialised(&probe).and_then(|()| config::load_or_default(&probe)).and_then(|shop| {
         config.customer.coffee.as_deref().map(|c| shop.menu.check(c)).transpose()?;
         Ok(shop)
     });

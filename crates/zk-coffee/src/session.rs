@@ -527,6 +527,34 @@ impl Session {
         }
     }
 
+    /// The data of `path` with its version and modification time, or `None` if it does not
+    /// exist.
+    pub fn read(&self, path: &str) -> Result<Option<NodeData>> {
+        optional(self.call(path, |c| async move { c.get_data(path).await.map(|(data, stat)| NodeData::new(data, &stat)) }), "read", path)
+    }
+
+    /// Like [`Session::read`]; if the node exists, `notify` runs once when its data changes or
+    /// it is deleted (or the session ends). One round trip.
+    pub fn watch_read(&self, path: &str, notify: impl Fn() + Send + Sync + 'static) -> Result<Option<NodeData>> {
+        let result = self.call(path, |c| async move { c.get_and_watch_data(path).await });
+        match optional(result, "watch", path)? {
+            Some((data, stat, watcher)) => {
+                deliver(watcher, notify);
+                Ok(Some(NodeData::new(data, &stat)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Sets the data of `path` if it is still at `version`; `false` if it moved or is gone.
+    pub fn set_if_version(&self, path: &str, data: &[u8], version: i32) -> Result<bool> {
+        match self.call(path, |c| async move { c.set_data(path, data, Some(version)).await }) {
+            Ok(_) => Ok(true),
+            Err(Failure::Zk(zkc::Error::BadVersion | zkc::Error::NoNode)) => Ok(false),
+            Err(f) => Err(f.into_error("write", path)),
+        }
+    }
+
     /// Creates a persistent node unless it exists; `true` if this call created it.
     pub fn ensure_persistent(&self, path: &str, data: &[u8]) -> Result<bool> {
         self.create(path, data, zkc::CreateMode::Persistent)
@@ -656,6 +684,21 @@ impl Drop for Subscription {
         if let Some(inner) = self.inner.upgrade() {
             lock(&inner.subscribers).retain(|(id, _)| *id != self.id);
         }
+    }
+}
+
+/// A node's data with the bits of its stat the shop uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeData {
+    pub data: Vec<u8>,
+    pub version: i32,
+    /// Last modified, in milliseconds since the Unix epoch (server clock).
+    pub mtime_ms: i64,
+}
+
+impl NodeData {
+    fn new(data: Vec<u8>, stat: &zkc::Stat) -> NodeData {
+        NodeData { data, version: stat.version, mtime_ms: stat.mtime }
     }
 }
 

@@ -54,7 +54,7 @@ pub struct ShopStatus {
 /// milliseconds wide.
 pub fn gather(session: &Session) -> Result<ShopStatus> {
     shop::check_initialised(session)?;
-    let config = config::load(session)?;
+    let config = config::load_or_default(session)?;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     let members = shop::baristas_on_shift(session)?;
     let mut on_shift = Vec::new();

@@ -1,0 +1,86 @@
+//! What an order's data may hold, and how a barista turns down one it cannot make.
+//!
+//! A well-formed order's data is the name of a coffee on the shop's menu, in UTF-8. Anything
+//! else (written by a foreign or broken client) is **rejected**: the barista overwrites the
+//! order's data with `rejected: <reason>` instead of brewing it. The order stays where it is,
+//! so the wire contract holds (a bucket still holds orders only), and the change fires the
+//! customer's watch: our customer reads the reason, withdraws the order and reports
+//! `rejected` (exit 10). A rejected order nobody withdraws is deleted by the barista after
+//! [`REJECTION_GRACE`].
+
+use std::time::Duration;
+
+use crate::menu::Menu;
+
+/// How an order's data starts once a barista has rejected it.
+pub const REJECTED_PREFIX: &str = "rejected: ";
+/// The longest order data a barista reads as a coffee name; longer is rejected unread.
+pub const MAX_ORDER_BYTES: usize = 256;
+/// How long a rejected order waits for its customer to withdraw it before the barista
+/// deletes it.
+pub const REJECTION_GRACE: Duration = Duration::from_secs(30);
+
+/// What an order's data says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// A coffee on the menu: make it.
+    Coffee(String),
+    /// Something a barista must not make; the reason, in one line.
+    Invalid(String),
+    /// A barista already rejected it for this reason.
+    Rejected(String),
+}
+
+impl Payload {
+    /// Reads an order's data against the shop's menu.
+    pub fn parse(data: &[u8], menu: &Menu) -> Payload {
+        if data.len() > MAX_ORDER_BYTES {
+            return Payload::Invalid(format!("the order is {} bytes long, more than {MAX_ORDER_BYTES}", data.len()));
+        }
+        let Ok(text) = std::str::from_utf8(data) else {
+            return Payload::Invalid("the order is not UTF-8 text".into());
+        };
+        if let Some(reason) = text.strip_prefix(REJECTED_PREFIX) {
+            return Payload::Rejected(reason.to_owned());
+        }
+        if menu.contains(text) {
+            Payload::Coffee(text.to_owned())
+        } else {
+            Payload::Invalid(format!("{:?} is not on the menu ({})", text, menu.coffees().join(", ")))
+        }
+    }
+}
+
+/// The data a barista writes into an order it rejects.
+pub fn rejection(reason: &str) -> Vec<u8> {
+    let one_line: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    format!("{REJECTED_PREFIX}{one_line}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coffees_on_the_menu_are_made() {
+        assert_eq!(Payload::parse(b"jacob", &Menu::default()), Payload::Coffee("jacob".into()));
+    }
+
+    #[test]
+    fn garbage_is_invalid_with_a_reason() {
+        let menu = Menu::default();
+        let big = vec![b'a'; MAX_ORDER_BYTES + 1];
+        for (data, needle) in [(&b"\xff\xfe"[..], "UTF-8"), (b"latte", "not on the menu"), (b"", "not on the menu"), (&big[..], "bytes long")] {
+            match Payload::parse(data, &menu) {
+                Payload::Invalid(reason) => assert!(reason.contains(needle), "{reason}"),
+                other => panic!("{data:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rejections_round_trip_on_one_line() {
+        let data = rejection("\"x\" is\nnot on the menu");
+        assert_eq!(Payload::parse(&data, &Menu::default()), Payload::Rejected("\"x\" is not on the menu".into()));
+    }
+}
