@@ -8,6 +8,8 @@ mod chroot;
 mod customer;
 mod errors;
 mod faults_crash;
+mod faults_ensemble;
+mod faults_server;
 mod faults_stop;
 mod fifo;
 mod outage;

@@ -11,13 +11,18 @@
 //!   wall time.
 //! - [`tcp_connections`] / [`member_serving`]: which server a role is connected to (its sockets
 //!   from `/proc/PID/fd` and `/proc/net/tcp`, matched against the servers' `cons` reports).
+//! - [`Gate`]: a loopback TCP proxy in front of a server that can cut every connection and
+//!   refuse new ones (a partition: the server keeps running and expires the sessions it no
+//!   longer hears from), then let clients through again.
 //! - [`audit`] / [`Audit`]: the shop's tree as a raw client sees it: buckets and their orders,
 //!   members on shift, claims. [`settle_customers`] checks every customer ended properly.
 //! - [`role`]: a role command with the short session timeout the fault tests use.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -276,6 +281,103 @@ pub fn member_serving(pid: u32, ports: &[u16]) -> Option<usize> {
         let locals: Vec<u16> = conns.iter().filter(|c| c.remote == *port).map(|c| c.local).collect();
         !locals.is_empty() && serves_connection_from(*port, &locals)
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// A gate in front of a server
+
+/// A loopback TCP proxy in front of a server. While open it forwards every connection both
+/// ways; [`cut`](Gate::cut) closes every forwarded connection and from then on closes new ones
+/// at once, until [`open`](Gate::open). For the clients that is a network outage; the server
+/// behind it keeps running and expires the sessions it stops hearing from.
+pub struct Gate {
+    port: u16,
+    state: Arc<GateState>,
+}
+
+struct GateState {
+    closed: AtomicBool,
+    stop: AtomicBool,
+    /// Both sockets of every forwarded connection, to cut them.
+    conns: Mutex<Vec<TcpStream>>,
+}
+
+impl Gate {
+    /// Listens on a free loopback port and forwards to `127.0.0.1:target_port`.
+    pub fn start(target_port: u16) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gate");
+        let port = listener.local_addr().expect("gate address").port();
+        let state =
+            Arc::new(GateState { closed: AtomicBool::new(false), stop: AtomicBool::new(false), conns: Mutex::new(Vec::new()) });
+        let accept_state = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if accept_state.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                if accept_state.closed.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                let mut conns = lock(&accept_state.conns);
+                conns.retain(|s| s.peer_addr().is_ok());
+                if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
+                    conns.push(c);
+                    conns.push(s);
+                }
+                drop(conns);
+                forward(client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                forward(server, client);
+            }
+        });
+        Gate { port, state }
+    }
+
+    /// The gate's port, to put in a connect string.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT` of the gate.
+    pub fn connect_string(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Closes every forwarded connection and refuses new ones.
+    pub fn cut(&self) {
+        self.state.closed.store(true, Ordering::SeqCst);
+        for s in lock(&self.state.conns).drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn open(&self) {
+        self.state.closed.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        self.cut();
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Copies `from` to `to` on a thread until either side closes.
+fn forward(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,248 @@
+//! The server misbehaving under a working shop: restarted within the session timeout, stopped
+//! for three session timeouts, cut off by a partition long enough to expire every session,
+//! frozen with SIGSTOP. The roles must not hang, must not burn CPU or flood their logs while
+//! they wait, and must carry on by themselves; each test ends with the "nothing lost" audit.
+
+use std::time::{Duration, Instant};
+
+use zk_coffee_tests::fault::*;
+use zk_coffee_tests::*;
+
+/// A customer that is neither hung nor starved finishes within this.
+const CUSTOMER_BOUND: Duration = Duration::from_secs(40);
+
+/// How long the outages last: three session timeouts.
+const OUTAGE: Duration = Duration::from_secs(3 * SESSION_TIMEOUT_SECS);
+
+/// Starts a barista and waits until it is on shift.
+fn on_shift(cmd: TestCommand) -> Proc {
+    let b = cmd.spawn();
+    b.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    b
+}
+
+/// Queues one order per coffee at `barista` while it is frozen, then lets it go on and waits
+/// until it starts the first.
+fn queue_at(zk: &str, barista: &Proc, name: &str, coffees: &[&str], patience: &str) -> Vec<Proc> {
+    let frozen = Frozen::freeze(barista.pid());
+    let customers: Vec<Proc> = coffees.iter().map(|c| place(customer(zk, Some(name), c, patience))).collect();
+    frozen.thaw();
+    barista.wait_for_stderr("making ", LOG_TIMEOUT);
+    customers
+}
+
+/// What a role did during an outage: CPU share and log lines per second.
+struct Quiet {
+    label: String,
+    meter: CpuMeter,
+    lines: usize,
+}
+
+impl Quiet {
+    fn start(label: &str, p: &Proc) -> Quiet {
+        Quiet { label: label.to_owned(), meter: CpuMeter::start(p.pid()), lines: p.stderr_lines().len() }
+    }
+
+    /// Prints the figures and asserts the role stayed quiet: well under one core, a few log
+    /// lines a second at most.
+    fn check(self, p: &Proc, what: &str) {
+        let used = self.meter.read();
+        let lines = p.stderr_lines().len() - self.lines;
+        let secs = used.wall.as_secs_f64();
+        eprintln!(
+            "{what}: {} used {:.1}% of a core ({:?} CPU in {:.1} s) and wrote {lines} log lines ({:.2}/s)",
+            self.label,
+            100.0 * used.share(),
+            used.cpu,
+            secs,
+            lines as f64 / secs
+        );
+        assert!(used.share() < 0.5, "{}: {:.0}% of a core during the {what}", self.label, 100.0 * used.share());
+        assert!(
+            (lines as f64) <= 5.0 + 3.0 * secs,
+            "{}: {lines} log lines in {secs:.1} s during the {what}:\n{}",
+            self.label,
+            p.stderr_lines()[self.lines..].join("\n")
+        );
+    }
+}
+
+/// Waits until `b` is back on shift after an outage: its membership node exists (owned by a
+/// live session) and it logged either a reconnect within its session or a new registration
+/// since `lines_before`. Returns what it did.
+fn back_on_shift(b: &Proc, name: &str, lines_before: usize, server: &ZkServer) -> &'static str {
+    let mut how = "";
+    wait_until(Duration::from_secs(30), &format!("{name} to be on shift again"), || {
+        let lines = b.stderr_lines();
+        let since = &lines[lines_before.min(lines.len())..];
+        if since.iter().any(|l| l.contains("is on shift (session")) {
+            how = "registered again on a new session";
+        } else if since.iter().any(|l| l.contains("reconnected to ZooKeeper")) {
+            how = "kept its session";
+        } else {
+            return false;
+        }
+        server.exists(&format!("/barista_group/{name}"))
+    });
+    how
+}
+
+#[test]
+fn a_server_restart_within_the_session_timeout_loses_nothing() {
+    let mut server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string().to_owned();
+    let a = on_shift(barista(&zk, "a", "0.3"));
+    let b = on_shift(barista(&zk, "b", "0.3"));
+    let mut customers = queue_at(&zk, &a, "a", &MENU, "40");
+    customers.extend(queue_at(&zk, &b, "b", &MENU, "40"));
+    let lines = (a.stderr_lines().len(), b.stderr_lines().len());
+
+    let restarted = Instant::now();
+    server.restart();
+    let restart_took = restarted.elapsed();
+    // More customers once it is back.
+    customers.extend((0..4).map(|i| place(customer(&zk, None, MENU[i], "40"))));
+
+    let raw = server.raw();
+    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
+    let all_served = restarted.elapsed();
+    assert!(settled.iter().all(Settled::served), "{settled:#?}");
+    let how_a = back_on_shift(&a, "a", lines.0, &server);
+    let how_b = back_on_shift(&b, "b", lines.1, &server);
+    let mut baristas = [a, b];
+    assert!(baristas.iter_mut().all(|b| !b.has_exited()), "the baristas kept their shifts");
+    let left = assert_nothing_left(&raw, LOG_TIMEOUT);
+    assert_eq!(left.on_shift, ["a", "b"].map(String::from).into(), "{left:?}");
+    eprintln!(
+        "server restart: took {restart_took:?}; a {how_a}, b {how_b}; {} customers served {all_served:?} after it began",
+        settled.len()
+    );
+}
+
+#[test]
+fn a_server_down_for_three_session_timeouts_costs_little_and_the_shop_carries_on() {
+    let mut server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string().to_owned();
+    // `busy` has orders queued and one in hand when the server goes; `idle` has nothing to do.
+    let busy = on_shift(barista(&zk, "busy", "0.3"));
+    let idle = on_shift(barista(&zk, "idle", "0.3"));
+    let customers = queue_at(&zk, &busy, "busy", &MENU[..3], "40");
+    let lines = (busy.stderr_lines().len(), idle.stderr_lines().len());
+
+    server.stop();
+    let down = Instant::now();
+    let quiet = [Quiet::start("busy barista", &busy), Quiet::start("idle barista", &idle), Quiet::start("waiting customer", &customers[1])];
+    wait_until(OUTAGE + Duration::from_secs(5), "the outage to last three session timeouts", || down.elapsed() >= OUTAGE);
+    for (q, p) in quiet.into_iter().zip([&busy, &idle, &customers[1]]) {
+        q.check(p, "outage");
+    }
+    server.start_again();
+    let up = Instant::now();
+
+    let how_busy = back_on_shift(&busy, "busy", lines.0, &server);
+    let how_idle = back_on_shift(&idle, "idle", lines.1, &server);
+    let back = up.elapsed();
+    let raw = server.raw();
+    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
+    assert!(settled.iter().all(Settled::served), "{settled:#?}");
+    let served_after = up.elapsed();
+    for name in ["busy", "idle"] {
+        let out = customer(&zk, Some(name), "jacob", "20").run(EXIT_TIMEOUT);
+        out.assert_code(exit::OK);
+    }
+    let left = assert_nothing_left(&raw, LOG_TIMEOUT);
+    assert_eq!(left.on_shift, ["busy", "idle"].map(String::from).into(), "{left:?}");
+    eprintln!(
+        "server down {:?}: busy barista {how_busy}, idle barista {how_idle}, both on shift {back:?} after the restart, \
+         the waiting customers served {served_after:?} after it",
+        up - down
+    );
+}
+
+#[test]
+fn a_partition_longer_than_the_session_timeout_makes_everyone_start_a_new_session() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    // Every role reaches the server through the gate; the test's own client does not.
+    let gate = Gate::start(server.port());
+    let zk = gate.connect_string();
+    let busy = on_shift(barista(&zk, "busy", "0.3"));
+    let idle = on_shift(barista(&zk, "idle", "0.3"));
+    let customers = queue_at(&zk, &busy, "busy", &MENU[..3], "40");
+    let lines = (busy.stderr_lines().len(), idle.stderr_lines().len());
+
+    gate.cut();
+    let cut = Instant::now();
+    let quiet = [Quiet::start("busy barista", &busy), Quiet::start("idle barista", &idle), Quiet::start("waiting customer", &customers[1])];
+    // The server expires every session of the shop (the members go), and the partition lasts
+    // three session timeouts at least.
+    let raw = server.raw();
+    wait_until(Duration::from_secs(20), "the server to expire the baristas' sessions", || audit(&raw).on_shift.is_empty());
+    wait_until(OUTAGE + Duration::from_secs(5), "the partition to last three session timeouts", || cut.elapsed() >= OUTAGE);
+    for (q, p) in quiet.into_iter().zip([&busy, &idle, &customers[1]]) {
+        q.check(p, "partition");
+    }
+    assert_eq!(audit(&raw).buckets["busy"].len(), 3, "the queue (and the order in hand) waits in the bucket");
+    gate.open();
+    let healed = Instant::now();
+
+    // Their sessions are gone: each barista registers again, on its own.
+    for (b, name, before) in [(&busy, "busy", lines.0), (&idle, "idle", lines.1)] {
+        wait_until(Duration::from_secs(20), &format!("{name} to register on a new session"), || {
+            let l = b.stderr_lines();
+            l[before..].iter().any(|l| l.contains("is on shift (session 2)")) && server.exists(&format!("/barista_group/{name}"))
+        });
+    }
+    let back = healed.elapsed();
+    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
+    assert!(settled.iter().all(Settled::served), "{settled:#?}");
+    let served_after = healed.elapsed();
+    for name in ["busy", "idle"] {
+        let out = customer(&zk, Some(name), "jacob", "20").run(EXIT_TIMEOUT);
+        out.assert_code(exit::OK);
+    }
+    let left = assert_nothing_left(&raw, LOG_TIMEOUT);
+    assert_eq!(left.on_shift, ["busy", "idle"].map(String::from).into(), "{left:?}");
+    eprintln!("partition of {:?}: both baristas on shift again {back:?} after it healed, the waiting customers served {served_after:?} after it", healed - cut);
+}
+
+#[test]
+fn a_frozen_server_hangs_no_role_and_the_shop_recovers() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string().to_owned();
+    let mut brewer = on_shift(barista(&zk, "brewer", "2"));
+    // One customer waits while its coffee is brewed, one is queued behind it.
+    let waiting: Vec<Proc> = ["tesora", "jacob"].iter().map(|c| place(customer(&zk, Some("brewer"), c, "20"))).collect();
+    brewer.wait_for_stderr("making tesora", LOG_TIMEOUT);
+
+    let frozen = Frozen::freeze(server_pid(server.dir()));
+    let quiet = Quiet::start("brewing barista", &brewer);
+    // A customer arriving at a frozen server gives up connecting after its connect timeout.
+    let late = customer(&zk, None, "sogood", "20").args(["--connect-timeout", "3"]).spawn();
+    let late = late.wait_exit(Duration::from_secs(15));
+    late.assert_within(Duration::from_secs(10));
+    assert_eq!(late.code(), Some(exit::UNREACHABLE), "{late}");
+    wait_until(OUTAGE + Duration::from_secs(5), "the freeze to last three session timeouts", || frozen.elapsed() >= OUTAGE);
+    quiet.check(&brewer, "freeze");
+    let frozen_for = frozen.thaw();
+    let thawed = Instant::now();
+
+    // Nobody hangs: the waiting customers end (served, or gave up with their order withdrawn)
+    // well within their patience plus the freeze.
+    let raw = server.raw();
+    let settled = settle_customers(waiting, CUSTOMER_BOUND, &raw);
+    let outcomes: Vec<&str> = settled.iter().map(|s| s.receipt.outcome.as_str()).collect();
+    // And the shop works again: a new customer is served.
+    let out = customer(&zk, Some("brewer"), "swisswater", "30").run(EXIT_TIMEOUT);
+    out.assert_code(exit::OK);
+    let recovered = thawed.elapsed();
+    assert!(!brewer.has_exited(), "the barista kept its shift");
+    assert_nothing_left(&raw, LOG_TIMEOUT);
+    eprintln!("server frozen {frozen_for:?}: waiting customers {outcomes:?}; a new customer served {recovered:?} after SIGCONT");
+    if std::env::var_os("ZK_COFFEE_FAULTS_VERBOSE").is_some() {
+        eprintln!("{}", brewer.stderr_lines().join("\n"));
+    }
+}
