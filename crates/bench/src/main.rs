@@ -91,6 +91,9 @@ enum Step {
         orders: usize,
         #[arg(long, default_value_t = 1)]
         baristas: usize,
+        /// Run it this many times and report the median run (for short queues).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
     },
     /// Customer visits with N zero-brew baristas on shift vs with one.
     Scale {
@@ -166,7 +169,7 @@ fn run(args: Args) -> common::Result<String> {
             &env,
             &shop::ShopRun { baristas, concurrency, orders, choose, slow, slow_brew },
         ),
-        Step::Backlog { orders, baristas } => shop::backlog(&env, orders, baristas),
+        Step::Backlog { orders, baristas, repeat } => shop::backlog(&env, orders, baristas, repeat),
         Step::Scale { baristas, orders } => shop::scale(&env, baristas, orders),
         Step::Rss { settle } => shop::rss(&env, settle),
         Step::Recovery { session_timeout, orders, brew, trials } => {

@@ -8,7 +8,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zk_coffee::{Session, SessionConfig};
+use clap::Parser;
+use zk_coffee::cli::ConnectArgs;
+use zk_coffee::Session;
 use zookeeper::{Acl, CreateMode, WatchedEvent, ZooKeeper};
 use zookeeper_client as zkc;
 
@@ -262,12 +264,7 @@ pub fn calls(env: &Env, n: usize) -> Result<String> {
     let parent = env.chroot("calls");
     ensure_path(&admin, &parent)?;
     let Handle::Async(raw) = Handle::connect(env, Client::ZookeeperClient)? else { unreachable!() };
-    let config = SessionConfig {
-        servers: env.servers.parse().map_err(|e: zk_coffee::Error| e.to_string())?,
-        session_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(10),
-    };
-    let session = Session::connect(config).map_err(|e| e.to_string())?;
+    let session = shop_session(&env.servers)?;
     let n = n.max(1);
     let measure = |f: &mut dyn FnMut() -> Result<()>| -> Result<(f64, f64)> {
         for _ in 0..n / 10 {
@@ -300,4 +297,15 @@ pub fn calls(env: &Env, n: usize) -> Result<String> {
          raw_pair_us={:.0} session_pair_us={:.0} raw_pair_cpu_us={:.0} session_pair_cpu_us={:.0}",
         raw_exists.0, session_exists.0, raw_exists.1, session_exists.1, raw_pair.0, session_pair.0, raw_pair.1, session_pair.1,
     ))
+}
+
+/// A session of the shop's own kind, made the way its binaries make theirs (`--zk SERVERS`).
+fn shop_session(servers: &str) -> Result<Session> {
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    }
+    let flags = Flags::try_parse_from(["zk-coffee-bench", "--zk", servers]).map_err(|e| e.to_string())?;
+    flags.connect.connect().map_err(|e| e.to_string())
 }

@@ -121,8 +121,24 @@ fn queued(zk: &ZooKeeper, bucket: &str) -> Result<Vec<String>> {
 }
 
 /// `backlog`: N orders placed with the raw client into one bucket before its barista starts;
-/// then the barista process drains them. Times from its first served order to its last.
-pub fn backlog(env: &Env, orders: usize, baristas: usize) -> Result<String> {
+/// then the barista process drains them. Times from its first served order to its last, and
+/// separately the first and the last tenth of the queue (a cost that grew with the queue
+/// would show as a slower head, where the queue is longest).
+pub fn backlog(env: &Env, orders: usize, baristas: usize, repeat: usize) -> Result<String> {
+    let mut runs = Vec::new();
+    for _ in 0..repeat.max(1) {
+        runs.push(backlog_once(env, orders, baristas)?);
+    }
+    // The median run by time per order (short runs are at the mercy of anything else the
+    // machine does for a moment).
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (min, max) = (runs[0].0, runs[runs.len() - 1].0);
+    let (_, line) = runs.swap_remove(runs.len() / 2);
+    Ok(format!("{line} repeats={} per_order_min_ms={min:.4} per_order_max_ms={max:.4}", repeat.max(1)))
+}
+
+/// One backlog run: its time per order and its line.
+fn backlog_once(env: &Env, orders: usize, baristas: usize) -> Result<(f64, String)> {
     let chroot = env.chroot(&format!("backlog-{orders}"));
     env.shop_init(&chroot)?;
     let zk = Arc::new(connect(&env.connect_string(&chroot), Duration::from_secs(10))?);
@@ -131,9 +147,13 @@ pub fn backlog(env: &Env, orders: usize, baristas: usize) -> Result<String> {
     crate::common::ensure_path(&zk, &bucket)?;
     let fill = place_raw_orders(&zk, &bucket, orders, 16)?;
     let queue = queued(&zk, &bucket)?;
-    let (first, last) = (queue.first().ok_or("no orders placed")?, queue.last().ok_or("no orders placed")?);
-    let first_rx = watch_gone(&zk, first)?;
-    let last_rx = watch_gone(&zk, last)?;
+    if queue.len() != orders {
+        return Err(format!("placed {orders} orders but the bucket holds {}", queue.len()));
+    }
+    // Watched positions: first, end of the first tenth, start of the last tenth, last.
+    let tenth = (orders / 10).max(1);
+    let marks = [0, tenth.min(orders - 1), orders.saturating_sub(tenth + 1), orders - 1];
+    let watches: Vec<mpsc::Receiver<Instant>> = marks.iter().map(|&i| watch_gone(&zk, &queue[i])).collect::<Result<_>>()?;
     let (tx, member_rx) = mpsc::channel();
     zk.exists_w(&layout::member(&owner), move |_: WatchedEvent| {
         let _ = tx.send(Instant::now());
@@ -147,25 +167,34 @@ pub fn backlog(env: &Env, orders: usize, baristas: usize) -> Result<String> {
     }
     let timeout = Duration::from_secs(120) + Duration::from_millis(20 * orders as u64);
     let on_shift = member_rx.recv_timeout(ON_SHIFT_TIMEOUT).map_err(|_| "the barista never came on shift")?;
-    let t_first = first_rx.recv_timeout(timeout).map_err(|_| "the first order was never served")?;
-    let t_last = last_rx.recv_timeout(timeout).map_err(|_| "the last order was never served")?;
+    let mut at = Vec::new();
+    for (rx, &i) in watches.iter().zip(&marks) {
+        at.push(rx.recv_timeout(timeout).map_err(|_| format!("order {i} of the backlog was never served"))?);
+    }
     let left = zk.get_children(&bucket, false).map(|c| c.len()).unwrap_or(0);
     let clean = stop_all(&mut procs, STOP_GRACE);
     let _ = zk.close();
     remove_chroot(env, &chroot);
-    let drain = t_last.saturating_duration_since(t_first);
-    let from_shift = t_last.saturating_duration_since(on_shift);
-    Ok(format!(
+    let per = |from: usize, to: usize| -> f64 {
+        let n = marks[to].saturating_sub(marks[from]).max(1);
+        ms(at[to].saturating_duration_since(at[from])) / n as f64
+    };
+    let drain = at[3].saturating_duration_since(at[0]);
+    let line = format!(
         "backlog orders={orders} baristas={baristas} fill_s={:.3} on_shift_ms={:.1} first_served_ms={:.1} drain_s={:.3} \
-         per_order_ms={:.4} per_order_from_shift_ms={:.4} orders_per_s={:.1} left_after={left} baristas_clean_exit={clean}",
+         per_order_ms={:.4} head_per_order_ms={:.4} tail_per_order_ms={:.4} per_order_from_shift_ms={:.4} orders_per_s={:.1} \
+         left_after={left} baristas_clean_exit={clean}",
         fill.as_secs_f64(),
         ms(on_shift.saturating_duration_since(spawned)),
-        ms(t_first.saturating_duration_since(on_shift)),
+        ms(at[0].saturating_duration_since(on_shift)),
         drain.as_secs_f64(),
-        ms(drain) / (orders.max(2) - 1) as f64,
-        ms(from_shift) / orders.max(1) as f64,
+        per(0, 3),
+        per(0, 1),
+        per(2, 3),
+        ms(at[3].saturating_duration_since(on_shift)) / orders.max(1) as f64,
         (orders.max(2) - 1) as f64 / drain.as_secs_f64(),
-    ))
+    );
+    Ok((per(0, 3), line))
 }
 
 /// One customer ordering `orders` times, one after another: per-visit time and latency.

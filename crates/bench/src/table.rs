@@ -194,14 +194,16 @@ pub fn render(text: &str) -> Result<String> {
     for (key, name) in [("backlog-small", "small"), ("backlog-large", "large")] {
         let per = t.num(key, "per_order_ms")?;
         let cond = format!(
-            "{} orders placed in one bucket before its barista starts (zero brew); first served {} ms after it came on shift; drain {} s ({}/s)",
+            "{} orders placed in one bucket before its barista starts (zero brew); first served {} ms after it came on shift; drain {} s ({}/s); first tenth {} ms/order, last tenth {} ms/order",
             t.text(key, "orders")?,
             t.text(key, "first_served_ms")?,
             t.text(key, "drain_s")?,
-            t.text(key, "orders_per_s")?
+            t.text(key, "orders_per_s")?,
+            t.text(key, "head_per_order_ms")?,
+            t.text(key, "tail_per_order_ms")?
         );
         let (measured, target, met) = if name == "small" {
-            (format!("{per:.3} ms/order"), "", None)
+            (format!("{per:.3} ms/order (median of {} runs: {}–{})", t.text(key, "repeats")?, t.text(key, "per_order_min_ms")?, t.text(key, "per_order_max_ms")?), "", None)
         } else {
             (format!("{per:.3} ms/order = {:.2} × small", per / small), "ratio ≤ 1.5", Some(per / small <= 1.5))
         };

@@ -105,7 +105,7 @@ fn run_load(args: Args) -> zk_coffee::Result<u8> {
     };
     let shutdown = Shutdown::new();
     cli::stop_on_signals(&shutdown)?;
-    let summary = load::run(&args.connect.config(), &load, &shutdown)?;
+    let summary = load::run(&args.connect.config()?, &load, &shutdown)?;
     eprintln!("{}", summary.report());
     println!("{}", summary.line());
     Ok(if summary.served == summary.visits() { exit::OK } else { exit::FAILURE })

@@ -7,6 +7,7 @@ use clap::Parser;
 use zk_coffee::cli::{self, ConnectArgs, EXIT_CODES_HELP};
 use zk_coffee::config::{self, ShopConfig};
 use zk_coffee::error::exit;
+use zk_coffee::security::{self, Credentials, Roles};
 use zk_coffee::shop;
 
 /// Creates /barista_group and /orders (persistent, data "0") where they are missing, our own
@@ -28,6 +29,20 @@ struct Args {
     /// The longest queue a customer joins (customers may override it).
     #[arg(long, env = "SHOP_MAX_QUEUE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_queue: Option<u32>,
+
+    /// Secure the shop (or convert an open one): digest ACLs for three roles, nobody else.
+    /// This run's own credentials (--credentials-file) become the admin's; the staff's and the
+    /// customers' come from the two files below. See README "Security".
+    #[arg(long, requires_all = ["staff_credentials_file", "customer_credentials_file"])]
+    secure: bool,
+
+    /// With --secure: the baristas' credentials file (one line user:password, mode 600).
+    #[arg(long, env = "SHOP_STAFF_CREDENTIALS_FILE", value_name = "PATH")]
+    staff_credentials_file: Option<std::path::PathBuf>,
+
+    /// With --secure: the customers' credentials file (one line user:password, mode 600).
+    #[arg(long, env = "SHOP_CUSTOMER_CREDENTIALS_FILE", value_name = "PATH")]
+    customer_credentials_file: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -46,8 +61,19 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
         Some((Some(menu), max_queue)) => Some(ShopConfig { max_queue: *max_queue, ..ShopConfig::default().with_menu_spec(menu)? }),
         _ => None,
     };
-    shop::ensure_chroot(&args.connect.config())?;
-    let session = args.connect.connect()?;
+    let session_config = args.connect.config()?;
+    let roles = match (args.secure, &args.staff_credentials_file, &args.customer_credentials_file) {
+        (true, Some(staff), Some(customer)) => {
+            let admin = session_config
+                .credentials
+                .as_ref()
+                .ok_or_else(|| zk_coffee::Error::usage("--secure needs the admin's credentials (--credentials-file or ZK_CREDENTIALS)"))?;
+            Some(Roles::of(admin, &Credentials::from_file(staff)?, &Credentials::from_file(customer)?))
+        }
+        _ => None,
+    };
+    shop::ensure_chroot(&session_config)?;
+    let session = zk_coffee::Session::connect(session_config)?;
     let report = (|| {
         // --max-queue alone keeps the menu the shop has.
         let new = match (checked, &update) {
@@ -55,7 +81,14 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
             (None, Some((None, max_queue))) => Some(ShopConfig { max_queue: *max_queue, ..config::load(&session)? }),
             _ => None,
         };
-        shop::init(&session, new.as_ref())
+        // In a shop secured earlier, nodes made now get its ACLs too.
+        security::install(&session)?;
+        let mut report = shop::init(&session, new.as_ref())?;
+        if let Some(roles) = &roles {
+            let changed = security::secure(&session, roles)?;
+            report.updated.push(format!("{} ({changed} nodes secured)", zk_coffee::layout::ACL));
+        }
+        Ok(report)
     })();
     session.close();
     let report = report?;

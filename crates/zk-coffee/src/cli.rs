@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::duration;
 use crate::error::{Error, Result};
 use crate::layout::{self, ShopName};
+use crate::security::Credentials;
 use crate::session::{ConnectString, Session, SessionConfig};
 use crate::shutdown::Shutdown;
 
@@ -49,25 +50,32 @@ pub struct ConnectArgs {
     /// original program works.
     #[arg(long, env = "ZK_SHOP", value_name = "NAME")]
     pub shop: Option<ShopName>,
+
+    /// A file holding this role's ZooKeeper digest credentials, one line `user:password`,
+    /// readable only by its owner. (Or set ZK_CREDENTIALS=user:password; never on the command
+    /// line, where `ps` shows it.)
+    #[arg(long, env = "ZK_CREDENTIALS_FILE", value_name = "PATH")]
+    pub credentials_file: Option<std::path::PathBuf>,
 }
 
 impl ConnectArgs {
-    /// The session settings these flags describe.
-    pub fn config(&self) -> SessionConfig {
+    /// The session settings these flags (and the environment) describe; reads the credentials.
+    pub fn config(&self) -> Result<SessionConfig> {
+        let credentials = match (&self.credentials_file, std::env::var("ZK_CREDENTIALS")) {
+            (Some(path), _) => Some(Credentials::from_file(path)?),
+            (None, Ok(text)) => Some(Credentials::parse(&text).map_err(|_| Error::usage("ZK_CREDENTIALS must look like user:password"))?),
+            (None, Err(_)) => None,
+        };
         let servers = match &self.shop {
             Some(shop) => self.servers.under(&layout::shop_root(shop)),
             None => self.servers.clone(),
         };
-        SessionConfig {
-            servers,
-            session_timeout: self.session_timeout,
-            connect_timeout: self.connect_timeout,
-        }
+        Ok(SessionConfig { credentials, servers, session_timeout: self.session_timeout, connect_timeout: self.connect_timeout })
     }
 
     /// Connects, waiting at most the connect timeout.
     pub fn connect(&self) -> Result<Session> {
-        Session::connect(self.config())
+        Session::connect(self.config()?)
     }
 }
 

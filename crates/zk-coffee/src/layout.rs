@@ -187,6 +187,57 @@ pub fn shop_root(shop: &ShopName) -> String {
     format!("{SHOPS}/{shop}")
 }
 
+/// `/zk-coffee/acl`: who the admin, staff and customers of a secured shop are.
+pub const ACL: &str = "/zk-coffee/acl";
+
+/// What a node is, by where it sits: decides who may do what to it in a secured shop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// `/barista_group`.
+    Group,
+    /// `/orders`.
+    Orders,
+    /// `/barista_group/{barista}`.
+    Member,
+    /// `/orders/{barista}`.
+    Bucket,
+    /// `/orders/{barista}/coffee...` (also the prefix passed to a sequential create).
+    Order,
+    /// `/zk-coffee`.
+    Extensions,
+    /// `/zk-coffee/config` and `/zk-coffee/acl`: read by all roles, written by the admin.
+    Settings,
+    /// `/zk-coffee/claims`.
+    Claims,
+    /// `/zk-coffee/claims/{barista}`.
+    Claim,
+    /// `/zk-coffee/sales`.
+    Sales,
+    /// `/zk-coffee/sales/{barista}`.
+    Ledger,
+    /// Anything else (not ours).
+    Other,
+}
+
+/// The kind of the node at `path`.
+pub fn kind_of(path: &str) -> NodeKind {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["barista_group"] => NodeKind::Group,
+        ["orders"] => NodeKind::Orders,
+        ["barista_group", _] => NodeKind::Member,
+        ["orders", _] => NodeKind::Bucket,
+        ["orders", _, order] if order.starts_with(ORDER_PREFIX) => NodeKind::Order,
+        ["zk-coffee"] => NodeKind::Extensions,
+        ["zk-coffee", "config" | "acl"] => NodeKind::Settings,
+        ["zk-coffee", "claims"] => NodeKind::Claims,
+        ["zk-coffee", "claims", _] => NodeKind::Claim,
+        ["zk-coffee", "sales"] => NodeKind::Sales,
+        ["zk-coffee", "sales", _] => NodeKind::Ledger,
+        _ => NodeKind::Other,
+    }
+}
+
 /// `/orders/{barista}/coffee`: what a customer passes to a sequential create.
 pub fn order_prefix(barista: &BaristaName) -> String {
     format!("{ORDERS}/{barista}/{ORDER_PREFIX}")
@@ -237,6 +288,22 @@ mod tests {
         assert_eq!(order_prefix(&b), "/orders/host_42/coffee");
         assert_eq!(order(&b, OrderName { sequence: 7 }), "/orders/host_42/coffee0000000007");
         assert_eq!(claim(&b), "/zk-coffee/claims/host_42");
+    }
+
+    #[test]
+    fn nodes_are_known_by_their_place() {
+        let b = name("b1");
+        assert_eq!(kind_of(BARISTA_GROUP), NodeKind::Group);
+        assert_eq!(kind_of(&member(&b)), NodeKind::Member);
+        assert_eq!(kind_of(&bucket(&b)), NodeKind::Bucket);
+        assert_eq!(kind_of(&order_prefix(&b)), NodeKind::Order);
+        assert_eq!(kind_of(&order(&b, OrderName { sequence: 1 })), NodeKind::Order);
+        assert_eq!(kind_of(&claim(&b)), NodeKind::Claim);
+        assert_eq!(kind_of(&ledger(&b)), NodeKind::Ledger);
+        assert_eq!(kind_of(CONFIG), NodeKind::Settings);
+        assert_eq!(kind_of(ACL), NodeKind::Settings);
+        assert_eq!(kind_of("/orders/b1/junk"), NodeKind::Other);
+        assert_eq!(kind_of("/shops"), NodeKind::Other);
     }
 
     #[test]

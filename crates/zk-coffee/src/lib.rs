@@ -19,6 +19,7 @@
 //! - [`menu`]: the coffees on offer.
 //! - [`order`]: what an order's data may hold, and how a barista rejects one it cannot make.
 //! - [`config`]: the shop's configuration in ZooKeeper (menu, brew times, maximum queue).
+//! - [`security`]: credentials, roles and the ACLs of a secured shop.
 //! - [`sales`]: each barista's sales ledger, counted exactly once per served order.
 //! - [`status`]: the shop at a glance (`shop-status`).
 //! - [`shutdown`]: stop requests shared between a signal handler (or a test) and a role.
@@ -51,6 +52,7 @@ pub mod menu;
 pub mod order;
 pub mod registration;
 pub mod sales;
+pub mod security;
 pub mod session;
 pub mod shop;
 pub mod shutdown;

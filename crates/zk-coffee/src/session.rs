@@ -35,6 +35,7 @@ use log::{debug, info, warn};
 use zookeeper_client as zkc;
 
 use crate::error::{Error, Result};
+use crate::security::Credentials;
 
 /// The port ZooKeeper listens on when a host in the connect string has none.
 const DEFAULT_PORT: u16 = 2181;
@@ -119,9 +120,11 @@ impl fmt::Display for ConnectString {
 }
 
 
-/// How to reach ZooKeeper and how long to wait for it.
+/// How to reach ZooKeeper, as whom, and how long to wait for it.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
+    /// Digest credentials to authenticate with (kept across reconnects), if any.
+    pub credentials: Option<Credentials>,
     /// The ensemble (and optional chroot).
     pub servers: ConnectString,
     /// The session timeout we ask for; the server may negotiate it into 2-20 x its tickTime.
@@ -152,6 +155,33 @@ struct Handle {
 
 /// Someone who wants to hear about [`SessionEvent`]s.
 type Listener = Box<dyn Fn(SessionEvent) + Send>;
+/// Decides who may do what to a node this session creates, from its path.
+pub type Protection = Arc<dyn Fn(&str) -> Vec<Grant> + Send + Sync>;
+
+/// One ACL entry: `perms` (bits: read 1, write 2, create 4, delete 8, admin 16) for an
+/// identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub perms: u32,
+    pub scheme: String,
+    pub id: String,
+}
+
+impl Grant {
+    /// `perms` for the digest identity `id` (`user:base64(sha1)`).
+    pub fn digest(perms: u32, id: &str) -> Grant {
+        Grant { perms, scheme: "digest".into(), id: id.into() }
+    }
+
+    fn to_acl(&self) -> zkc::Acl {
+        let perms = [zkc::Permission::READ, zkc::Permission::WRITE, zkc::Permission::CREATE, zkc::Permission::DELETE, zkc::Permission::ADMIN]
+            .into_iter()
+            .enumerate()
+            .filter(|(bit, _)| self.perms & (1 << bit) != 0)
+            .fold(zkc::Permission::NONE, |all, (_, p)| all | p);
+        zkc::Acl::new(perms, zkc::AuthId::new(&self.scheme, &self.id))
+    }
+}
 
 struct Inner {
     config: SessionConfig,
@@ -162,6 +192,8 @@ struct Inner {
     generation: AtomicU64,
     /// Set by [`Session::close`]: the end of the session is ours, not news.
     closing: AtomicBool,
+    /// The ACLs of nodes we create; `None`: open to everyone, as the original program did.
+    protection: Mutex<Option<Protection>>,
 }
 
 /// A ZooKeeper session that survives connection loss and expiry. Cheap to clone; all clones
@@ -202,6 +234,7 @@ impl Session {
                 next_subscription: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
                 closing: AtomicBool::new(false),
+                protection: Mutex::new(None),
             }),
         };
         let handle = session.open()?;
@@ -241,7 +274,10 @@ impl Session {
         let servers = config.servers.to_string();
         let started = Instant::now();
         debug!("connecting to {servers} (session {generation})");
-        let connector = zkc::Client::connector().with_session_timeout(config.session_timeout);
+        let mut connector = zkc::Client::connector().with_session_timeout(config.session_timeout);
+        if let Some(credentials) = &config.credentials {
+            connector = connector.with_auth("digest", &credentials.auth());
+        }
         let client = match block_on_for(config.connect_timeout, connector.connect(&servers)) {
             Some(Ok(client)) => client,
             Some(Err(zkc::Error::NoHosts)) => {
@@ -555,8 +591,13 @@ impl Session {
         }
     }
 
-    /// Creates a persistent node unless it exists; `true` if this call created it.
+    /// Creates a persistent node unless it exists; `true` if this call created it. Looks
+    /// first: in a secured shop a role may lack the right to create where the node already is,
+    /// and ZooKeeper checks that right before it checks for the node.
     pub fn ensure_persistent(&self, path: &str, data: &[u8]) -> Result<bool> {
+        if self.exists(path)? {
+            return Ok(false);
+        }
         self.create(path, data, zkc::CreateMode::Persistent)
     }
 
@@ -566,8 +607,33 @@ impl Session {
         self.create(path, data, zkc::CreateMode::Ephemeral)
     }
 
+    /// From now on, nodes this session creates get the ACL `protection` gives for their path.
+    pub fn protect_with(&self, protection: Protection) {
+        *lock(&self.inner.protection) = Some(protection);
+    }
+
+    /// The ACL for a node created at `path`.
+    fn acl_for(&self, path: &str) -> Vec<zkc::Acl> {
+        match lock(&self.inner.protection).as_ref() {
+            Some(protect) => protect(path).iter().map(Grant::to_acl).collect(),
+            None => vec![zkc::Acl::new(zkc::Permission::ALL, zkc::AuthId::anyone())],
+        }
+    }
+
+    /// Replaces the ACL of `path`; `false` if it does not exist.
+    pub fn set_acl(&self, path: &str, grants: &[Grant]) -> Result<bool> {
+        let acl: Vec<zkc::Acl> = grants.iter().map(Grant::to_acl).collect();
+        let acl = &acl;
+        match self.call(path, |c| async move { c.set_acl(path, acl, None).await }) {
+            Ok(_) => Ok(true),
+            Err(Failure::Zk(zkc::Error::NoNode)) => Ok(false),
+            Err(f) => Err(f.into_error("set the ACL of", path)),
+        }
+    }
+
     fn create(&self, path: &str, data: &[u8], mode: zkc::CreateMode) -> Result<bool> {
-        let options = mode.with_acls(zkc::Acls::anyone_all());
+        let acl = self.acl_for(path);
+        let options = mode.with_acls(zkc::Acls::new(&acl));
         let options = &options;
         match self.call(path, |c| async move { c.create(path, data, options).await }) {
             Ok(_) => Ok(true),
@@ -586,7 +652,8 @@ impl Session {
         let (parent, base) = prefix.rsplit_once('/').ok_or_else(|| Error::usage(format!("bad prefix {prefix:?}")))?;
         let parent = if parent.is_empty() { "/" } else { parent };
         let marker = zkc::Acl::new(zkc::Permission::READ, zkc::AuthId::new(TAG_SCHEME, &format!("zk-coffee-tag-{tag}:{tag}")));
-        let acls = [zkc::Acl::new(zkc::Permission::ALL, zkc::AuthId::anyone()), marker.clone()];
+        let mut acls = self.acl_for(prefix);
+        acls.push(marker.clone());
         let options = zkc::CreateMode::PersistentSequential.with_acls(zkc::Acls::new(&acls));
         let options = &options;
         let started = Instant::now();

@@ -4,6 +4,7 @@
 use log::{debug, info};
 
 use crate::config::{self, ShopConfig};
+use crate::security;
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName};
 use crate::session::{Session, SessionConfig};
@@ -79,13 +80,16 @@ pub fn ensure_extensions(session: &Session) -> Result<()> {
     Ok(())
 }
 
-/// Fails with [`Error::ShopNotInitialised`] unless both top-level nodes exist.
+/// Fails with [`Error::ShopNotInitialised`] unless both top-level nodes exist. In a secured
+/// shop, also makes the nodes this session creates get the shop's ACLs (see
+/// [`security::install`]).
 pub fn check_initialised(session: &Session) -> Result<()> {
     for path in [layout::BARISTA_GROUP, layout::ORDERS] {
         if !session.exists(path)? {
             return Err(not_initialised(session, path));
         }
     }
+    security::install(session)?;
     Ok(())
 }
 

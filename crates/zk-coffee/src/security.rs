@@ -1,0 +1,248 @@
+//! A secured shop: ZooKeeper digest credentials per role, and who may do what to each node.
+//!
+//! Three roles, each one digest identity (`user:password`):
+//!
+//! | node | admin | staff (baristas) | customers | anyone else |
+//! | --- | --- | --- | --- | --- |
+//! | `/barista_group` | all | read, create, delete | read | nothing |
+//! | `/barista_group/{b}` | all | all | read | nothing |
+//! | `/orders` | all | read, create, delete | read | nothing |
+//! | `/orders/{b}` (bucket) | all | all | read, create, delete | nothing |
+//! | order | all | read, write, delete | read | nothing |
+//! | `/zk-coffee`, `config`, `acl` | all | read | read | nothing |
+//! | `/zk-coffee/claims`, a claim | all | read, create, delete (claim: all) | nothing | nothing |
+//! | `/zk-coffee/sales`, a ledger | all | read, create (ledger: read, write) | nothing | nothing |
+//!
+//! So only staff can register as baristas and serve (delete) orders; customers can list
+//! baristas and place orders but not register, change the menu or see sales; anonymous
+//! clients can do nothing but ask whether a node exists (ZooKeeper needs no permission for
+//! that). ZooKeeper checks a delete against the *parent's* ACL, so the right to withdraw one's
+//! own order is the right to delete any order in that bucket: a customer holding the customer
+//! credentials could withdraw other customers' orders. All customers share one identity, so
+//! ACLs cannot narrow that further; it is the price of withdrawal.
+//!
+//! `shop-init --secure` writes the three identities to `/zk-coffee/acl` and puts these ACLs on
+//! every node (converting an open shop). Every role reads `/zk-coffee/acl` when it starts
+//! (see [`install`]) and from then on creates nodes with the right ACLs; a shop without it is
+//! open, exactly as the original program made it.
+//!
+//! Credentials come from a file readable only by its owner (`--credentials-file`,
+//! `ZK_CREDENTIALS_FILE`) or the environment (`ZK_CREDENTIALS`), never from a flag, where `ps`
+//! would show them. The client keeps them across reconnects.
+
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use log::{debug, info};
+
+use crate::error::{Error, Result};
+use crate::layout::{self, NodeKind};
+use crate::session::{Grant, Session};
+
+/// Read permission.
+pub const READ: u32 = 1;
+/// Write (set data) permission.
+pub const WRITE: u32 = 2;
+/// Create children.
+pub const CREATE: u32 = 4;
+/// Delete children.
+pub const DELETE: u32 = 8;
+/// Change the ACL.
+pub const ADMIN: u32 = 16;
+/// Everything.
+pub const ALL: u32 = 31;
+
+/// One identity's `user:password`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    user: String,
+    password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({}:***)", self.user)
+    }
+}
+
+impl Credentials {
+    /// Parses `user:password` (the user has no `:`; neither part is empty).
+    pub fn parse(text: &str) -> Result<Credentials> {
+        let text = text.trim();
+        match text.split_once(':') {
+            Some((user, password)) if !user.is_empty() && !password.is_empty() && !user.contains(char::is_whitespace) => {
+                Ok(Credentials { user: user.to_owned(), password: password.to_owned() })
+            }
+            _ => Err(Error::usage("credentials must look like user:password")),
+        }
+    }
+
+    /// Reads `user:password` from the first line of `path` that is not empty or a `#`
+    /// comment. Refuses a file that its group or others may read.
+    pub fn from_file(path: &Path) -> Result<Credentials> {
+        let shown = path.display();
+        let meta = std::fs::metadata(path).map_err(|e| Error::usage(format!("cannot read the credentials file {shown}: {e}")))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(Error::usage(format!(
+                "the credentials file {shown} is readable by others: run chmod 600 {shown}"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read the credentials file {shown}: {e}")))?;
+        let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).unwrap_or("");
+        Credentials::parse(line).map_err(|_| Error::usage(format!("the credentials file {shown} must hold one line user:password")))
+    }
+
+    /// The user name.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// What `add_auth("digest", ...)` takes.
+    pub fn auth(&self) -> Vec<u8> {
+        format!("{}:{}", self.user, self.password).into_bytes()
+    }
+
+    /// The digest ACL id ZooKeeper derives from these credentials:
+    /// `user:base64(sha1(user:password))`.
+    pub fn digest_id(&self) -> String {
+        let hash = sha1_smol::Sha1::from(format!("{}:{}", self.user, self.password)).digest().bytes();
+        format!("{}:{}", self.user, base64::engine::general_purpose::STANDARD.encode(hash))
+    }
+}
+
+/// The digest ids of a secured shop's three roles, as kept in `/zk-coffee/acl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roles {
+    pub admin: String,
+    pub staff: String,
+    pub customer: String,
+}
+
+impl Roles {
+    /// The ids of these credentials.
+    pub fn of(admin: &Credentials, staff: &Credentials, customer: &Credentials) -> Roles {
+        Roles { admin: admin.digest_id(), staff: staff.digest_id(), customer: customer.digest_id() }
+    }
+
+    /// The node's data.
+    pub fn encode(&self) -> Vec<u8> {
+        format!("admin={}\nstaff={}\ncustomer={}\n", self.admin, self.staff, self.customer).into_bytes()
+    }
+
+    /// Parses the node's data.
+    pub fn decode(data: &[u8]) -> Result<Roles> {
+        let bad = || Error::BadConfig("/zk-coffee/acl must hold admin=, staff= and customer= lines".into());
+        let text = std::str::from_utf8(data).map_err(|_| bad())?;
+        let get = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+                .map(str::to_owned)
+                .filter(|id| id.contains(':'))
+                .ok_or_else(bad)
+        };
+        Ok(Roles { admin: get("admin")?, staff: get("staff")?, customer: get("customer")? })
+    }
+
+    /// Who may do what to the node at `path` (see the module docs).
+    pub fn grants(&self, path: &str) -> Vec<Grant> {
+        let (staff, customer) = match layout::kind_of(path) {
+            NodeKind::Group | NodeKind::Orders => (READ | CREATE | DELETE, READ),
+            NodeKind::Member => (ALL, READ),
+            NodeKind::Bucket => (ALL, READ | CREATE | DELETE),
+            NodeKind::Order => (READ | WRITE | DELETE, READ),
+            NodeKind::Extensions | NodeKind::Settings => (READ, READ),
+            NodeKind::Claims => (READ | CREATE | DELETE, 0),
+            NodeKind::Claim => (ALL, 0),
+            NodeKind::Sales => (READ | CREATE, 0),
+            NodeKind::Ledger => (READ | WRITE, 0),
+            NodeKind::Other => (0, 0),
+        };
+        [(ALL, &self.admin), (staff, &self.staff), (customer, &self.customer)]
+            .into_iter()
+            .filter(|(perms, _)| *perms != 0)
+            .map(|(perms, id)| Grant::digest(perms, id))
+            .collect()
+    }
+}
+
+/// Reads `/zk-coffee/acl`: in a secured shop, nodes this session creates get the shop's ACLs
+/// from now on. Nothing changes in an open shop.
+pub fn install(session: &Session) -> Result<Option<Roles>> {
+    match session.data(layout::ACL) {
+        Ok(None) => Ok(None),
+        Ok(Some(data)) => {
+            let roles = Roles::decode(&data)?;
+            let policy = roles.clone();
+            session.protect_with(Arc::new(move |path: &str| policy.grants(path)));
+            debug!("secured shop: new nodes get the shop's ACLs");
+            Ok(Some(roles))
+        }
+        Err(Error::NotAuthorized { .. }) => Err(Error::NotAuthorized {
+            op: "read".into(),
+            path: format!("{} (this shop is secured: give credentials with ZK_CREDENTIALS_FILE)", layout::ACL),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the shop secured for `roles`: writes `/zk-coffee/acl`, then puts the shop's ACLs on
+/// every node of the shop, leaves before parents so access never widens on the way. Returns
+/// how many nodes were changed.
+pub fn secure(session: &Session, roles: &Roles) -> Result<usize> {
+    let policy = roles.clone();
+    session.protect_with(Arc::new(move |path: &str| policy.grants(path)));
+    session.put(layout::ACL, &roles.encode())?;
+    let mut changed = 0;
+    for root in [layout::BARISTA_GROUP, layout::ORDERS, layout::EXTENSIONS] {
+        changed += secure_tree(session, roles, root)?;
+    }
+    info!("secured {changed} nodes");
+    Ok(changed)
+}
+
+fn secure_tree(session: &Session, roles: &Roles, path: &str) -> Result<usize> {
+    let mut changed = 0;
+    for child in session.children(path)?.unwrap_or_default() {
+        changed += secure_tree(session, roles, &format!("{path}/{child}"))?;
+    }
+    let grants = roles.grants(path);
+    if !grants.is_empty() && session.set_acl(path, &grants)? {
+        changed += 1;
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_ids_match_zookeepers() {
+        // What ZooKeeper 3.8's own tool prints:
+        // java ... org.apache.zookeeper.server.auth.DigestAuthenticationProvider super:secret
+        let c = Credentials::parse("super:secret").expect("valid");
+        assert_eq!(c.digest_id(), "super:lK75jTNcA+U9vtVEw5vB51mj/w4=");
+        assert_eq!(format!("{c:?}"), "Credentials(super:***)");
+    }
+
+    #[test]
+    fn credentials_need_a_user_and_a_password() {
+        for bad in ["", "user", ":pw", "user:", "a b:c"] {
+            assert!(Credentials::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(Credentials::parse("u:p:q").map(|c| c.password), Ok("p:q".to_owned()));
+    }
+
+    #[test]
+    fn roles_round_trip_and_grant_by_place() {
+        let roles = Roles { admin: "a:x".into(), staff: "s:y".into(), customer: "c:z".into() };
+        assert_eq!(Roles::decode(&roles.encode()), Ok(roles.clone()));
+        let bucket = roles.grants("/orders/b1");
+        assert_eq!(bucket, vec![Grant::digest(ALL, "a:x"), Grant::digest(ALL, "s:y"), Grant::digest(READ | CREATE | DELETE, "c:z")]);
+        assert_eq!(roles.grants("/zk-coffee/sales/b1"), vec![Grant::digest(ALL, "a:x"), Grant::digest(READ | WRITE, "s:y")]);
+        assert!(roles.grants("/somewhere/else").is_empty());
+    }
+}
