@@ -208,8 +208,7 @@ fn secure_tree(session: &Session, roles: &Roles, path: &str) -> Result<usize> {
     for child in session.children(path)?.unwrap_or_default() {
         changed += secure_tree(session, roles, &format!("{path}/{child}"))?;
     }
-    let grants = roles.grants(path);
-    if !grants.is_empty() && session.set_acl(path, &grants)? {
+    if session.set_acl(path, &roles.grants(path))? {
         changed += 1;
     }
     Ok(changed)
@@ -243,6 +242,7 @@ mod tests {
         let bucket = roles.grants("/orders/b1");
         assert_eq!(bucket, vec![Grant::digest(ALL, "a:x"), Grant::digest(ALL, "s:y"), Grant::digest(READ | CREATE | DELETE, "c:z")]);
         assert_eq!(roles.grants("/zk-coffee/sales/b1"), vec![Grant::digest(ALL, "a:x"), Grant::digest(READ | WRITE, "s:y")]);
-        assert!(roles.grants("/somewhere/else").is_empty());
+        // Nodes that are not the shop's (a foreign child in a bucket) are the admin's alone.
+        assert_eq!(roles.grants("/orders/b1/junk"), vec![Grant::digest(ALL, "a:x")]);
     }
 }
