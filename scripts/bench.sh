@@ -194,7 +194,7 @@ for choose in random shorter-of-two; do
         --orders "$UNEVEN_N" --choose "$choose"
 done
 
-run backlog-small bench backlog --orders "$BACKLOG_SMALL"
+run backlog-small bench backlog --orders "$BACKLOG_SMALL" --repeat 5
 run backlog-large bench backlog --orders "$BACKLOG_LARGE"
 run scale bench scale --baristas "$SCALE_B" --orders "$SCALE_N"
 run rss bench rss --settle "$RSS_SETTLE"
@@ -207,6 +207,9 @@ ELAPSED=$((SECONDS - STARTED))
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 CPU="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
 COMMIT="$(cd "$REPO_ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(cd "$REPO_ROOT" && git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+    COMMIT="$COMMIT + uncommitted changes"
+fi
 MODE="full"
 [[ -z "$SHORT" ]] || MODE="short (--short: tiny sizes, the figures mean nothing)"
 echo "zk-coffee benchmark, $MODE: $(date -u '+%F %H:%M UTC'), commit $COMMIT; $(nproc) cores ($CPU);" \
