@@ -244,13 +244,15 @@ impl Barista<'_> {
             self.register()?;
             self.staff_changed = true;
         }
+        // Each flag is cleared only once its work is done, so an outage in between means it is
+        // done again, not forgotten.
         if self.config_changed {
-            self.config_changed = false;
             self.read_config()?;
+            self.config_changed = false;
         }
         if self.staff_changed {
-            self.staff_changed = false;
             self.look_for_orphans()?;
+            self.staff_changed = false;
         }
         let own = self.config.name.clone();
         let mut served = match self.look_at_bucket(&own)? {
