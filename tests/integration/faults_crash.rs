@@ -193,3 +193,108 @@ fn customers_frozen_past_their_session_learn_they_were_served() {
         eprintln!("frozen customer: frozen {frozen_for:?}, thawed {:?} ago, served", at.elapsed());
     }
 }
+
+#[test]
+fn an_adopter_killed_mid_brew_has_both_queues_adopted_again() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    let mut victim = barista(zk, "victim", "1").spawn();
+    victim.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    let mut adopter = barista(zk, "adopter", "1.5").spawn();
+    adopter.wait_for_stderr("is on shift", LOG_TIMEOUT);
+
+    // The victim dies with four orders; the adopter takes them on.
+    let frozen = Frozen::freeze(victim.pid());
+    let mut customers: Vec<Proc> = MENU.iter().map(|c| place(customer(zk, Some("victim"), c, "60"))).collect();
+    frozen.thaw();
+    victim.wait_for_stderr("making ", LOG_TIMEOUT);
+    victim.signal("KILL");
+    adopter.wait_for_stderr("(adopted from victim)", LOG_TIMEOUT);
+    // Two orders of its own queue up behind, and a second rescuer comes on shift (it sees the
+    // victim's bucket claimed).
+    customers.extend(["jacob", "sogood"].iter().map(|c| place(customer(zk, Some("adopter"), c, "60"))));
+    let rescuer = barista(zk, "rescuer", "0.2").spawn();
+    rescuer.wait_for_stderr("is on shift", LOG_TIMEOUT);
+
+    // The adopter dies mid-brew: its claim goes with its session, and the rescuer adopts both
+    // buckets.
+    let before = made(&adopter.stderr_lines()).len();
+    wait_until(LOG_TIMEOUT, "the adopter to start one more order", || made(&adopter.stderr_lines()).len() > before);
+    adopter.signal("KILL");
+    let killed_at = Instant::now();
+    let dead = adopter.wait_exit(EXIT_TIMEOUT);
+    let making = dead.stderr.iter().rev().find(|l| l.contains("] making ")).expect("a making line").clone();
+    let in_hand = made(std::slice::from_ref(&making)).pop().expect("an order");
+    let in_hand_owner = if making.contains("(adopted from victim)") { "victim" } else { "adopter" };
+    assert!(!served(&dead.stderr).iter().any(|(o, _)| *o == in_hand), "{in_hand} was finished before the kill\n{dead}");
+
+    let raw = server.raw();
+    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
+    assert!(settled.iter().all(Settled::served), "{settled:#?}");
+    let recovered = killed_at.elapsed();
+    for owner in ["victim", "adopter"] {
+        let adoptions = count_lines(&rescuer, &format!("adopting the orphaned bucket of {owner}"));
+        assert_eq!(adoptions, 1, "{}", rescuer.stderr_lines().join("\n"));
+    }
+    // Every order was served by the rescuer from the dead owner's bucket, or by the adopter
+    // before it died; the one in its hands was brewed again.
+    let by_adopter: Vec<String> = served(&dead.stderr).into_iter().map(|(o, _)| o).collect();
+    for s in &settled {
+        let (owner, order) = (s.receipt.barista.clone(), s.receipt.order_name().to_owned());
+        wait_until(LOG_TIMEOUT, &format!("{owner}'s {order} to be logged served"), || {
+            served(&rescuer.stderr_lines()).contains(&(order.clone(), Some(owner.clone())))
+                || (owner == "victim" && by_adopter.contains(&order))
+        });
+    }
+    assert!(
+        served(&rescuer.stderr_lines()).contains(&(in_hand.clone(), Some(in_hand_owner.into()))),
+        "the order in hand {in_hand} was not brewed again"
+    );
+    wait_until(LOG_TIMEOUT, "the dead baristas' buckets and claims to go", || {
+        let a = audit(&raw);
+        a.buckets.keys().eq(["rescuer"]) && a.claims.is_empty()
+    });
+    assert_nothing_left(&raw, LOG_TIMEOUT);
+    eprintln!("adopter killed: {} customers served, the last {recovered:?} after the second kill", settled.len());
+}
+
+#[test]
+fn a_barista_restarted_under_its_name_takes_its_bucket_back_from_the_adopter() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    let mut olga = barista(zk, "olga", "0.3").spawn();
+    olga.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    // A slow colleague, so the adopted queue is still long when olga comes back.
+    let hal = barista(zk, "hal", "1.5").spawn();
+    hal.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    let frozen = Frozen::freeze(olga.pid());
+    let coffees = ["tesora", "swisswater", "jacob", "sogood", "jacob", "tesora"];
+    let customers: Vec<Proc> = coffees.iter().map(|c| place(customer(zk, Some("olga"), c, "60"))).collect();
+    frozen.thaw();
+    olga.wait_for_stderr("making ", LOG_TIMEOUT);
+    olga.signal("KILL");
+    hal.wait_for_stderr("(adopted from olga)", LOG_TIMEOUT);
+
+    // Back under the same name (a new process): it takes its bucket back.
+    let olga2 = barista(zk, "olga", "0.3").spawn();
+    olga2.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    hal.wait_for_stderr("olga is back on shift; handing its bucket back", LOG_TIMEOUT);
+    let raw = server.raw();
+    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
+    assert!(settled.iter().all(Settled::served), "{settled:#?}");
+    let by_olga2 = served(&olga2.stderr_lines());
+    assert!(!by_olga2.is_empty() && by_olga2.iter().all(|(_, from)| from.is_none()), "olga served her own bucket: {by_olga2:?}");
+    let by_hal = served(&hal.stderr_lines());
+    assert!(by_hal.len() < coffees.len(), "hal served everything: {by_hal:?}");
+    for s in &settled {
+        let order = s.receipt.order_name().to_owned();
+        assert!(
+            by_olga2.iter().chain(&by_hal).any(|(o, _)| *o == order) || served(&olga.stderr_lines()).iter().any(|(o, _)| *o == order),
+            "{order} was served by nobody"
+        );
+    }
+    let left = assert_nothing_left(&raw, LOG_TIMEOUT);
+    assert!(left.claims.is_empty() && left.buckets.keys().eq(["hal", "olga"]), "{left:?}");
+}
