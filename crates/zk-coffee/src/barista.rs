@@ -466,8 +466,12 @@ impl Barista<'_> {
                 }
                 self.adopted.insert(owner);
             } else {
-                // Someone else adopts it; if they die, their claim goes and we look again.
-                self.session.watch_exists(&claim, self.waker(Wake::Staff))?;
+                // Someone else adopts it (or holds it while leaving); when the claim goes, we
+                // look again. If it went already, before the watch was set, no event will come:
+                // look again now.
+                if !self.session.watch_exists(&claim, self.waker(Wake::Staff))? {
+                    let _ = self.wake_tx.send(Wake::Staff);
+                }
             }
         }
         Ok(())
