@@ -246,3 +246,34 @@ fn a_frozen_server_hangs_no_role_and_the_shop_recovers() {
         eprintln!("{}", brewer.stderr_lines().join("\n"));
     }
 }
+
+/// The README ("Outages"): "Every ZooKeeper call is retried with backoff up to the session
+/// timeout and never waits longer than that, even on a frozen server." A customer whose
+/// patience runs out while the server is frozen tries to withdraw its order: that call must
+/// give up within the session timeout (2 s here), not the connect timeout (10 s by default).
+///
+/// Product bug, reported: `Session::call` waits up to the larger of the session and connect
+/// timeouts, and making a new session waits up to the connect timeout, so the customer takes
+/// patience + ~10 s.
+#[test]
+#[ignore = "product bug reported: calls wait up to the connect timeout, not the session timeout, on a frozen server"]
+fn calls_on_a_frozen_server_give_up_within_the_session_timeout() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string().to_owned();
+    // A barista played by a raw client that never serves.
+    let raw = server.raw();
+    let open = zookeeper::Acl::open_unsafe().clone();
+    raw.create("/orders/never", Vec::new(), open.clone(), zookeeper::CreateMode::Persistent).expect("bucket");
+    raw.create("/barista_group/never", Vec::new(), open, zookeeper::CreateMode::Ephemeral).expect("member");
+    let c = place(customer(&zk, Some("never"), "jacob", "2"));
+
+    let frozen = Frozen::freeze(server_pid(server.dir()));
+    let out = c.wait_exit(Duration::from_secs(30));
+    drop(frozen);
+    // Patience (2 s from its start), then one call bounded by the session timeout (2 s), and
+    // a generous margin.
+    let bound = Duration::from_secs(2 + SESSION_TIMEOUT_SECS + 3);
+    assert!(out.elapsed <= bound, "took {:?} (bound {bound:?})\n{out}", out.elapsed);
+    assert!(matches!(out.code(), Some(exit::GAVE_UP | exit::UNREACHABLE)), "{out}");
+}
