@@ -112,12 +112,12 @@ fi
 # Sizes
 
 if [[ -n "$SHORT" ]]; then
-    TICK_MS=500 WARM_S=1 PAIRS_S=0.3 PAIRS_WARM_S=0.1 WATCH_N=50 CALLS_N=100
+    TICK_MS=500 WARM_S=1 PAIRS_S=0.3 PAIRS_WARM_S=0.1 BOUND_S=0.2 WATCH_N=50 CALLS_N=100
     QUEUE_N=100 LOCKING_N=100 UNEVEN_N=100 BACKLOG_SMALL=10 BACKLOG_LARGE=200
     SCALE_B=10 SCALE_N=20 RSS_SETTLE=0.2 RECOVERY_TIMEOUT=2 RECOVERY_TRIALS=1
     orders_for() { case "$1" in 1) echo 20 ;; 16) echo 64 ;; *) echo 128 ;; esac; }
 else
-    TICK_MS=2000 WARM_S=10 PAIRS_S=4 PAIRS_WARM_S=1 WATCH_N=1000 CALLS_N=2000
+    TICK_MS=2000 WARM_S=10 PAIRS_S=4 PAIRS_WARM_S=1 BOUND_S=2 WATCH_N=1000 CALLS_N=2000
     QUEUE_N=3000 LOCKING_N=1000 UNEVEN_N=3000 BACKLOG_SMALL=100 BACKLOG_LARGE=10000
     SCALE_B=100 SCALE_N=1000 RSS_SETTLE=1 RECOVERY_TIMEOUT=10 RECOVERY_TRIALS=3
     orders_for() { case "$1" in 1) echo 2000 ;; 16) echo 6000 ;; *) echo 12000 ;; esac; }
@@ -177,15 +177,25 @@ for client in zookeeper zookeeper-client; do
 done
 run calls bench calls --calls "$CALLS_N"
 
-run peer-queue "$PY" "$SCRIPT_DIR/bench/kazoo_queue.py" --zk "$ZK" --recipe queue --items "$QUEUE_N"
-run peer-locking "$PY" "$SCRIPT_DIR/bench/kazoo_queue.py" --zk "$ZK" --recipe locking --items "$LOCKING_N"
+# The peers, before and after the shop's grid (the better figure counts: the machine may be
+# busy with something else for a while).
+peers() {
+    run "peer-queue$1" "$PY" "$SCRIPT_DIR/bench/kazoo_queue.py" --zk "$ZK" --recipe queue --items "$QUEUE_N"
+    run "peer-locking$1" "$PY" "$SCRIPT_DIR/bench/kazoo_queue.py" --zk "$ZK" --recipe locking --items "$LOCKING_N"
+}
+peers ""
 
+# Each shop run right after its own raw bound at the same concurrency, so that both see the
+# same machine.
 for baristas in 1 4 16; do
     for customers in 1 16 64; do
+        run "bound-${baristas}x${customers}" bench pairs --client zookeeper-client --threads "$customers" \
+            --seconds "$BOUND_S" --warmup 0.5
         run "shop-${baristas}x${customers}" bench shop --baristas "$baristas" --concurrency "$customers" \
             --orders "$(orders_for "$customers")"
     done
 done
+peers "-2"
 
 for choose in random shorter-of-two; do
     key=uneven-random

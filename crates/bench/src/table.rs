@@ -93,13 +93,15 @@ pub fn render(text: &str) -> Result<String> {
     );
     t.row("session layer cost per call", measured, cond, "", None);
 
-    // Peers.
+    // Peers, measured before and after the shop's grid: the better run counts.
     let mut best_peer: f64 = 0.0;
     for (key, name) in [("peer-queue", "kazoo Queue"), ("peer-locking", "kazoo LockingQueue")] {
-        let rate = t.num(key, "items_per_s")?;
+        let first = t.num(key, "items_per_s")?;
+        let second = t.num(&format!("{key}-2"), "items_per_s")?;
+        let rate = first.max(second);
         best_peer = best_peer.max(rate);
         let cond = format!(
-            "kazoo 2.8 (python3-kazoo), 1 producer + 1 consumer process, {} items, from go to the last item consumed; producer alone {}/s",
+            "kazoo 2.8 (python3-kazoo), 1 producer + 1 consumer process, {} items, from go to the last item consumed; the better of two runs ({first:.0} before the shop's grid, {second:.0} after); producer alone {}/s",
             t.text(key, "items")?,
             t.text(key, "producer_items_per_s")?
         );
@@ -107,17 +109,20 @@ pub fn render(text: &str) -> Result<String> {
     }
 
     // Shop throughput.
-    let target = "≥ 0.60 × pairs (shop's client, threads = C) and ≥ 2 × best peer";
+    let target = "≥ 0.60 × pairs (shop's client, threads = C, measured just before) and ≥ 2 × best peer";
     let mut best: Option<(f64, String)> = None;
     for (b, c) in GRID {
         let key = format!("shop-{b}x{c}");
         let rate = t.num(&key, "throughput")?;
-        let bound = t.num(&format!("pairs-zkc-{c}"), "pairs_per_s")?;
+        // The bound measured right before this run, else the one of the raw section.
+        let bound_key = format!("bound-{b}x{c}");
+        let bound_key = if t.lines.contains_key(&bound_key) { bound_key } else { format!("pairs-zkc-{c}") };
+        let bound = t.num(&bound_key, "pairs_per_s")?;
         let bound_zk = t.num(&format!("pairs-zk-{c}"), "pairs_per_s")?;
         let (ratio, ratio_zk, peer) = (rate / bound, rate / bound_zk, rate / best_peer);
-        let measured = format!("{rate:.0}/s = {ratio:.2} × pairs ({ratio_zk:.2} × zk) = {peer:.2} × peer");
+        let measured = format!("{rate:.0}/s = {ratio:.2} × pairs = {peer:.2} × peer");
         let cond = format!(
-            "{b} barista(s) × {c} customer(s), zero brew, {} orders, {}; latency p50 {} / p99 {} / max {} ms; {} packets/order; CPU/order µs: customer {}, barista {}, server {}",
+            "{b} barista(s) × {c} customer(s), zero brew, {} orders, {}; raw pairs (`zookeeper-client`, {c} thread(s)) just before: {bound:.0}/s; {ratio_zk:.2} × the `zookeeper` 0.8 bound ({bound_zk:.0}/s); latency p50 {} / p99 {} / max {} ms; {} packets/order; CPU/order µs: customer {}, barista {}, server {}",
             t.text(&key, "served")?,
             t.text(&key, "choose")?,
             t.text(&key, "p50_ms")?,
