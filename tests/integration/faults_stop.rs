@@ -215,3 +215,30 @@ fn queues_handed_over_by_idle_leavers_are_always_adopted() {
     wait_until(LOG_TIMEOUT, "the leavers' buckets to go", || audit(&raw).buckets.keys().eq(["stayer"]));
     assert_nothing_left(&raw, LOG_TIMEOUT);
 }
+
+/// The README: "A second signal exits at once." Also while ZooKeeper is unreachable: the
+/// barista cannot leave the group then (its node goes with its session), and must not wait for
+/// the server to say so.
+///
+/// Product bug, reported: `leave` first calls `leave_group` (take the claim on its own bucket,
+/// delete the membership node) whatever the stop state, and each of those calls waits out its
+/// operation deadline during an outage: about 12 s, then exit 5.
+#[test]
+#[ignore = "product bug reported: during an outage a second signal does not exit at once"]
+fn a_second_signal_during_an_outage_exits_at_once() {
+    let mut server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string().to_owned();
+    let mut b = on_shift(barista(&zk, "stranded", "0.2"));
+    server.stop();
+    b.wait_for_stderr("disconnected from ZooKeeper", LOG_TIMEOUT);
+
+    b.signal("TERM");
+    let signalled = Instant::now();
+    wait_signal_taken(b.pid(), "TERM", Duration::from_secs(5));
+    b.signal("TERM");
+    let out = b.wait_exit(EXIT_TIMEOUT);
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?} to exit after two signals\n{out}");
+    assert!(matches!(out.code(), Some(exit::OK | exit::UNREACHABLE)), "{out}");
+}
