@@ -35,7 +35,7 @@ ZK_MARKER="# Throwaway ZooKeeper written by scripts/zk.sh"
 usage() {
     cat <<EOF
 Usage:
-  $PROG start [--port N] [--dir DIR] [--tick-ms MS] [--fsync] [--ruok-only]
+  $PROG start [--port N] [--dir DIR] [--tick-ms MS] [--fsync] [--ruok-only] [--address A]
   $PROG start-ensemble [--dir DIR] [--tick-ms MS] [--size N]
   $PROG stop DIR [--keep]
   $PROG status DIR
@@ -43,7 +43,8 @@ Usage:
   $PROG addr DIR
   $PROG --help
 
-Start and stop throwaway private ZooKeeper servers on 127.0.0.1.
+Start and stop throwaway private ZooKeeper servers on 127.0.0.1 (or, for
+'start --address', on another address of the host or network namespace).
 
 Commands:
   start           Start one server and wait (up to ${START_TIMEOUT}s) until it answers
@@ -62,6 +63,13 @@ Commands:
                   --fsync       forceSync=yes: fsync the transaction log on
                                 every commit, as production servers do (the
                                 default here is forceSync=no). For benchmarks.
+                  --address A   listen on the IPv4 address A instead of
+                                127.0.0.1 (clientPortAddress=A); A must be an
+                                address of the host, or of the network
+                                namespace zk.sh runs in, e.g.
+                                  ip netns exec NS $PROG start --address 10.201.1.1
+                                The printed line is then A:PORT DIR. A restart
+                                of DIR keeps the address its zoo.cfg has.
                   If DIR/zoo.cfg has server.N lines (an ensemble member, e.g.
                   DIR=ENSEMBLE/2), the member is started with QuorumPeerMain and
                   start also waits until it has joined a quorum ('srvr' reports
@@ -119,6 +127,13 @@ abs_dir() {
 # cfg_get FILE KEY: value of KEY= in a zoo.cfg (last one wins).
 cfg_get() {
     sed -n "s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*//p" "$1" | tail -n 1 | tr -d '[:space:]'
+}
+
+# cfg_address FILE: the clientPortAddress of a zoo.cfg (127.0.0.1 if it has none).
+cfg_address() {
+    local a
+    a="$(cfg_get "$1" clientPortAddress)"
+    echo "${a:-127.0.0.1}"
 }
 
 # cfg_set FILE KEY VALUE: replace (or append) KEY=VALUE.
@@ -359,7 +374,7 @@ member_dirs() {
 }
 
 cmd_start() {
-    local port="" dir="" tick="" ruok_only="" created="" fsync=""
+    local port="" dir="" tick="" ruok_only="" created="" fsync="" address=""
     while (($#)); do
         case "$1" in
             --fsync) fsync=1; shift ;;
@@ -370,12 +385,15 @@ cmd_start() {
             --tick-ms) tick="${2:-}"; shift 2 || die "--tick-ms needs a value" ;;
             --tick-ms=*) tick="${1#*=}"; shift ;;
             --ruok-only) ruok_only=1; shift ;;
+            --address) address="${2:-}"; shift 2 || die "--address needs a value" ;;
+            --address=*) address="${1#*=}"; shift ;;
             -h | --help) usage; exit 0 ;;
             *) die "start: unknown argument '$1' (see --help)" ;;
         esac
     done
     [[ -z "$port" ]] || { is_uint "$port" && ((port > 0 && port < 65536)); } || die "bad --port '$port'"
     [[ -z "$tick" ]] || { is_uint "$tick" && ((tick > 0)); } || die "bad --tick-ms '$tick'"
+    [[ -z "$address" || "$address" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "bad --address '$address' (an IPv4 address)"
 
     ensure_zookeeper
     if [[ -n "$dir" ]]; then
@@ -403,9 +421,14 @@ cmd_start() {
         if [[ -n "$tick" ]]; then
             cfg_set "$dir/zoo.cfg" tickTime "$tick"
         fi
+        if [[ -n "$address" ]]; then
+            cfg_set "$dir/zoo.cfg" clientPortAddress "$address"
+        fi
+        HOST="$(cfg_address "$dir/zoo.cfg")"
         port="$(cfg_get "$dir/zoo.cfg" clientPort)"
         is_uint "$port" || die "$dir/zoo.cfg has no usable clientPort"
     else
+        HOST="${address:-$HOST}"
         port="${port:-$(free_port)}"
         write_cfg "$dir" "$port" "${tick:-2000}"
     fi
@@ -539,7 +562,7 @@ cmd_start_ensemble() {
 connect_string() {
     local dir="$1" m out=""
     if is_zk_dir "$dir"; then
-        echo "$HOST:$(cfg_get "$dir/zoo.cfg" clientPort)"
+        echo "$(cfg_address "$dir/zoo.cfg"):$(cfg_get "$dir/zoo.cfg" clientPort)"
         return
     fi
     while IFS= read -r m; do
