@@ -300,8 +300,16 @@ launch() {
         -Dzookeeper.root.logger=INFO,CONSOLE \
         "$main" "$cfg" \
         </dev/null >>"$dir/server.log" 2>&1 &
-    for ((i = 0; i < 100; i++)); do
-        [[ -s "$dir/zk.pid" ]] && return 0
+    # The pid file appears just before the inner shell execs java: wait for the exec too,
+    # or a busy machine makes await_server see a PID that is not java yet ("exited during
+    # startup").
+    local pid
+    for ((i = 0; i < 200; i++)); do
+        if [[ -s "$dir/zk.pid" ]]; then
+            pid="$(tr -d '[:space:]' <"$dir/zk.pid")"
+            pid_matches "$pid" "$dir" && return 0
+            kill -0 "$pid" 2>/dev/null || break
+        fi
         sleep 0.05
     done
     log_error "server process for $dir did not start"
