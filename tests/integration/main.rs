@@ -12,6 +12,7 @@ mod faults_ensemble;
 mod faults_server;
 mod faults_stop;
 mod fifo;
+mod multihost;
 mod ops;
 mod outage;
 mod protected_create;
