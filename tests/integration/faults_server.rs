@@ -251,12 +251,7 @@ fn a_frozen_server_hangs_no_role_and_the_shop_recovers() {
 /// timeout and never waits longer than that, even on a frozen server." A customer whose
 /// patience runs out while the server is frozen tries to withdraw its order: that call must
 /// give up within the session timeout (2 s here), not the connect timeout (10 s by default).
-///
-/// Product bug, reported: `Session::call` waits up to the larger of the session and connect
-/// timeouts, and making a new session waits up to the connect timeout, so the customer takes
-/// patience + ~10 s.
 #[test]
-#[ignore = "product bug reported: calls wait up to the connect timeout, not the session timeout, on a frozen server"]
 fn calls_on_a_frozen_server_give_up_within_the_session_timeout() {
     let server = ZkServer::builder().tick_ms(TICK_MS).start();
     server.init_shop();

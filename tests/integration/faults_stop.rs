@@ -179,12 +179,7 @@ fn two_quick_signals_leave_at_once_and_a_colleague_adopts_the_order_in_hand() {
 /// colleague on shift and lets go of the claim on its own bucket within a few milliseconds.
 /// The colleague, woken by the leave, finds the claim still held, and must look again once it
 /// goes. Several leavers in a row, because the two race.
-///
-/// Product bug, reported: `look_for_orphans` ignores what `watch_exists` on the claim returns;
-/// when the claim went between its failed create and the watch, no event ever comes and the
-/// handed-over orders wait until their customers give up. Fails about one run in two.
 #[test]
-#[ignore = "product bug reported: an adopter that finds the leaver's claim just released never looks again"]
 fn queues_handed_over_by_idle_leavers_are_always_adopted() {
     let server = ZkServer::builder().tick_ms(TICK_MS).start();
     server.init_shop();
@@ -219,12 +214,7 @@ fn queues_handed_over_by_idle_leavers_are_always_adopted() {
 /// The README: "A second signal exits at once." Also while ZooKeeper is unreachable: the
 /// barista cannot leave the group then (its node goes with its session), and must not wait for
 /// the server to say so.
-///
-/// Product bug, reported: `leave` first calls `leave_group` (take the claim on its own bucket,
-/// delete the membership node) whatever the stop state, and each of those calls waits out its
-/// operation deadline during an outage: about 12 s, then exit 5.
 #[test]
-#[ignore = "product bug reported: during an outage a second signal does not exit at once"]
 fn a_second_signal_during_an_outage_exits_at_once() {
     let mut server = ZkServer::builder().tick_ms(TICK_MS).start();
     server.init_shop();

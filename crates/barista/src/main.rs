@@ -45,7 +45,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> zk_coffee::Result<u8> {
     let shutdown = Shutdown::new();
-    cli::stop_on_signals(&shutdown)?;
+    cli::stop_on_signals(&shutdown, zk_coffee::error::exit::OK)?;
     let config = BaristaConfig {
         name: args.name.unwrap_or_else(BaristaName::for_this_process),
         brew_time: args.brew_time,

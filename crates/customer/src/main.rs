@@ -83,7 +83,7 @@ fn config(args: &Args) -> zk_coffee::Result<CustomerConfig> {
 fn run(args: Args) -> zk_coffee::Result<u8> {
     let config = config(&args)?;
     let shutdown = Shutdown::new();
-    cli::stop_on_signals(&shutdown)?;
+    cli::stop_on_signals(&shutdown, exit::GAVE_UP)?;
     let session = args.connect.connect()?;
     let outcome = customer::visit(&session, &config, &shutdown);
     session.close();
@@ -104,7 +104,7 @@ fn run_load(args: Args) -> zk_coffee::Result<u8> {
         customer: config(&args)?,
     };
     let shutdown = Shutdown::new();
-    cli::stop_on_signals(&shutdown)?;
+    cli::stop_on_signals(&shutdown, exit::GAVE_UP)?;
     let summary = load::run(&args.connect.config()?, &load, &shutdown)?;
     eprintln!("{}", summary.report());
     println!("{}", summary.line());

@@ -142,6 +142,7 @@ pub fn run(
         reported_foreign: HashSet::new(),
         last_order: Instant::now(),
         left: None,
+        rejection_due: None,
     };
     barista.shift()
 }
@@ -174,6 +175,8 @@ struct Barista<'m> {
     last_order: Instant,
     /// Set once we left the group: whether we then held the claim on our own bucket.
     left: Option<bool>,
+    /// When the earliest rejected order still waiting for its customer is due for removal.
+    rejection_due: Option<Instant>,
 }
 
 /// What one look at a bucket found.
@@ -282,6 +285,10 @@ impl Barista<'_> {
                 }
             },
             None => MAX_WAIT,
+        };
+        let wait = match self.rejection_due.take() {
+            Some(due) => wait.min(due.saturating_duration_since(Instant::now())),
+            None => wait,
         };
         self.wait(wait);
         Ok(Round::Continue)
@@ -415,7 +422,17 @@ impl Barista<'_> {
             if self.session.create_ephemeral(path, &registration.encode())? {
                 return Ok(Take::Created);
             }
-            let Some((data, version)) = self.session.versioned_data(path)? else { continue };
+            let Some(node) = self.session.read(path)? else { continue };
+            if Some(node.ephemeral_owner) == self.session.session_id() {
+                // Ours, whatever its data says (anyone may overwrite it in an open shop): put
+                // our facts back.
+                if node.data != registration.encode() {
+                    warn!("{path} held data I did not write; writing my registration back");
+                    self.session.set_if_version(path, &registration.encode(), node.version)?;
+                }
+                return Ok(Take::AlreadyOurs);
+            }
+            let (data, version) = (node.data, node.version);
             match Registration::decode(&data) {
                 // Made by this session: earlier, or by a create retried after a loss.
                 Some(r) if r == *registration => return Ok(Take::AlreadyOurs),
@@ -545,15 +562,34 @@ impl Barista<'_> {
     /// queued, to be adopted).
     fn serve(&mut self, owner: &BaristaName, order: OrderName) -> Result<Handled> {
         let path = layout::order(owner, order);
-        let Some(node) = self.session.read(&path)? else {
-            debug!("{path} was withdrawn before I started it");
-            return Ok(Handled::Done);
+        let node = match self.session.read(&path) {
+            Ok(Some(node)) => node,
+            Ok(None) => {
+                debug!("{path} was withdrawn before I started it");
+                return Ok(Handled::Done);
+            }
+            // Whoever made it chose an ACL that shuts us out: no customer of ours did that.
+            Err(Error::NotAuthorized { .. }) => {
+                if self.reported_foreign.insert(path.clone()) {
+                    warn!("leaving {path} alone: its ACL does not let me read it");
+                }
+                return Ok(Handled::Skipped);
+            }
+            Err(e) => return Err(e),
         };
         let coffee = match Payload::parse(&node.data, &self.shop_config.menu) {
             Payload::Coffee(coffee) => coffee,
             Payload::Invalid(reason) => {
-                if self.session.set_if_version(&path, &order::rejection(&reason), node.version)? {
-                    warn!("rejected {path}: {reason}");
+                match self.session.set_if_version(&path, &order::rejection(&reason), node.version) {
+                    Ok(true) => warn!("rejected {path}: {reason}"),
+                    Ok(false) => {}
+                    Err(Error::NotAuthorized { .. }) => {
+                        if self.reported_foreign.insert(path.clone()) {
+                            warn!("leaving {path} alone: {reason}, and its ACL does not let me reject it");
+                        }
+                        return Ok(Handled::Skipped);
+                    }
+                    Err(e) => return Err(e),
                 }
                 return Ok(Handled::Done);
             }
@@ -588,7 +624,10 @@ impl Barista<'_> {
     fn clear_rejected(&mut self, path: &str, node: &NodeData) -> Result<Handled> {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         let waited = Duration::from_millis((now_ms - node.mtime_ms).max(0) as u64);
-        if waited < order::REJECTION_GRACE && self.left.is_none() {
+        if let Some(left) = order::REJECTION_GRACE.checked_sub(waited).filter(|_| self.left.is_none()) {
+            // Come back for it when its grace is over, even if nothing else wakes us.
+            let due = Instant::now() + left;
+            self.rejection_due = Some(self.rejection_due.map_or(due, |d| d.min(due)));
             return Ok(Handled::Skipped);
         }
         if self.session.delete(path, Some(node.version))? {

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::layout::{self, ShopName};
 use crate::security::Credentials;
 use crate::session::{ConnectString, Session, SessionConfig};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Stop};
 
 /// The exit-code table printed at the end of every `--help`.
 pub const EXIT_CODES_HELP: &str = "\
@@ -117,12 +117,27 @@ pub fn init_logging() {
     env_logger::Builder::new().parse_filters(&filter).format_target(false).init();
 }
 
+/// How long a second signal leaves the role to stop on its own before the process exits
+/// anyway (its calls may be waiting on an unreachable ZooKeeper).
+const FORCED_EXIT_AFTER: Duration = Duration::from_secs(1);
+
 /// Makes SIGINT, SIGTERM and SIGHUP request a stop: the first a graceful one, the next an
-/// immediate one.
-pub fn stop_on_signals(shutdown: &Shutdown) -> Result<()> {
+/// immediate one. After that second signal the process exits with `forced_code` within a
+/// second even if the role is stuck in a call to an unreachable ZooKeeper (what it leaves in
+/// ZooKeeper goes with its session, as after a crash).
+pub fn stop_on_signals(shutdown: &Shutdown, forced_code: u8) -> Result<()> {
     let shutdown = shutdown.clone();
-    ctrlc::set_handler(move || shutdown.request())
-        .map_err(|e| Error::usage(format!("cannot install the signal handler: {e}")))
+    ctrlc::set_handler(move || {
+        shutdown.request();
+        if shutdown.state() == Stop::Now {
+            let _ = std::thread::Builder::new().name("forced-exit".into()).spawn(move || {
+                std::thread::sleep(FORCED_EXIT_AFTER);
+                eprintln!("second signal: exiting now");
+                std::process::exit(i32::from(forced_code));
+            });
+        }
+    })
+    .map_err(|e| Error::usage(format!("cannot install the signal handler: {e}")))
 }
 
 /// Parses the command line. `--help` and `--version` print and exit 0; any other problem

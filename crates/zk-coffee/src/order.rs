@@ -34,20 +34,30 @@ pub enum Payload {
 impl Payload {
     /// Reads an order's data against the shop's menu.
     pub fn parse(data: &[u8], menu: &Menu) -> Payload {
+        // A rejection first: it may be longer than an order may be.
+        if let Some(reason) = data.strip_prefix(REJECTED_PREFIX.as_bytes()) {
+            return Payload::Rejected(String::from_utf8_lossy(reason).into_owned());
+        }
         if data.len() > MAX_ORDER_BYTES {
             return Payload::Invalid(format!("the order is {} bytes long, more than {MAX_ORDER_BYTES}", data.len()));
         }
         let Ok(text) = std::str::from_utf8(data) else {
             return Payload::Invalid("the order is not UTF-8 text".into());
         };
-        if let Some(reason) = text.strip_prefix(REJECTED_PREFIX) {
-            return Payload::Rejected(reason.to_owned());
-        }
         if menu.contains(text) {
             Payload::Coffee(text.to_owned())
         } else {
-            Payload::Invalid(format!("{:?} is not on the menu ({})", text, menu.coffees().join(", ")))
+            Payload::Invalid(format!("{:?} is not on the menu ({})", shortened(text), menu.coffees().join(", ")))
         }
+    }
+}
+
+/// At most the first 40 characters of `text`, to quote it in a reason.
+fn shortened(text: &str) -> String {
+    const QUOTED: usize = 40;
+    match text.char_indices().nth(QUOTED) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_owned(),
     }
 }
 
@@ -76,6 +86,14 @@ mod tests {
                 other => panic!("{data:?} gave {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_long_order_off_the_menu_keeps_its_reason() {
+        let menu = Menu::default();
+        let Payload::Invalid(reason) = Payload::parse("x".repeat(250).as_bytes(), &menu) else { panic!("not invalid") };
+        assert!(reason.contains("is not on the menu") && reason.contains("..."), "{reason}");
+        assert_eq!(Payload::parse(&rejection(&reason), &menu), Payload::Rejected(reason));
     }
 
     #[test]

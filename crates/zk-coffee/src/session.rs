@@ -14,8 +14,8 @@
 //!   (a new session). Subscribers hear [`SessionEvent::Lost`] and can compare
 //!   [`Session::generation`] to learn that their ephemerals must be made again.
 //! - Every call waits at most its deadline; connection loss is retried with backoff until the
-//!   operation deadline (the larger of the session and connect timeouts), then the caller gets
-//!   [`Error::ConnectionLost`].
+//!   operation deadline (the session timeout), then the caller gets [`Error::ConnectionLost`].
+//!   Making a new session during a call counts against the same deadline.
 //! - A sequential create interrupted by connection loss may or may not have happened:
 //!   [`Session::create_sequential_protected`] tags the node with an extra ACL entry (Curator's
 //!   protected mode, without touching the node's name or data) and finds it again.
@@ -237,7 +237,7 @@ impl Session {
                 protection: Mutex::new(None),
             }),
         };
-        let handle = session.open()?;
+        let handle = session.open(session.inner.config.connect_timeout)?;
         *lock(&session.inner.current) = Some(handle);
         Ok(session)
     }
@@ -250,6 +250,12 @@ impl Session {
     /// The session timeout asked for.
     pub fn session_timeout(&self) -> Duration {
         self.inner.config.session_timeout
+    }
+
+    /// ZooKeeper's id of the current session (what an ephemeral node's owner is), if one is
+    /// open.
+    pub fn session_id(&self) -> Option<i64> {
+        lock(&self.inner.current).as_ref().map(|h| h.client.session_id().0)
     }
 
     /// Which session we are on: changes each time a lost session is replaced.
@@ -267,8 +273,8 @@ impl Session {
         Subscription { inner: Arc::downgrade(&self.inner), id }
     }
 
-    /// Makes a new client (a new session) and waits until it is connected.
-    fn open(&self) -> Result<Handle> {
+    /// Makes a new client (a new session) and waits until it is connected, at most `wait`.
+    fn open(&self, wait: Duration) -> Result<Handle> {
         let config = &self.inner.config;
         let generation = self.inner.generation.load(Ordering::SeqCst) + 1;
         let servers = config.servers.to_string();
@@ -278,7 +284,7 @@ impl Session {
         if let Some(credentials) = &config.credentials {
             connector = connector.with_auth("digest", &credentials.auth());
         }
-        let client = match block_on_for(config.connect_timeout, connector.connect(&servers)) {
+        let client = match block_on_for(wait, connector.connect(&servers)) {
             Some(Ok(client)) => client,
             Some(Err(zkc::Error::NoHosts)) => {
                 return Err(Error::usage(format!("cannot resolve the ZooKeeper servers in {servers:?}")))
@@ -339,7 +345,9 @@ impl Session {
     }
 
     /// The live client; replaces a dead one first (a new session).
-    fn client(&self) -> Result<zkc::Client> {
+    /// The live client; replaces a dead one first (a new session), waiting at most `wait` for
+    /// it to connect.
+    fn client(&self, wait: Duration) -> Result<zkc::Client> {
         let mut current = lock(&self.inner.current);
         if let Some(h) = current.as_ref().filter(|h| !h.dead.load(Ordering::SeqCst)) {
             return Ok(h.client.clone());
@@ -347,7 +355,7 @@ impl Session {
         if let Some(old) = current.take() {
             warn!("ZooKeeper session {} is gone; starting a new session", old.generation);
         }
-        let handle = self.open()?;
+        let handle = self.open(wait)?;
         let client = handle.client.clone();
         *current = Some(handle);
         drop(current);
@@ -380,7 +388,7 @@ impl Session {
         F: Fn(zkc::Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, zkc::Error>>,
     {
-        let client = self.client().map_err(|e| match e {
+        let client = self.client(timeout).map_err(|e| match e {
             e @ Error::Usage(_) => Failure::Fatal(e),
             e => {
                 debug!("{e}");
@@ -405,7 +413,7 @@ impl Session {
     }
 
     /// Runs `f` on the live client, retrying connection loss with backoff until the operation
-    /// deadline (the larger of the session and connect timeouts) has passed. Returns the
+    /// deadline (the session timeout) has passed. Returns the
     /// client's error for the caller to interpret; a persistent loss becomes `Failure::Lost`.
     fn call<T, F, Fut>(&self, path: &str, f: F) -> std::result::Result<T, Failure>
     where
@@ -415,7 +423,7 @@ impl Session {
         check_path(path).map_err(Failure::Fatal)?;
         let config = &self.inner.config;
         let started = Instant::now();
-        let limit = config.session_timeout.max(config.connect_timeout);
+        let limit = config.session_timeout;
         let mut backoff = FIRST_BACKOFF;
         loop {
             let left = limit.saturating_sub(started.elapsed()).max(FIRST_BACKOFF);
@@ -761,11 +769,13 @@ pub struct NodeData {
     pub version: i32,
     /// Last modified, in milliseconds since the Unix epoch (server clock).
     pub mtime_ms: i64,
+    /// The session owning an ephemeral node (0 for a persistent one).
+    pub ephemeral_owner: i64,
 }
 
 impl NodeData {
     fn new(data: Vec<u8>, stat: &zkc::Stat) -> NodeData {
-        NodeData { data, version: stat.version, mtime_ms: stat.mtime }
+        NodeData { data, version: stat.version, mtime_ms: stat.mtime, ephemeral_owner: stat.ephemeral_owner }
     }
 }
 
