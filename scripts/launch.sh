@@ -60,6 +60,9 @@
 #   -h, --help          this text
 #
 # The hosts must run Linux (the pid checks read /proc) and have `setsid`.
+# shop-status runs with this shell's environment: for a secured shop set
+# ZK_CREDENTIALS_FILE here, and give the baristas theirs as an extra argument,
+# e.g. `-- --credentials-file /etc/zk-coffee/staff.cred` (a path on each host).
 # status and stop use the connect string, shop and ssh command recorded at start
 # unless given again.
 #
