@@ -266,28 +266,39 @@ pub fn calls(env: &Env, n: usize) -> Result<String> {
     let Handle::Async(raw) = Handle::connect(env, Client::ZookeeperClient)? else { unreachable!() };
     let session = shop_session(&env.servers)?;
     let n = n.max(1);
-    let measure = |f: &mut dyn FnMut() -> Result<()>| -> Result<(f64, f64)> {
-        for _ in 0..n / 10 {
-            f()?; // warm up
-        }
-        let (t, cpu) = (Instant::now(), own_cpu());
-        for _ in 0..n {
-            f()?;
-        }
-        Ok((t.elapsed().as_secs_f64() * 1e6 / n as f64, (own_cpu() - cpu).as_secs_f64() * 1e6 / n as f64))
-    };
-    let raw_exists = measure(&mut || async_io::block_on(raw.check_stat(&parent)).map(|_| ()).map_err(|e| e.to_string()))?;
-    let session_exists = measure(&mut || session.exists(&parent).map(|_| ()).map_err(|e| e.to_string()))?;
+    // Raw and session calls alternate in rounds of n/10, so that both see the same machine.
+    let rounds = 10;
+    let chunk = (n / rounds).max(1);
     let prefix = format!("{parent}/coffee");
     let pair = Handle::Async(raw.clone());
-    let raw_pair = measure(&mut || pair.pair(&prefix))?;
-    let session_pair = measure(&mut || {
+    let mut raw_exists = || async_io::block_on(raw.check_stat(&parent)).map(|_| ()).map_err(|e| e.to_string());
+    let mut session_exists = || session.exists(&parent).map(|_| ()).map_err(|e| e.to_string());
+    let mut raw_pair = || pair.pair(&prefix);
+    let mut session_pair = || -> Result<()> {
         let path = session
             .create_sequential_protected(&prefix, b"tesora", "0123456789abcdef")
             .map_err(|e| e.to_string())?
             .ok_or("the parent vanished")?;
         session.delete(&path, None).map(|_| ()).map_err(|e| e.to_string())
-    })?;
+    };
+    let mut fs: [&mut dyn FnMut() -> Result<()>; 4] = [&mut raw_exists, &mut session_exists, &mut raw_pair, &mut session_pair];
+    let mut spent = [(Duration::ZERO, Duration::ZERO); 4];
+    for round in 0..=rounds {
+        for (f, spent) in fs.iter_mut().zip(spent.iter_mut()) {
+            let (t, cpu) = (Instant::now(), own_cpu());
+            for _ in 0..chunk {
+                f()?;
+            }
+            if round > 0 {
+                // Round 0 warms up.
+                spent.0 += t.elapsed();
+                spent.1 += own_cpu() - cpu;
+            }
+        }
+    }
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / (chunk * rounds) as f64;
+    let [raw_exists, session_exists, raw_pair, session_pair] = spent.map(|(t, cpu)| (us(t), us(cpu)));
+    let n = chunk * rounds;
     session.close();
     drop(raw);
     delete_tree(&admin, &parent)?;
