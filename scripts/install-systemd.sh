@@ -5,7 +5,7 @@
 #   sudo scripts/install-systemd.sh [--bin-dir DIR]
 #
 # 1. builds the release binaries (unless --bin-dir names a directory that holds them),
-# 2. installs barista, customer and shop-init into /usr/local/bin,
+# 2. installs barista, customer, shop-init and shop-status into /usr/local/bin,
 # 3. installs systemd/barista@.service into /etc/systemd/system,
 # 4. installs systemd/barista.env.example as /etc/zk-coffee/barista.env unless that exists
 #    (edit ZK_SERVERS there), and reloads systemd.
@@ -36,7 +36,7 @@ if [[ -z "$BIN_DIR" ]]; then
     (cd "$REPO_ROOT" && cargo build --release --workspace --bins)
     BIN_DIR="$REPO_ROOT/target/release"
 fi
-for bin in barista customer shop-init; do
+for bin in barista customer shop-init shop-status; do
     install -m 0755 "$BIN_DIR/$bin" "/usr/local/bin/$bin"
 done
 install -m 0644 "$REPO_ROOT/systemd/barista@.service" /etc/systemd/system/barista@.service

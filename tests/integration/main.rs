@@ -15,6 +15,7 @@ mod fifo;
 mod multihost;
 mod ops;
 mod outage;
+mod properties;
 mod protected_create;
 mod scene;
 mod shift;

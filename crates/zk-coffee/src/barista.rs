@@ -51,6 +51,8 @@ use crate::shutdown::{Shutdown, Stop};
 const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Longest pause between attempts while ZooKeeper is unreachable.
 const MAX_OUTAGE_BACKOFF: Duration = Duration::from_secs(5);
+/// How many times registering starts over because the session changed under it.
+const MAX_REGISTER_PASSES: usize = 3;
 /// How many times leaving retries removing a bucket that keeps refilling.
 const MAX_BUCKET_REMOVALS: usize = 3;
 
@@ -249,10 +251,7 @@ impl Barista<'_> {
         }
         // Each flag is cleared only once its work is done, so an outage in between means it is
         // done again, not forgotten.
-        if self.config_changed {
-            self.read_config()?;
-            self.config_changed = false;
-        }
+        self.apply_config_change()?;
         if self.staff_changed {
             self.look_for_orphans()?;
             self.staff_changed = false;
@@ -329,6 +328,15 @@ impl Barista<'_> {
         }
     }
 
+    /// Re-reads the configuration if it changed (or was never read).
+    fn apply_config_change(&mut self) -> Result<()> {
+        if self.config_changed {
+            self.read_config()?;
+            self.config_changed = false;
+        }
+        Ok(())
+    }
+
     /// Reads the shop's configuration and watches it. An unusable one is reported and the last
     /// good one kept (the barista keeps serving).
     fn read_config(&mut self) -> Result<()> {
@@ -365,25 +373,38 @@ impl Barista<'_> {
     /// node exists.
     fn register(&mut self) -> Result<()> {
         let name = self.config.name.clone();
-        // Read the generation before the creates: if the session is replaced in between, the
-        // mismatch makes the next round register again.
-        let generation = self.session.generation();
-        let registration = self.registration(generation);
-        let own_claim = layout::claim(&name);
-        let holding = self.take_ephemeral(&own_claim, &registration)? != Take::HeldByOther;
-        if self.session.ensure_persistent(&layout::bucket(&name), b"")? {
-            debug!("created my bucket {}", layout::bucket(&name));
+        // The generation read first may be stale: the first call may find the session gone and
+        // start a new one. Register again until a whole pass ran on one session.
+        let mut joined = false;
+        for _ in 0..MAX_REGISTER_PASSES {
+            let generation = self.session.generation();
+            let registration = self.registration(generation);
+            let own_claim = layout::claim(&name);
+            let holding = self.take_ephemeral(&own_claim, &registration)? != Take::HeldByOther;
+            if self.session.ensure_persistent(&layout::bucket(&name), b"")? {
+                debug!("created my bucket {}", layout::bucket(&name));
+            }
+            joined |= self.join_group(&name, &registration)? == Take::Created;
+            if holding {
+                self.session.delete(&own_claim, None)?;
+            }
+            if self.session.generation() != generation {
+                continue;
+            }
+            self.registered = Some(generation);
+            if joined {
+                info!("barista {name} is on shift (session {generation})");
+                (self.milestones)(Milestone::OnShift { name: name.clone(), generation });
+            } else {
+                debug!("still on shift (session {generation})");
+            }
+            return Ok(());
         }
-        self.join_group(&name, &registration)?;
-        if holding {
-            self.session.delete(&own_claim, None)?;
-        }
-        self.registered = Some(generation);
-        Ok(())
+        Err(Error::ConnectionLost { op: format!("register {name}"), waited: self.session.session_timeout() })
     }
 
     /// Creates our membership node, waiting for a stale one of a previous process to expire.
-    fn join_group(&mut self, name: &BaristaName, registration: &Registration) -> Result<()> {
+    fn join_group(&mut self, name: &BaristaName, registration: &Registration) -> Result<Take> {
         let member = layout::member(name);
         // The previous holder of this name may be a dead session the server has not expired
         // yet (a restart under the same name): wait for it up to two session timeouts before
@@ -405,14 +426,7 @@ impl Barista<'_> {
             take = self.take_ephemeral(&member, registration)?;
         }
         self.session.watch_exists(&member, self.waker(Wake::Membership))?;
-        let generation = registration.generation;
-        if take == Take::Created {
-            info!("barista {name} is on shift (session {generation})");
-            (self.milestones)(Milestone::OnShift { name: name.clone(), generation });
-        } else {
-            debug!("still on shift (session {generation})");
-        }
-        Ok(())
+        Ok(take)
     }
 
     /// Creates the ephemeral `path` holding `registration`. A node left by one of our own
@@ -427,7 +441,10 @@ impl Barista<'_> {
                 // Ours, whatever its data says (anyone may overwrite it in an open shop): put
                 // our facts back.
                 if node.data != registration.encode() {
-                    warn!("{path} held data I did not write; writing my registration back");
+                    match Registration::decode(&node.data) {
+                        Some(r) if r.process_token == self.process_token => debug!("{path}: updating my registration"),
+                        _ => warn!("{path} held data I did not write; writing my registration back"),
+                    }
                     self.session.set_if_version(path, &registration.encode(), node.version)?;
                 }
                 return Ok(Take::AlreadyOurs);
@@ -561,6 +578,8 @@ impl Barista<'_> {
     /// its customer. Only a second stop request interrupts the brew (the order then stays
     /// queued, to be adopted).
     fn serve(&mut self, owner: &BaristaName, order: OrderName) -> Result<Handled> {
+        // A menu change applies from the next order on, not after the batch.
+        self.apply_config_change()?;
         let path = layout::order(owner, order);
         let node = match self.session.read(&path) {
             Ok(Some(node)) => node,

@@ -10,7 +10,7 @@
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use log::{debug, info};
+use log::{debug, info, warn};
 use rand::seq::IndexedRandom;
 
 use crate::error::{Error, Result};
@@ -23,6 +23,9 @@ use crate::shutdown::{Shutdown, Stop};
 
 /// How many baristas a customer tries when the chosen one leaves before the order is placed.
 const MAX_ORDER_ATTEMPTS: usize = 3;
+/// First and longest pause between looks at the order while ZooKeeper is out of reach.
+const OUTAGE_FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const OUTAGE_MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// The longest queue a customer joins by default. Far below what ZooKeeper can list in one
 /// reply (1 MB holds some 50 000 order names), so a bucket never grows past what its barista
@@ -173,11 +176,30 @@ pub fn order_and_wait(session: &Session, config: &CustomerConfig, shop: &ShopCon
         coffee: coffee.clone(),
         waited: placed.elapsed(),
     };
+    let mut outage: Option<Duration> = None;
     loop {
         let notify = tx.clone();
-        let pending = session.watch_read(&order, move || {
+        let pending = match session.watch_read(&order, move || {
             let _ = notify.send(Wake::Order);
-        })?;
+        }) {
+            Ok(pending) => pending,
+            // ZooKeeper is out of reach (perhaps our session expired meanwhile): keep looking
+            // for the order, with backoff, as long as patience lasts.
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                let backoff = outage.map_or(OUTAGE_FIRST_BACKOFF, |b| (b * 2).min(OUTAGE_MAX_BACKOFF));
+                if outage.is_none() {
+                    warn!("{e}; still waiting for {order}");
+                }
+                outage = Some(backoff);
+                let wake = rx.recv_timeout(backoff.min(deadline.saturating_duration_since(Instant::now())));
+                if matches!(wake, Ok(Wake::Stop)) && shutdown.state() != Stop::No {
+                    return withdraw(session, receipt(placed));
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        outage = None;
         let Some(node) = pending else {
             return Ok(Outcome::Served(receipt(placed)));
         };

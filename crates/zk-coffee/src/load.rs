@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -203,7 +203,21 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
                         return;
                     }
                 };
+                // Follow menu changes during the run, as arriving customers would.
+                let mut shop = shop;
+                let menu_changed = Arc::new(AtomicBool::new(true));
                 loop {
+                    if menu_changed.swap(false, Ordering::SeqCst) {
+                        let flag = Arc::clone(&menu_changed);
+                        match config::watch(&session, move || flag.store(true, Ordering::SeqCst)) {
+                            Ok(new) => shop = new,
+                            Err(e) => {
+                                // Look again next time if ZooKeeper was only out of reach.
+                                menu_changed.store(e.is_transient(), Ordering::SeqCst);
+                                warn!("customer {i}: {e}; keeping the menu I have");
+                            }
+                        }
+                    }
                     let budget_left = config.orders.is_none_or(|n| placed.fetch_add(1, Ordering::SeqCst) < n);
                     let time_left = stop_at.is_none_or(|t| Instant::now() < t);
                     if !budget_left || !time_left || shutdown.state() != Stop::No {
