@@ -73,7 +73,7 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
         _ => None,
     };
     shop::ensure_chroot(&session_config)?;
-    let session = zk_coffee::Session::connect(session_config)?;
+    let session = zk_coffee::Session::connect(session_config.clone())?;
     let report = (|| {
         // --max-queue alone keeps the menu the shop has.
         let new = match (checked, &update) {
@@ -87,6 +87,9 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
         if let Some(roles) = &roles {
             let changed = security::secure(&session, roles)?;
             report.updated.push(format!("{} ({changed} nodes secured)", zk_coffee::layout::ACL));
+            if security::secure_chroot(&session_config, roles)? {
+                report.updated.push(format!("{} (the shop's root: the admin's alone)", session_config.servers.chroot().unwrap_or("/")));
+            }
         }
         Ok(report)
     })();

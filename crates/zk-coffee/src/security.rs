@@ -40,7 +40,7 @@ use log::{debug, info};
 
 use crate::error::{Error, Result};
 use crate::layout::{self, NodeKind};
-use crate::session::{Grant, Session};
+use crate::session::{Grant, Session, SessionConfig};
 
 /// Read permission.
 pub const READ: u32 = 1;
@@ -201,6 +201,20 @@ pub fn secure(session: &Session, roles: &Roles) -> Result<usize> {
     }
     info!("secured {changed} nodes");
     Ok(changed)
+}
+
+/// Closes the chroot node of a `--shop` shop (e.g. `/shops/b`) to all but the admin, so that
+/// nobody else can add to the shop's root, remove its empty top-level nodes or take the node's
+/// ACL. (A shop at the ensemble's root `/` is left as ZooKeeper made it: changing `/` would
+/// shut out everyone else using the ensemble.) `false` when there is no chroot.
+pub fn secure_chroot(config: &SessionConfig, roles: &Roles) -> Result<bool> {
+    let Some(chroot) = config.servers.chroot() else { return Ok(false) };
+    let mut root = config.clone();
+    root.servers = config.servers.without_chroot();
+    let session = Session::connect(root)?;
+    let done = session.set_acl(chroot, &roles.grants(chroot));
+    session.close();
+    done
 }
 
 fn secure_tree(session: &Session, roles: &Roles, path: &str) -> Result<usize> {
