@@ -18,6 +18,7 @@ mod outage;
 mod properties;
 mod protected_create;
 mod scene;
+mod security;
 mod shift;
 mod systemd;
 mod wire_compat;

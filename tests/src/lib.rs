@@ -193,10 +193,17 @@ impl Role {
 
 /// The environment variables the binaries read; cleared for every spawned role so the
 /// developer's shell cannot change what a test does.
-const ROLE_ENV: [&str; 13] = [
+const ROLE_ENV: [&str; 20] = [
     "ZK_SERVERS",
     "ZK_SESSION_TIMEOUT",
     "ZK_CONNECT_TIMEOUT",
+    "ZK_SHOP",
+    "ZK_CREDENTIALS",
+    "ZK_CREDENTIALS_FILE",
+    "SHOP_MENU",
+    "SHOP_MAX_QUEUE",
+    "SHOP_STAFF_CREDENTIALS_FILE",
+    "SHOP_CUSTOMER_CREDENTIALS_FILE",
     "BARISTA_NAME",
     "BARISTA_BREW_TIME",
     "BARISTA_LEAVE_AFTER_IDLE",
