@@ -13,6 +13,7 @@ mod faults_ensemble;
 mod faults_server;
 mod faults_stop;
 mod fifo;
+mod hostile;
 mod multihost;
 mod ops;
 mod outage;
