@@ -266,7 +266,6 @@ fn shop_init_menus_counts_and_secure_without_credentials_exit_2() {
 /// the first: `shop-init: error: the following required arguments were not provided: (see
 /// --help)`, without naming the arguments.
 #[test]
-#[ignore = "product bug: the one-line error for a missing required argument does not name it"]
 fn secure_without_the_role_files_names_what_is_missing() {
     let out = Bin::ShopInit.run(&nowhere(), &["--secure"], &[("ZK_CREDENTIALS", "admin:pw")]);
     assert_usage(Bin::ShopInit, &out, &["--staff-credentials-file", "--customer-credentials-file"]);

@@ -2,9 +2,9 @@
 //! client writes into the tree, or a user types into a flag, they must never panic; what we
 //! write must read back as it was; a valid name must always make a path that parses back.
 //!
-//! No ZooKeeper here: these call `zk_coffee` directly. Properties that a product bug breaks are
-//! `#[ignore]`d with the bug named (run them with `--ignored`); the concrete cases they found
-//! are pinned in plain tests next to them, ignored too until the product is fixed.
+//! No ZooKeeper here: these call `zk_coffee` directly. The concrete cases the properties once
+//! found (brew times stored rounded, IPv6 connect strings) are pinned in plain tests next to
+//! them.
 
 use std::time::Duration;
 
@@ -349,7 +349,6 @@ proptest! {
 
 /// `shop-init --menu jacob=1.25` must store the brew time it was given.
 #[test]
-#[ignore = "product bug: ShopConfig::encode writes brew times with duration::human, which rounds to 0.1 s above a second and drops sub-millisecond parts"]
 fn any_brew_time_the_menu_spec_accepts_survives_the_configuration_node() {
     proptest!(config(), |(c in coffee(), micros in 0u64..20_000_000)| {
         let spec = format!("{c}={}", micros as f64 / 1e6);
@@ -360,7 +359,6 @@ fn any_brew_time_the_menu_spec_accepts_survives_the_configuration_node() {
 
 /// The cases the property above finds first.
 #[test]
-#[ignore = "product bug: ShopConfig::encode writes brew times with duration::human, which rounds to 0.1 s above a second and drops sub-millisecond parts"]
 fn brew_times_of_1_25_s_and_half_a_millisecond_are_stored_as_given() {
     for spec in ["jacob=1.25", "jacob=2.05", "jacob=0.0005"] {
         let config = ShopConfig::default().with_menu_spec(spec).expect("valid");
@@ -498,7 +496,6 @@ proptest! {
 /// `[::1]` is a valid server (port 2181, as for any host without one), and a connect string
 /// we print must read back as itself.
 #[test]
-#[ignore = "product bug: ConnectString splits host and port at the last ':' even for an unbracketed IPv6 address, and refuses a bracketed one without a port"]
 fn ipv6_connect_strings_read_back_as_themselves() {
     let bracketed: Result<ConnectString, _> = "[::1]".parse();
     assert_eq!(bracketed.map(|c| c.to_string()), Ok("[::1]:2181".to_owned()));

@@ -486,7 +486,6 @@ fn anonymous_cannot_touch_a_secured_shops_root() {
 /// (its member node again after a new session, its claims) are open to everyone, so anyone
 /// can overwrite them or take their ACL.
 #[test]
-#[ignore = "product bug: a barista started before the conversion creates open nodes afterwards"]
 fn a_barista_running_across_the_conversion_makes_its_new_nodes_secured() {
     let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
     let creds = Creds::new("across");

@@ -42,6 +42,7 @@ use crate::order::{self, Payload};
 use crate::config::{self, ShopConfig};
 use crate::registration::Registration;
 use crate::sales::{Ledger, Sale};
+use crate::security;
 use crate::session::{NodeData, Removal, Session, SessionEvent};
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
@@ -373,6 +374,8 @@ impl Barista<'_> {
     /// node exists.
     fn register(&mut self) -> Result<()> {
         let name = self.config.name.clone();
+        // The shop may have been secured since we looked: our nodes must get its ACLs.
+        security::install(&self.session)?;
         // The generation read first may be stale: the first call may find the session gone and
         // start a new one. Register again until a whole pass ran on one session.
         let mut joined = false;

@@ -149,8 +149,15 @@ pub fn parse_args<T: clap::Parser>(program: &str, on_error: impl FnOnce()) -> T 
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
             let rendered = e.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let mut lines = rendered.lines();
+            let first = lines.next().unwrap_or("invalid arguments");
+            let mut first = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+            // "...not provided:" is followed by the arguments, one per indented line.
+            if first.ends_with(':') {
+                let named: Vec<&str> = lines.take_while(|l| l.starts_with("  ")).map(str::trim).collect();
+                first.push(' ');
+                first.push_str(&named.join(", "));
+            }
             eprintln!("{program}: error: {first} (see --help)");
             on_error();
             std::process::exit(i32::from(crate::error::exit::USAGE));

@@ -63,7 +63,7 @@ impl ShopConfig {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = format!("menu={}\n", self.menu.coffees().join(","));
         for (coffee, brew) in &self.brew_times {
-            out.push_str(&format!("brew.{coffee}={}\n", duration::human(*brew)));
+            out.push_str(&format!("brew.{coffee}={}\n", duration::exact(*brew)));
         }
         if let Some(max) = self.max_queue {
             out.push_str(&format!("max_queue={max}\n"));

@@ -7,24 +7,42 @@ use crate::error::Error;
 /// Longest duration any flag accepts (a day): anything longer is surely a typo.
 const MAX: Duration = Duration::from_secs(24 * 3600);
 
-/// Parses seconds (`2`, `0.5`, `2s`) or milliseconds (`250ms`).
+/// Parses seconds (`2`, `0.5`, `2s`) or milliseconds (`250ms`), exactly (decimal digits, not
+/// floating point), down to the nanosecond.
 pub fn parse(text: &str) -> Result<Duration, Error> {
     let bad = || Error::usage(format!("invalid duration {text:?}: use seconds like 2 or 0.5, or 250ms"));
     let t = text.trim();
-    let (number, scale) = if let Some(ms) = t.strip_suffix("ms") {
-        (ms, 0.001)
-    } else {
-        (t.strip_suffix('s').unwrap_or(t), 1.0)
+    let (number, nanos_per_unit) = match t.strip_suffix("ms") {
+        Some(ms) => (ms, 1_000_000u128),
+        None => (t.strip_suffix('s').unwrap_or(t), 1_000_000_000u128),
     };
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) || whole.len() > 12 {
         return Err(bad());
     }
-    let seconds: f64 = number.parse().map_err(|_| bad())?;
-    let d = Duration::try_from_secs_f64(seconds * scale).map_err(|_| bad())?;
+    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    // The fraction, in units of 10^-18 of the unit, so that no digit that matters is lost.
+    let mut frac: u128 = 0;
+    for (i, b) in fraction.bytes().take(18).enumerate() {
+        frac += u128::from(b - b'0') * 10u128.pow(17 - i as u32);
+    }
+    let nanos = whole * nanos_per_unit + frac * nanos_per_unit / 10u128.pow(18);
+    let d = Duration::from_nanos(u64::try_from(nanos).map_err(|_| bad())?);
     if d > MAX {
         return Err(Error::usage(format!("duration {text:?} is longer than a day")));
     }
     Ok(d)
+}
+
+/// Writes `d` so that [`parse`] reads back exactly the same: `2s`, `1.25s`, `0.0005s`.
+pub fn exact(d: Duration) -> String {
+    let nanos = d.subsec_nanos();
+    if nanos == 0 {
+        return format!("{}s", d.as_secs());
+    }
+    let fraction = format!("{nanos:09}");
+    format!("{}.{}s", d.as_secs(), fraction.trim_end_matches('0'))
 }
 
 /// `10s`, `1.5s`, `250ms`: how durations appear in logs.
@@ -56,6 +74,15 @@ mod tests {
         for bad in ["", "-1", "abc", "1h", "1e3", "1..2", "ms", "90000"] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn exact_durations_read_back_exactly() {
+        for d in [Duration::ZERO, Duration::from_millis(1250), Duration::from_micros(500), Duration::from_nanos(2_050_000_001)] {
+            assert_eq!(parse(&exact(d)), Ok(d), "{}", exact(d));
+        }
+        assert_eq!(parse("2.05"), Ok(Duration::from_millis(2050)));
+        assert_eq!(parse("0.5ms"), Ok(Duration::from_micros(500)));
     }
 
     #[test]

@@ -97,17 +97,28 @@ impl FromStr for ConnectString {
             if server.is_empty() {
                 return Err(bad("a server is missing (expected host:port[,host:port...][/chroot])".into()));
             }
-            let (host, port) = match server.rsplit_once(':') {
-                Some((h, p)) if !h.contains(':') || h.starts_with('[') => {
-                    let port: u16 = p.parse().ok().filter(|p| *p != 0).ok_or_else(|| bad(format!("{p:?} is not a port")))?;
-                    (h, port)
+            let port_of = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad(format!("{p:?} is not a port")));
+            // `[v6]` or `[v6]:port`; a bare v6 address (two colons or more) has no port; else
+            // `host` or `host:port`.
+            let (host, port) = if let Some(rest) = server.strip_prefix('[') {
+                let (inner, after) = rest.split_once(']').ok_or_else(|| bad(format!("{server:?} lacks its closing ]")))?;
+                let port = match after {
+                    "" => DEFAULT_PORT,
+                    after => port_of(after.strip_prefix(':').ok_or_else(|| bad(format!("{server:?}: expected :port after ]")))?)?,
+                };
+                (inner, port)
+            } else if server.matches(':').count() > 1 {
+                (server, DEFAULT_PORT)
+            } else {
+                match server.split_once(':') {
+                    Some((h, p)) => (h, port_of(p)?),
+                    None => (server, DEFAULT_PORT),
                 }
-                _ => (server, DEFAULT_PORT),
             };
-            if host.is_empty() || host.chars().any(|c| c.is_whitespace()) {
+            if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '[' || c == ']') {
                 return Err(bad(format!("{server:?} has no usable host")));
             }
-            hosts.push(format!("{host}:{port}"));
+            hosts.push(if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") });
         }
         Ok(ConnectString { hosts, chroot })
     }
@@ -843,13 +854,16 @@ mod tests {
         assert_eq!(c.chroot(), Some("/shop/one"));
         assert_eq!(c.without_chroot().to_string(), "a:1,b:2,c:2181");
         assert_eq!(parse("h:1/").map(|c| c.chroot().map(String::from)), Ok(None));
+        assert_eq!(parse("[::1]").map(|c| c.to_string()), Ok("[::1]:2181".into()));
+        assert_eq!(parse("[::1]:7/x").map(|c| c.to_string()), Ok("[::1]:7/x".into()));
+        assert_eq!(parse("::1").map(|c| c.to_string()), Ok("[::1]:2181".into()));
         assert_eq!(parse("h:1/base").map(|c| c.under("/shops/a").to_string()), Ok("h:1/base/shops/a".into()));
         assert_eq!(parse("h:1").map(|c| c.under("/shops/a").to_string()), Ok("h:1/shops/a".into()));
     }
 
     #[test]
     fn bad_connect_strings_are_usage_errors() {
-        for bad in ["", "a:1,,b:2", ":2181", "h:port", "h:0", "h:70000", "h:1/x/", "h:1//x", "a b:1"] {
+        for bad in ["", "a:1,,b:2", ":2181", "h:port", "h:0", "h:70000", "h:1/x/", "h:1//x", "a b:1", "[::1", "[]:1", "[::1]x"] {
             match parse(bad) {
                 Err(Error::Usage(msg)) => assert!(msg.contains("connect string"), "{bad}: {msg}"),
                 other => panic!("{bad:?} gave {other:?}"),
