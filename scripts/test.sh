@@ -36,6 +36,8 @@ echo "==> checking ZooKeeper (Debian package 'zookeeper')"
 ensure_zookeeper
 echo "==> checking systemd-analyze (Debian package 'systemd', to verify the unit files)"
 ensure_command systemd-analyze systemd
+echo "==> checking shellcheck (Debian package 'shellcheck', to lint the scripts in the tests)"
+ensure_command shellcheck shellcheck
 echo "==> checking Rust toolchain"
 ensure_cargo
 
