@@ -293,3 +293,44 @@ fn unwithdrawn_rejected_orders_are_removed_when_the_30_second_grace_ends() {
     // The emptied orphaned bucket goes too.
     wait_until(LOG_TIMEOUT, "the orphaned bucket to go", || server.children("/orders") == Some(vec!["tidy".to_owned()]));
 }
+
+/// ZooKeeper's 1 MB limit is on what a client sends, not on a listing: a bucket stuffed by a
+/// foreign client with 20 000 children whose listing is over 1.3 MB must not stop its barista,
+/// which keeps serving the real orders among them (in order) and lists the bucket without
+/// error. Our own customers never make such a bucket: they skip queues of --max-queue orders.
+#[test]
+fn a_bucket_listing_over_a_megabyte_is_served_all_the_same() {
+    let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string().to_owned();
+    let raw = server.raw();
+    put(&raw, "/orders/stuffed", b"", CreateMode::Persistent);
+    let filler = "x".repeat(60);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (connect, filler) = (zk.clone(), filler.clone());
+            std::thread::spawn(move || {
+                let raw = connect_raw(&connect);
+                for i in 0..2500 {
+                    put(&raw, &format!("/orders/stuffed/{filler}{t}_{i:05}"), b"", CreateMode::Persistent);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a filler thread");
+    }
+    let first = raw_order(&raw, "/orders/stuffed", b"jacob");
+    let second = raw_order(&raw, "/orders/stuffed", b"tesora");
+    let mut barista = on_shift(fault::barista(&zk, "stuffed", "0.05"));
+    wait_until(LOG_TIMEOUT, "both real orders to be served", || data_of(&raw, &first).is_none() && data_of(&raw, &second).is_none());
+    let served = served_orders(&barista.stderr_lines());
+    assert_eq!(served, [first.rsplit('/').next().expect("name"), second.rsplit('/').next().expect("name")], "in order");
+    assert!(!barista.has_exited(), "{:#?}", barista.stderr_lines());
+    // The foreign children are reported in one line, not one each, and do not count as work.
+    let lines = barista.stderr_lines();
+    assert!(lines.iter().any(|l| l.contains("ignoring 20000 children of /orders/stuffed that are not orders")), "{lines:#?}");
+    assert!(lines.len() < 20, "{} log lines: {:#?}", lines.len(), &lines[..lines.len().min(30)]);
+    barista.signal("TERM");
+    barista.wait_exit(EXIT_TIMEOUT).assert_code(exit::OK);
+}

@@ -554,10 +554,12 @@ impl Barista<'_> {
             return Ok(Queue::NoBucket);
         };
         let (orders, foreign) = layout::orders_in_placement_order(&children);
-        for child in foreign {
-            if self.reported_foreign.insert(format!("{bucket}/{child}")) {
-                warn!("ignoring {bucket}/{child}: not an order (orders are named coffee + 10 digits)");
-            }
+        // Each foreign child is reported once; many at once in one line, not one line each.
+        let new: Vec<&str> = foreign.into_iter().filter(|c| self.reported_foreign.insert(format!("{bucket}/{c}"))).collect();
+        match new.as_slice() {
+            [] => {}
+            [child] => warn!("ignoring {bucket}/{child}: not an order (orders are named coffee + 10 digits)"),
+            [child, ..] => warn!("ignoring {} children of {bucket} that are not orders, e.g. {child}", new.len()),
         }
         Ok(Queue::Orders(orders))
     }
