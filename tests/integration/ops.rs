@@ -166,7 +166,7 @@ fn a_menu_change_reaches_running_baristas_and_arriving_customers() {
     assert_eq!(status.menu(), ["tesora", "latte"]);
     let sold = status.sales_per_coffee();
     assert_eq!(sold.get("jacob"), Some(&1), "only the jacob ordered before the change: {sold:?}");
-    assert!(sold.get("sogood").is_none() && sold.get("swisswater").is_none(), "{sold:?}");
+    assert!(!sold.contains_key("sogood") && !sold.contains_key("swisswater"), "{sold:?}");
     assert_eq!(status.sales_total(), 6);
     assert_eq!(status.facts("m1")["brew_ms"].u64(), 100, "the barista's own brew time is unchanged");
 }
@@ -213,7 +213,7 @@ fn sales_equal_served_orders_after_a_load_run_with_a_barista_restarted_midway() 
     let status = Status::read(server.connect_string(), None);
     assert_eq!(status.sales_total(), ORDERS, "sales: {:?}", status.sales_per_barista());
     assert_eq!(status.sales_per_barista(), from_logs, "ledgers vs the baristas' `served` lines");
-    assert!(served_orders(&b2_again.stderr_lines()).len() >= 1, "the restarted b2 served nothing");
+    assert!(!served_orders(&b2_again.stderr_lines()).is_empty(), "the restarted b2 served nothing");
     assert_eq!(status.sales_per_coffee().values().sum::<u64>(), ORDERS);
     assert_eq!(status.on_shift(), ["b1", "b2", "b3"]);
     assert_eq!((status.orphans(), status.queued()), (vec![], 0));
