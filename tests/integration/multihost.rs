@@ -178,7 +178,7 @@ impl Lan {
         cmd.stdin(Stdio::null())
             .stdout(File::create(&stdout).expect("create the stdout file"))
             .stderr(File::create(&stderr).expect("create the stderr file"));
-        die_with_test(&mut cmd);
+        die_with_parent(&mut cmd);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {label} on {host}: {e}"));
         HostProc { label: format!("{label} on {host} (pid {})", child.id()), child, stdout, stderr, status: None }
     }
@@ -241,24 +241,6 @@ impl Drop for Lan {
             let _ = w.kill();
             let _ = w.wait();
         }
-    }
-}
-
-/// SIGKILL for the child when the test thread that started it ends (as the harness does).
-fn die_with_test(cmd: &mut Command) {
-    use std::os::raw::{c_int, c_ulong};
-    use std::os::unix::process::CommandExt;
-    extern "C" {
-        fn prctl(option: c_int, ...) -> c_int;
-    }
-    const PR_SET_PDEATHSIG: c_int = 1;
-    const SIGKILL: c_ulong = 9;
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            Ok(())
-        });
     }
 }
 

@@ -530,14 +530,7 @@ pub(crate) fn run_shop_status_env(args: &[&OsStr], env: &[(&str, &str)]) -> Outp
     let _ = Role::ShopInit.path();
     let mut cmd = Command::new(&bin);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for key in [
-        "ZK_SERVERS",
-        "ZK_SESSION_TIMEOUT",
-        "ZK_CONNECT_TIMEOUT",
-        "ZK_SHOP",
-        "ZK_CREDENTIALS",
-        "ZK_CREDENTIALS_FILE",
-    ] {
+    for key in ROLE_ENV {
         cmd.env_remove(key);
     }
     cmd.env("RUST_LOG", "info");

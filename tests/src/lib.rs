@@ -193,7 +193,7 @@ impl Role {
 
 /// The environment variables the binaries read; cleared for every spawned role so the
 /// developer's shell cannot change what a test does.
-const ROLE_ENV: [&str; 20] = [
+pub const ROLE_ENV: [&str; 20] = [
     "ZK_SERVERS",
     "ZK_SESSION_TIMEOUT",
     "ZK_CONNECT_TIMEOUT",
@@ -330,7 +330,7 @@ impl TestCommand {
 /// outlive a killed test process (Linux only; elsewhere a no-op). Uses no crate: `prctl` comes
 /// from the C library std links anyway.
 #[cfg(target_os = "linux")]
-fn die_with_parent(cmd: &mut Command) {
+pub fn die_with_parent(cmd: &mut Command) {
     use std::os::raw::{c_int, c_ulong};
     use std::os::unix::process::CommandExt;
     extern "C" {
@@ -348,7 +348,7 @@ fn die_with_parent(cmd: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_cmd: &mut Command) {}
+pub fn die_with_parent(_cmd: &mut Command) {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stream {
