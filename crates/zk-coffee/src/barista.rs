@@ -290,7 +290,12 @@ impl Barista<'_> {
             Some(due) => wait.min(due.saturating_duration_since(Instant::now())),
             None => wait,
         };
-        self.wait(wait);
+        // Wake-ups taken while listing may have left work (or a stop) to do: do it before
+        // waiting for more.
+        let pending = self.staff_changed || self.config_changed || self.registered != Some(self.session.generation());
+        if self.shutdown.state() == Stop::No && !pending {
+            self.wait(wait);
+        }
         Ok(Round::Continue)
     }
 
@@ -549,6 +554,11 @@ impl Barista<'_> {
     /// Lists `owner`'s bucket once, re-arming the children watch, and returns the orders in
     /// the order they were placed.
     fn look_at_bucket(&mut self, owner: &BaristaName) -> Result<Queue> {
+        // This listing sees every change so far, so wake-ups already queued (our own deletes
+        // fire the previous watch) would only make us list again for nothing: take them now.
+        while let Ok(wake) = self.wakes.try_recv() {
+            self.note(wake);
+        }
         let bucket = layout::bucket(owner);
         let Some(children) = self.session.watch_children(&bucket, self.waker(Wake::Orders))? else {
             return Ok(Queue::NoBucket);

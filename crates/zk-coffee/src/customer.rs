@@ -133,6 +133,8 @@ pub fn failure_line(error: &Error) -> String {
 /// What woke a waiting customer.
 #[derive(Debug, Clone, Copy)]
 enum Wake {
+    /// The order was deleted: served.
+    Served,
     /// The order node changed or vanished, or the watch was lost to a reconnect.
     Order,
     Stop,
@@ -179,8 +181,8 @@ pub fn order_and_wait(session: &Session, config: &CustomerConfig, shop: &ShopCon
     let mut outage: Option<Duration> = None;
     loop {
         let notify = tx.clone();
-        let pending = match session.watch_read(&order, move || {
-            let _ = notify.send(Wake::Order);
+        let pending = match session.watch_read(&order, move |deleted| {
+            let _ = notify.send(if deleted { Wake::Served } else { Wake::Order });
         }) {
             Ok(pending) => pending,
             // ZooKeeper is out of reach (perhaps our session expired meanwhile): keep looking
@@ -211,6 +213,8 @@ pub fn order_and_wait(session: &Session, config: &CustomerConfig, shop: &ShopCon
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let give_up = match rx.recv_timeout(left) {
+            // The deletion is the serving: no need to look again.
+            Ok(Wake::Served) => return Ok(Outcome::Served(receipt(placed))),
             Ok(Wake::Order) => false,
             Ok(Wake::Stop) => shutdown.state() != Stop::No,
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => true,

@@ -589,12 +589,16 @@ impl Session {
     }
 
     /// Like [`Session::read`]; if the node exists, `notify` runs once when its data changes or
-    /// it is deleted (or the session ends). One round trip.
-    pub fn watch_read(&self, path: &str, notify: impl Fn() + Send + Sync + 'static) -> Result<Option<NodeData>> {
+    /// it is deleted (or the session ends), told whether it was deleted: a caller waiting for
+    /// the deletion need not read again. One round trip.
+    pub fn watch_read(&self, path: &str, notify: impl Fn(bool) + Send + Sync + 'static) -> Result<Option<NodeData>> {
         let result = self.call(path, |c| async move { c.get_and_watch_data(path).await });
         match optional(result, "watch", path)? {
             Some((data, stat, watcher)) => {
-                deliver(watcher, notify);
+                let _detached = asyncs::spawn(async move {
+                    let event = watcher.changed().await;
+                    notify(event.event_type == zkc::EventType::NodeDeleted);
+                });
                 Ok(Some(NodeData::new(data, &stat)))
             }
             None => Ok(None),
