@@ -26,7 +26,7 @@
 //! **Outages.** While ZooKeeper is unreachable the barista waits with backoff and carries on
 //! when it returns; after a lost session it registers again on the new one.
 //!
-//! Everything the barista waits for arrives on one channel ([`Wake`]); each wait has a
+//! Everything the barista waits for arrives on one channel (`Wake`); each wait has a
 //! timeout.
 
 use std::collections::{BTreeSet, HashSet};

@@ -29,7 +29,7 @@ Exit codes:
 /// Where ZooKeeper is and how long to wait for it; every binary takes these.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectArgs {
-    /// ZooKeeper connect string: host:port[,host:port...][/chroot].
+    /// ZooKeeper connect string: `host:port[,host:port...][/chroot]`.
     #[arg(long = "zk", env = "ZK_SERVERS", default_value = "localhost:2181", value_name = "SERVERS",
           value_parser = parse_connect_string)]
     pub servers: ConnectString,

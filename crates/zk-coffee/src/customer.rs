@@ -1,11 +1,14 @@
 //! The customer role: pick a barista and a coffee, place the order, wait to be served.
 //!
 //! An order is a PERSISTENT_SEQUENTIAL child of the chosen barista's bucket whose data is the
-//! coffee's name. The customer learns it was served from an `exists` watch on the order: the
-//! barista deletes the order when the coffee is ready. An order already gone when the watch is
-//! set was served (under load a barista often beats the customer). A customer that runs out of
-//! patience withdraws (deletes) its order; if the order is already gone by then, it was served
-//! after all and the customer says so.
+//! coffee's name. The customer learns it was served from a watch on the order (a `getData`
+//! watch, which also tells it of a rejection; the original program used an `exists` watch,
+//! which works as well against our baristas): the barista deletes the order when the coffee is
+//! ready. An order already gone when the watch is set was served (under load a barista often
+//! beats the customer). A customer that runs out of patience withdraws (deletes) its order; if
+//! the order is already gone by then, it was served after all and the customer says so. A
+//! barista may instead reject the order (see [`crate::order`]): the customer withdraws it and
+//! says why.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};

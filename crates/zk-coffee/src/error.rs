@@ -60,7 +60,7 @@ pub enum Error {
     ZooKeeper { op: String, path: String, code: String },
 }
 
-/// A `Result` whose error is the library's [`Error`].
+/// A `Result` whose error is the library's [`enum@Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The documented exit codes of the three binaries. Keep README.md's table in sync.

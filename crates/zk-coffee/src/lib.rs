@@ -3,14 +3,15 @@
 //!
 //! Baristas register on shift and serve the orders placed in their bucket; customers pick a
 //! barista, place an order and wait to be served. Each role is its own OS process on any host;
-//! the binaries (`barista`, `customer`, `shop-init`) only parse flags and report, and all the
-//! logic lives here.
+//! the binaries (`barista`, `customer`, `shop-init`, `shop-status`) only parse flags and
+//! report, and all the logic lives here.
 //!
 //! # Layout
 //!
 //! - [`layout`]: the znode layout of the wire contract; the only place paths are built.
-//! - [`session`]: the ZooKeeper session, the only module that talks to the client crate; it
-//!   absorbs the crate's pitfalls (connect waits, retries, lost sessions, lost watches).
+//! - [`session`]: the ZooKeeper session, the only module that talks to the client crate
+//!   (`zookeeper-client`): deadlines on every call, retries, new sessions after expiry,
+//!   protected sequential creates, transactions.
 //! - [`shop`]: creating and checking the shop's top-level nodes, listing baristas on shift.
 //! - [`barista`]: the barista role.
 //! - [`customer`]: the customer role, and how it chooses a barista.
@@ -24,7 +25,7 @@
 //! - [`status`]: the shop at a glance (`shop-status`).
 //! - [`shutdown`]: stop requests shared between a signal handler (or a test) and a role.
 //! - [`duration`]: durations as people type and read them.
-//! - [`cli`]: what the three binaries share: connection flags, logging, exit codes.
+//! - [`cli`]: what the binaries share: connection flags, logging, signals, exit codes.
 //! - [`error`]: the one error type, and the exit code of each error.
 //!
 //! # ZooKeeper tree
@@ -35,10 +36,13 @@
 //! /orders                   persistent, data "0"
 //!     /{barista}            persistent: the barista's bucket, holding orders only
 //!         /coffee0000000042 PERSISTENT_SEQUENTIAL: an order; data = coffee name (UTF-8)
+//! /zk-coffee                persistent: everything this project adds (see layout)
+//!     /config, /acl, /claims/{barista}, /sales/{barista}
 //! ```
 //!
 //! A barista is named `{hostname}_{pid}` unless told otherwise. An order is served when the
-//! barista deletes it; the customer learns it from an `exists` watch.
+//! barista deletes it; the customer learns it from a watch on the order. `--shop NAME` puts
+//! the same tree under the chroot `/shops/NAME`.
 
 pub mod barista;
 pub mod cli;
