@@ -530,9 +530,7 @@ pub(crate) fn run_shop_status_env(args: &[&OsStr], env: &[(&str, &str)]) -> Outp
     let _ = Role::ShopInit.path();
     let mut cmd = Command::new(&bin);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for key in ROLE_ENV {
-        cmd.env_remove(key);
-    }
+    clean_env(&mut cmd);
     cmd.env("RUST_LOG", "info");
     for (k, v) in env {
         cmd.env(k, v);

@@ -191,30 +191,20 @@ impl Role {
     }
 }
 
-/// The environment variables the binaries read; cleared for every spawned role so the
-/// developer's shell cannot change what a test does.
-pub const ROLE_ENV: [&str; 20] = [
-    "ZK_SERVERS",
-    "ZK_SESSION_TIMEOUT",
-    "ZK_CONNECT_TIMEOUT",
-    "ZK_SHOP",
-    "ZK_CREDENTIALS",
-    "ZK_CREDENTIALS_FILE",
-    "SHOP_MENU",
-    "SHOP_MAX_QUEUE",
-    "SHOP_STAFF_CREDENTIALS_FILE",
-    "SHOP_CUSTOMER_CREDENTIALS_FILE",
-    "BARISTA_NAME",
-    "BARISTA_BREW_TIME",
-    "BARISTA_LEAVE_AFTER_IDLE",
-    "BARISTA_DRAIN_TIMEOUT",
-    "CUSTOMER_COFFEE",
-    "CUSTOMER_BARISTA",
-    "CUSTOMER_CHOOSE",
-    "CUSTOMER_MAX_QUEUE",
-    "CUSTOMER_PATIENCE",
-    "NOTIFY_SOCKET",
-];
+/// The environment variables the binaries read (`zk_coffee::cli::ENVIRONMENT`, and systemd's
+/// `NOTIFY_SOCKET`); cleared for every spawned role so the developer's shell cannot change what
+/// a test does.
+pub fn role_env() -> impl Iterator<Item = &'static str> {
+    zk_coffee::cli::ENVIRONMENT.into_iter().chain(["NOTIFY_SOCKET"])
+}
+
+/// Removes [`role_env`] from `cmd`.
+pub fn clean_env(cmd: &mut Command) -> &mut Command {
+    for key in role_env() {
+        cmd.env_remove(key);
+    }
+    cmd
+}
 
 /// A command line for one role, built up and then [`run`](TestCommand::run) or
 /// [`spawn`](TestCommand::spawn)ed.
@@ -298,9 +288,7 @@ impl TestCommand {
     pub fn spawn(self) -> Proc {
         let mut cmd = Command::new(self.role.path());
         cmd.args(&self.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        for key in ROLE_ENV {
-            cmd.env_remove(key);
-        }
+        clean_env(&mut cmd);
         for (key, value) in &self.env {
             match value {
                 Some(v) => cmd.env(key, v),

@@ -54,21 +54,7 @@ impl Env {
     /// One of the shop's binaries, with the role environment cleared.
     pub fn command(&self, program: &str, chroot: &str) -> Command {
         let mut cmd = Command::new(self.bin_dir.join(program));
-        for var in [
-            "ZK_SERVERS",
-            "ZK_SESSION_TIMEOUT",
-            "ZK_CONNECT_TIMEOUT",
-            "BARISTA_NAME",
-            "BARISTA_BREW_TIME",
-            "BARISTA_LEAVE_AFTER_IDLE",
-            "BARISTA_DRAIN_TIMEOUT",
-            "CUSTOMER_COFFEE",
-            "CUSTOMER_BARISTA",
-            "CUSTOMER_PATIENCE",
-            "CUSTOMER_CHOOSE",
-            "CUSTOMER_MAX_QUEUE",
-            "RUST_LOG",
-        ] {
+        for var in zk_coffee::cli::ENVIRONMENT.iter().chain(&["RUST_LOG"]) {
             cmd.env_remove(var);
         }
         cmd.arg("--zk").arg(self.connect_string(chroot)).stdin(Stdio::null());

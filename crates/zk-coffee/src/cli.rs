@@ -26,6 +26,31 @@ Exit codes:
   9  customer: every barista's queue was full
  10  customer: the barista rejected the order";
 
+/// Every environment variable the binaries read (besides `RUST_LOG`). Tests and the
+/// benchmark clear them for the processes they start, so a developer's shell cannot change
+/// what they measure.
+pub const ENVIRONMENT: [&str; 19] = [
+    "ZK_SERVERS",
+    "ZK_SESSION_TIMEOUT",
+    "ZK_CONNECT_TIMEOUT",
+    "ZK_SHOP",
+    "ZK_CREDENTIALS",
+    "ZK_CREDENTIALS_FILE",
+    "SHOP_MENU",
+    "SHOP_MAX_QUEUE",
+    "SHOP_STAFF_CREDENTIALS_FILE",
+    "SHOP_CUSTOMER_CREDENTIALS_FILE",
+    "BARISTA_NAME",
+    "BARISTA_BREW_TIME",
+    "BARISTA_LEAVE_AFTER_IDLE",
+    "BARISTA_DRAIN_TIMEOUT",
+    "CUSTOMER_COFFEE",
+    "CUSTOMER_BARISTA",
+    "CUSTOMER_CHOOSE",
+    "CUSTOMER_MAX_QUEUE",
+    "CUSTOMER_PATIENCE",
+];
+
 /// Where ZooKeeper is and how long to wait for it; every binary takes these.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectArgs {

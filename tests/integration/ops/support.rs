@@ -55,27 +55,6 @@ pub fn shop_status_bin() -> PathBuf {
     bin
 }
 
-/// The environment variables of the binaries, removed from every command a test builds by
-/// hand so the developer's shell cannot change what it does.
-pub const ROLE_ENV: [&str; 8] = [
-    "ZK_SERVERS",
-    "ZK_SHOP",
-    "ZK_SESSION_TIMEOUT",
-    "ZK_CONNECT_TIMEOUT",
-    "ZK_CREDENTIALS",
-    "ZK_CREDENTIALS_FILE",
-    "SHOP_MENU",
-    "SHOP_MAX_QUEUE",
-];
-
-/// Clears [`ROLE_ENV`] from `cmd`.
-pub fn clean_env(cmd: &mut Command) -> &mut Command {
-    for key in ROLE_ENV {
-        cmd.env_remove(key);
-    }
-    cmd
-}
-
 // ---------------------------------------------------------------------------------------------
 // shop-status
 
