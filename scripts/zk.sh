@@ -381,6 +381,24 @@ member_dirs() {
     done | sort -V
 }
 
+# prepare_dir DIR KIND: makes DIR (a new /tmp/zk-coffee-zk.XXXXXX when DIR is empty) and
+# refuses a protected one; KIND ("a server", "an ensemble") names it in the error. Sets PREPARED_DIR
+# (absolute) and PREPARED_CREATED (1 if this call made a new temporary directory).
+prepare_dir() {
+    local dir="$1" kind="$2"
+    PREPARED_CREATED=""
+    if [[ -n "$dir" ]]; then
+        mkdir -p "$dir"
+    else
+        dir="$(mktemp -d /tmp/zk-coffee-zk.XXXXXX)"
+        PREPARED_CREATED=1
+    fi
+    PREPARED_DIR="$(abs_dir "$dir")"
+    if is_protected_dir "$PREPARED_DIR"; then
+        die "refusing to use $PREPARED_DIR as $kind directory"
+    fi
+}
+
 cmd_start() {
     local port="" dir="" tick="" ruok_only="" created="" fsync="" address=""
     while (($#)); do
@@ -404,18 +422,8 @@ cmd_start() {
     [[ -z "$address" || "$address" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "bad --address '$address' (an IPv4 address)"
 
     ensure_zookeeper
-    if [[ -n "$dir" ]]; then
-        mkdir -p "$dir"
-        dir="$(abs_dir "$dir")"
-    else
-        dir="$(mktemp -d /tmp/zk-coffee-zk.XXXXXX)"
-        dir="$(abs_dir "$dir")"
-        created=1
-    fi
-
-    if is_protected_dir "$dir"; then
-        die "refusing to use $dir as a server directory"
-    fi
+    prepare_dir "$dir" "a server"
+    dir="$PREPARED_DIR" created="$PREPARED_CREATED"
     local pid
     if pid="$(running_pid "$dir")"; then
         die "a ZooKeeper server is already running in $dir (pid $pid)"
@@ -485,18 +493,8 @@ cmd_start_ensemble() {
     { is_uint "$size" && ((size >= 1 && size <= 9)); } || die "bad --size '$size' (1..9)"
 
     ensure_zookeeper
-    if [[ -n "$dir" ]]; then
-        mkdir -p "$dir"
-        dir="$(abs_dir "$dir")"
-    else
-        dir="$(mktemp -d /tmp/zk-coffee-zk.XXXXXX)"
-        dir="$(abs_dir "$dir")"
-        created=1
-    fi
-
-    if is_protected_dir "$dir"; then
-        die "refusing to use $dir as an ensemble directory"
-    fi
+    prepare_dir "$dir" "an ensemble"
+    dir="$PREPARED_DIR" created="$PREPARED_CREATED"
     local -a members=()
     local m pid port
     if [[ -f "$dir/1/zoo.cfg" ]]; then
