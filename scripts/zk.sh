@@ -219,11 +219,26 @@ running_pid() {
     return 1
 }
 
+# servers_gone_within SECS: waits until none of the caller's pids (still running with its
+# dirs, the arrays `pids` and `dirs` of terminate_dirs) is alive; fails after SECS seconds.
+servers_gone_within() {
+    local deadline=$((SECONDS + $1)) alive i
+    while :; do
+        alive=0
+        for i in "${!pids[@]}"; do
+            pid_matches "${pids[$i]}" "${dirs[$i]}" && alive=1
+        done
+        ((alive)) || return 0
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
 # terminate_dirs DIR...: SIGTERM the live verified servers of the given dirs,
 # SIGKILL those still alive after STOP_GRACE seconds, remove the pid files.
 terminate_dirs() {
     local -a dirs=() pids=()
-    local dir pid i deadline alive
+    local dir pid i
     for dir in "$@"; do
         if pid="$(running_pid "$dir")"; then
             dirs+=("$dir")
@@ -236,37 +251,18 @@ terminate_dirs() {
         fi
     done
     ((${#pids[@]} > 0)) || return 0
-    deadline=$((SECONDS + STOP_GRACE))
-    while :; do
-        alive=0
+    if ! servers_gone_within "$STOP_GRACE"; then
         for i in "${!pids[@]}"; do
-            pid_matches "${pids[$i]}" "${dirs[$i]}" && alive=1
+            if pid_matches "${pids[$i]}" "${dirs[$i]}"; then
+                log_info "pid ${pids[$i]} still alive after ${STOP_GRACE}s; sending SIGKILL"
+                kill -KILL "${pids[$i]}" 2>/dev/null || true
+            fi
         done
-        ((alive)) || break
-        if ((SECONDS >= deadline)); then
-            for i in "${!pids[@]}"; do
-                if pid_matches "${pids[$i]}" "${dirs[$i]}"; then
-                    log_info "pid ${pids[$i]} still alive after ${STOP_GRACE}s; sending SIGKILL"
-                    kill -KILL "${pids[$i]}" 2>/dev/null || true
-                fi
-            done
-            deadline=$((SECONDS + 5))
-            while :; do
-                alive=0
-                for i in "${!pids[@]}"; do
-                    pid_matches "${pids[$i]}" "${dirs[$i]}" && alive=1
-                done
-                ((alive)) || break
-                ((SECONDS < deadline)) || {
-                    log_error "could not kill ZooKeeper pid(s) ${pids[*]}"
-                    return 1
-                }
-                sleep 0.1
-            done
-            break
-        fi
-        sleep 0.1
-    done
+        servers_gone_within 5 || {
+            log_error "could not kill ZooKeeper pid(s) ${pids[*]}"
+            return 1
+        }
+    fi
     for dir in "${dirs[@]}"; do
         rm -f "$dir/zk.pid"
     done
