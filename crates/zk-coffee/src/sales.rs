@@ -56,13 +56,13 @@ impl Ledger {
     }
 
     fn reload(&mut self, session: &Session) -> Result<()> {
-        match session.versioned_data(&self.path)? {
-            Some((data, version)) => {
-                self.counts = decode(&data).unwrap_or_else(|e| {
+        match session.read(&self.path)? {
+            Some(node) => {
+                self.counts = decode(&node.data).unwrap_or_else(|e| {
                     warn!("{}: {e}; counting on from zero", self.path);
                     Counts::new()
                 });
-                self.version = version;
+                self.version = node.version;
             }
             None => {
                 // Someone removed it: write back what we know.

@@ -209,9 +209,7 @@ pub fn secure(session: &Session, roles: &Roles) -> Result<usize> {
 /// shut out everyone else using the ensemble.) `false` when there is no chroot.
 pub fn secure_chroot(config: &SessionConfig, roles: &Roles) -> Result<bool> {
     let Some(chroot) = config.servers.chroot() else { return Ok(false) };
-    let mut root = config.clone();
-    root.servers = config.servers.without_chroot();
-    let session = Session::connect(root)?;
+    let session = Session::connect_to_root(config)?;
     let done = session.set_acl(chroot, &roles.grants(chroot));
     session.close();
     done

@@ -253,6 +253,14 @@ impl Session {
         Ok(session)
     }
 
+    /// Like [`Session::connect`], to the same servers without the chroot: to make or guard
+    /// the chroot node itself.
+    pub fn connect_to_root(config: &SessionConfig) -> Result<Session> {
+        let mut root = config.clone();
+        root.servers = config.servers.without_chroot();
+        Session::connect(root)
+    }
+
     /// The connect string this session uses.
     pub fn servers(&self) -> &ConnectString {
         &self.inner.config.servers
@@ -505,11 +513,6 @@ impl Session {
     /// The data of `path`, or `None` if it does not exist.
     pub fn data(&self, path: &str) -> Result<Option<Vec<u8>>> {
         optional(self.call(path, |c| async move { c.get_data(path).await.map(|(d, _)| d) }), "read", path)
-    }
-
-    /// The data of `path` with its version, or `None` if it does not exist.
-    pub fn versioned_data(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>> {
-        optional(self.call(path, |c| async move { c.get_data(path).await.map(|(d, s)| (d, s.version)) }), "read", path)
     }
 
     /// Like [`Session::data`], and `notify` runs once when the data changes (or the node is

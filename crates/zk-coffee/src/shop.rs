@@ -24,9 +24,7 @@ pub struct InitReport {
 /// ZooKeeper refuses to work under a chroot that does not exist.
 pub fn ensure_chroot(config: &SessionConfig) -> Result<()> {
     let Some(chroot) = config.servers.chroot() else { return Ok(()) };
-    let mut root = config.clone();
-    root.servers = config.servers.without_chroot();
-    let session = Session::connect(root)?;
+    let session = Session::connect_to_root(config)?;
     let mut path = String::new();
     for segment in chroot.split('/').filter(|s| !s.is_empty()) {
         path.push('/');
