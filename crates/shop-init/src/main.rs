@@ -52,15 +52,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> zk_coffee::Result<u8> {
-    // Check the new configuration before touching ZooKeeper.
-    let update = match (&args.menu, args.max_queue) {
-        (None, None) => None,
-        (menu, max_queue) => Some((menu.clone(), max_queue)),
-    };
-    let checked = match &update {
-        Some((Some(menu), max_queue)) => Some(ShopConfig { max_queue: *max_queue, ..ShopConfig::default().with_menu_spec(menu)? }),
-        _ => None,
-    };
+    // Check the new menu before touching ZooKeeper.
+    let menu = args.menu.as_deref().map(|spec| ShopConfig::default().with_menu_spec(spec)).transpose()?;
     let session_config = args.connect.config()?;
     let roles = match (args.secure, &args.staff_credentials_file, &args.customer_credentials_file) {
         (true, Some(staff), Some(customer)) => {
@@ -75,11 +68,11 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
     shop::ensure_chroot(&session_config)?;
     let session = zk_coffee::Session::connect(session_config.clone())?;
     let report = (|| {
-        // --max-queue alone keeps the menu the shop has.
-        let new = match (checked, &update) {
-            (Some(config), _) => Some(config),
-            (None, Some((None, max_queue))) => Some(ShopConfig { max_queue: *max_queue, ..config::load(&session)? }),
-            _ => None,
+        let new = match (menu, args.max_queue) {
+            (Some(menu), max_queue) => Some(ShopConfig { max_queue, ..menu }),
+            // --max-queue alone keeps the menu the shop has.
+            (None, Some(max_queue)) => Some(ShopConfig { max_queue: Some(max_queue), ..config::load(&session)? }),
+            (None, None) => None,
         };
         // In a shop secured earlier, nodes made now get its ACLs too.
         security::install(&session)?;
