@@ -2,9 +2,12 @@
 //! placed, adopt the orphaned buckets of baristas that died, and leave without losing an order.
 //!
 //! A barista holds the EPHEMERAL `/barista_group/{name}` while on shift and owns the
-//! persistent bucket `/orders/{name}`. It keeps one children watch on its bucket; each wake-up
-//! lists the bucket once, sorts the orders by sequence and serves them one by one: read the
-//! coffee, brew, delete the order (the deletion is what tells the customer it was served).
+//! persistent bucket `/orders/{name}`. It learns of new orders from a watch on its bucket
+//! (see [`crate::queue`]) and serves them in the order they were placed: read the coffee, brew,
+//! delete the order (the deletion is what tells the customer it was served). Orders that are
+//! ready together are served together: their reads go out at once, and one transaction
+//! deletes them all and counts them in the sales ledger, so a busy barista asks ZooKeeper for
+//! little more than one read per order.
 //!
 //! **Adoption.** A bucket whose owner is not in `/barista_group` is orphaned (its owner
 //! crashed, was killed, lost its session or left with orders queued). Every barista watches
@@ -29,7 +32,7 @@
 //! Everything the barista waits for arrives on one channel (`Wake`); each wait has a
 //! timeout.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,11 +42,12 @@ use crate::duration::human;
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName, OrderName};
 use crate::order::{self, Payload};
+use crate::queue::Queue;
 use crate::config::{self, ShopConfig};
 use crate::registration::Registration;
 use crate::sales::{Ledger, Sale};
 use crate::security;
-use crate::session::{NodeData, Removal, Session, SessionEvent};
+use crate::session::{NodeData, Removal, Session, SessionEvent, TreeEvent};
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
 
@@ -56,6 +60,8 @@ const MAX_OUTAGE_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_REGISTER_PASSES: usize = 3;
 /// How many times leaving retries removing a bucket that keeps refilling.
 const MAX_BUCKET_REMOVALS: usize = 3;
+/// The most orders read at once and served in one transaction.
+const MAX_BATCH: usize = 64;
 
 /// How a barista is set up.
 #[derive(Debug, Clone)]
@@ -90,10 +96,10 @@ pub enum Milestone {
 }
 
 /// Something the barista was waiting for happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Wake {
-    /// A bucket we serve changed.
-    Orders,
+    /// An order came or went in a bucket we serve (the queue opened as `epoch`).
+    Bucket { epoch: u64, event: TreeEvent },
     /// Our membership node changed or vanished.
     Membership,
     /// Somebody came or went, a bucket appeared or vanished, or a claim was released.
@@ -143,9 +149,11 @@ pub fn run(
         staff_changed: true,
         adopted: BTreeSet::new(),
         reported_foreign: HashSet::new(),
+        queues: BTreeMap::new(),
+        queues_generation: 0,
+        next_epoch: 0,
         last_order: Instant::now(),
         left: None,
-        rejection_due: None,
     };
     barista.shift()
 }
@@ -172,30 +180,45 @@ struct Barista<'m> {
     staff_changed: bool,
     /// Orphaned buckets whose claim we hold (on the registered session).
     adopted: BTreeSet<BaristaName>,
-    /// Foreign bucket children already logged, so each is reported once.
+    /// Orders we may not touch, already logged, so each is reported once.
     reported_foreign: HashSet<String>,
+    /// The buckets we serve (ours and the adopted ones), as their watches tell us.
+    queues: BTreeMap<BaristaName, Queue>,
+    /// The session generation the queues' watches belong to.
+    queues_generation: u64,
+    /// The epoch of the next queue opened.
+    next_epoch: u64,
     /// When we last served (or were given) an order.
     last_order: Instant,
     /// Set once we left the group: whether we then held the claim on our own bucket.
     left: Option<bool>,
-    /// When the earliest rejected order still waiting for its customer is due for removal.
-    rejection_due: Option<Instant>,
 }
 
-/// What one look at a bucket found.
-enum Queue {
-    Orders(Vec<OrderName>),
-    /// The bucket itself is gone.
-    NoBucket,
-}
-
-/// What [`Barista::serve`] did with an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Handled {
-    /// Served, rejected, or found gone: it will not be in the bucket next time.
+/// What to do with an order after reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Next {
+    /// Make this coffee.
+    Make(String),
+    /// Rejected, removed, or found gone: nothing more to do.
     Done,
-    /// Left for later (a rejected order waiting for its customer).
+    /// Left for later (a rejected order waiting for its customer, or one we may not read).
     Skipped,
+}
+
+/// An order made and waiting to be served: its name, path and coffee.
+struct Made {
+    order: OrderName,
+    path: String,
+    coffee: String,
+}
+
+/// How long [`Barista::serve_queue`] goes on.
+#[derive(Debug, Clone, Copy)]
+enum Until {
+    /// While on shift: until a stop is requested.
+    StopRequested,
+    /// While leaving: until this instant or a second stop request.
+    Drained(Instant),
 }
 
 /// What [`Barista::take_ephemeral`] found.
@@ -257,15 +280,15 @@ impl Barista<'_> {
             self.look_for_orphans()?;
             self.staff_changed = false;
         }
+        self.sync_queues()?;
         let own = self.config.name.clone();
-        let mut served = match self.look_at_bucket(&own)? {
-            Queue::Orders(orders) => self.serve_all(&own, orders)?,
-            Queue::NoBucket => {
-                warn!("my bucket {} vanished; making it again", layout::bucket(&own));
-                self.registered = None;
-                return Ok(Round::Continue);
-            }
-        };
+        if self.queues.get(&own).is_none_or(Queue::is_gone) {
+            warn!("my bucket {} vanished; making it again", layout::bucket(&own));
+            self.queues.remove(&own);
+            self.registered = None;
+            return Ok(Round::Continue);
+        }
+        let mut served = self.serve_queue(&own, Until::StopRequested)?;
         for orphan in self.adopted.clone() {
             if self.shutdown.state() != Stop::No {
                 break;
@@ -286,13 +309,19 @@ impl Barista<'_> {
             },
             None => MAX_WAIT,
         };
-        let wait = match self.rejection_due.take() {
+        // Come back for a rejected order when its grace is over, even if nothing else wakes us.
+        let wait = match self.queues.values().filter_map(Queue::next_due).min() {
             Some(due) => wait.min(due.saturating_duration_since(Instant::now())),
             None => wait,
         };
         // Wake-ups taken while listing may have left work (or a stop) to do: do it before
         // waiting for more.
-        let pending = self.staff_changed || self.config_changed || self.registered != Some(self.session.generation());
+        self.take_wakes();
+        let pending = self.staff_changed
+            || self.config_changed
+            || self.queues.values().any(Queue::is_stale)
+            || self.registered != Some(self.session.generation())
+            || self.queues.values().any(|q| !q.next(1, Instant::now()).is_empty());
         if self.shutdown.state() == Stop::No && !pending {
             self.wait(wait);
         }
@@ -305,13 +334,27 @@ impl Barista<'_> {
             Ok(wake) => self.note(wake),
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
         }
+        self.take_wakes();
+    }
+
+    /// Takes the wake-ups already queued, without waiting.
+    fn take_wakes(&mut self) {
         while let Ok(wake) = self.wakes.try_recv() {
             self.note(wake);
         }
     }
 
     fn note(&mut self, wake: Wake) {
-        debug!("woken by {wake:?}");
+        match wake {
+            Wake::Bucket { epoch, event } => {
+                // Events of a queue closed since are dropped.
+                if let Some(queue) = self.queues.values_mut().find(|q| q.epoch() == epoch) {
+                    queue.apply(&event);
+                }
+                return;
+            }
+            _ => debug!("woken by {wake:?}"),
+        }
         match wake {
             // Somebody removed our membership node, or the connection came back (watches are
             // lost, and the crate may even have started a new session by itself after an
@@ -322,7 +365,7 @@ impl Barista<'_> {
             }
             Wake::Staff => self.staff_changed = true,
             Wake::Config => self.config_changed = true,
-            Wake::Orders | Wake::Stop => {}
+            Wake::Bucket { .. } | Wake::Stop => {}
         }
     }
 
@@ -330,7 +373,7 @@ impl Barista<'_> {
     fn waker(&self, wake: Wake) -> impl Fn() + Send + Sync + 'static {
         let tx = self.wake_tx.clone();
         move || {
-            let _ = tx.send(wake);
+            let _ = tx.send(wake.clone());
         }
     }
 
@@ -522,116 +565,185 @@ impl Barista<'_> {
     /// Gives up our claim on `owner`'s bucket.
     fn release(&mut self, owner: &BaristaName) -> Result<()> {
         self.adopted.remove(owner);
+        self.queues.remove(owner);
         self.session.delete(&layout::claim(owner), None)?;
         Ok(())
     }
 
-    /// Serves an adopted bucket's queue; removes the bucket once empty and its owner is still
-    /// away. Returns how many orders were served.
-    fn serve_adopted(&mut self, owner: &BaristaName) -> Result<usize> {
-        match self.look_at_bucket(owner)? {
-            Queue::NoBucket => {
-                self.release(owner)?;
-                Ok(0)
-            }
-            Queue::Orders(orders) if orders.is_empty() => {
-                if self.session.exists(&layout::member(owner))? {
-                    return self.release(owner).map(|()| 0); // the owner is back
-                }
-                match self.session.delete_if_empty(&layout::bucket(owner))? {
-                    Removal::Deleted | Removal::Absent => {
-                        info!("removed the emptied orphaned bucket of {owner}");
-                        self.release(owner)?;
-                    }
-                    Removal::NotEmpty => {} // a late order or a foreign child: look again later
-                }
-                Ok(0)
-            }
-            Queue::Orders(orders) => self.serve_all(owner, orders),
+    /// Makes the queues match the buckets we serve: our own and the adopted ones. A new
+    /// session starts them all afresh (the watches went with the old one); after a reconnect
+    /// they are listed again.
+    fn sync_queues(&mut self) -> Result<()> {
+        let generation = self.session.generation();
+        if self.queues_generation != generation {
+            self.queues.clear();
+            self.queues_generation = generation;
         }
+        let me = self.config.name.clone();
+        self.queues.retain(|owner, _| *owner == me || self.adopted.contains(owner));
+        for queue in self.queues.values_mut().filter(|q| q.is_stale()) {
+            queue.relist(&self.session)?;
+        }
+        for owner in std::iter::once(me).chain(self.adopted.clone()) {
+            self.open_queue(&owner)?;
+        }
+        Ok(())
     }
 
-    /// Lists `owner`'s bucket once, re-arming the children watch, and returns the orders in
-    /// the order they were placed.
-    fn look_at_bucket(&mut self, owner: &BaristaName) -> Result<Queue> {
-        // This listing sees every change so far, so wake-ups already queued (our own deletes
-        // fire the previous watch) would only make us list again for nothing: take them now.
-        while let Ok(wake) = self.wakes.try_recv() {
-            self.note(wake);
+    /// Starts watching `owner`'s bucket unless we already do; `false` if it does not exist.
+    fn open_queue(&mut self, owner: &BaristaName) -> Result<bool> {
+        if self.queues.contains_key(owner) {
+            return Ok(true);
         }
-        let bucket = layout::bucket(owner);
-        let Some(children) = self.session.watch_children(&bucket, self.waker(Wake::Orders))? else {
-            return Ok(Queue::NoBucket);
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        let tx = self.wake_tx.clone();
+        let notify = move |event| {
+            let _ = tx.send(Wake::Bucket { epoch, event });
         };
-        let (orders, foreign) = layout::orders_in_placement_order(&children);
-        // Each foreign child is reported once; many at once in one line, not one line each.
-        let new: Vec<&str> = foreign.into_iter().filter(|c| self.reported_foreign.insert(format!("{bucket}/{c}"))).collect();
-        match new.as_slice() {
-            [] => {}
-            [child] => warn!("ignoring {bucket}/{child}: not an order (orders are named coffee + 10 digits)"),
-            [child, ..] => warn!("ignoring {} children of {bucket} that are not orders, e.g. {child}", new.len()),
+        match Queue::open(&self.session, owner, epoch, notify)? {
+            Some(queue) => {
+                self.queues.insert(owner.clone(), queue);
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        Ok(Queue::Orders(orders))
     }
 
-    /// Serves `orders` from `owner`'s bucket in turn until a stop is requested; returns how
-    /// many were taken in hand.
-    fn serve_all(&mut self, owner: &BaristaName, orders: Vec<OrderName>) -> Result<usize> {
+    /// Serves an adopted bucket's queue; removes the bucket once empty and its owner is still
+    /// away. Returns how many orders were taken in hand.
+    fn serve_adopted(&mut self, owner: &BaristaName) -> Result<usize> {
+        if !self.open_queue(owner)? || self.queues.get(owner).is_none_or(Queue::is_gone) {
+            self.release(owner)?;
+            return Ok(0);
+        }
+        if self.queues.get(owner).is_some_and(|q| !q.is_empty()) {
+            return self.serve_queue(owner, Until::StopRequested);
+        }
+        if self.session.exists(&layout::member(owner))? {
+            return self.release(owner).map(|()| 0); // the owner is back
+        }
+        match self.session.delete_if_empty(&layout::bucket(owner))? {
+            Removal::Deleted | Removal::Absent => {
+                info!("removed the emptied orphaned bucket of {owner}");
+                self.release(owner)?;
+            }
+            // A late order (its event is on the way) or a foreign child: look again later.
+            Removal::NotEmpty => {
+                if let Some(queue) = self.queues.get_mut(owner) {
+                    queue.relist(&self.session)?;
+                }
+            }
+        }
+        Ok(0)
+    }
+
+    /// Whether to go on serving.
+    fn serving(&self, until: Until) -> bool {
+        match until {
+            Until::StopRequested => self.shutdown.state() == Stop::No,
+            Until::Drained(deadline) => self.shutdown.state() != Stop::Now && Instant::now() < deadline,
+        }
+    }
+
+    /// Serves the orders queued in `owner`'s bucket, in the order they were placed, while
+    /// `until` allows; returns how many were taken in hand. Up to [`MAX_BATCH`] orders are
+    /// read at once; the coffees made one after another without a brew time in between are
+    /// served together, in one transaction.
+    fn serve_queue(&mut self, owner: &BaristaName, until: Until) -> Result<usize> {
         let mut taken = 0;
-        for order in orders {
-            if self.shutdown.state() != Stop::No {
-                break;
+        loop {
+            self.take_wakes();
+            if !self.serving(until) {
+                return Ok(taken);
             }
-            if self.serve(owner, order)? == Handled::Done {
+            let Some(queue) = self.queues.get(owner) else { return Ok(taken) };
+            let batch = queue.next(MAX_BATCH, Instant::now());
+            if batch.is_empty() {
+                return Ok(taken);
+            }
+            let paths: Vec<String> = batch.iter().map(|order| layout::order(owner, *order)).collect();
+            let reads = self.session.read_many(&paths)?;
+            let mut made: Vec<Made> = Vec::new();
+            for ((order, path), read) in batch.into_iter().zip(paths).zip(reads) {
+                if !self.serving(until) {
+                    break;
+                }
+                // A menu change applies from the next order on.
+                self.apply_config_change()?;
+                let coffee = match self.look_at(owner, order, &path, read)? {
+                    Next::Make(coffee) => coffee,
+                    Next::Done => {
+                        taken += 1;
+                        continue;
+                    }
+                    Next::Skipped => continue,
+                };
                 taken += 1;
+                let brew_time = self.shop_config.brew_time(&coffee, self.config.brew_time);
+                if !brew_time.is_zero() {
+                    // The coffees made so far are ready: serve them before brewing this one.
+                    self.serve_made(owner, &mut made)?;
+                }
+                info!("making {coffee} for {order}{}", whose(owner, &self.config.name));
+                if !brew_time.is_zero() {
+                    if !self.brew(order, brew_time)? {
+                        return Ok(taken); // stopping at once: the order stays queued
+                    }
+                }
+                made.push(Made { order, path, coffee });
             }
+            self.serve_made(owner, &mut made)?;
         }
-        Ok(taken)
     }
 
-    /// Reads, brews and serves one order. An order that vanishes on the way was withdrawn by
-    /// its customer. Only a second stop request interrupts the brew (the order then stays
-    /// queued, to be adopted).
-    fn serve(&mut self, owner: &BaristaName, order: OrderName) -> Result<Handled> {
-        // A menu change applies from the next order on, not after the batch.
-        self.apply_config_change()?;
-        let path = layout::order(owner, order);
-        let node = match self.session.read(&path) {
+    /// Decides what to do with an order from what reading it gave.
+    fn look_at(&mut self, owner: &BaristaName, order: OrderName, path: &str, read: Result<Option<NodeData>>) -> Result<Next> {
+        let node = match read {
             Ok(Some(node)) => node,
             Ok(None) => {
                 debug!("{path} was withdrawn before I started it");
-                return Ok(Handled::Done);
+                self.forget(owner, order);
+                return Ok(Next::Done);
             }
             // Whoever made it chose an ACL that shuts us out: no customer of ours did that.
             Err(Error::NotAuthorized { .. }) => {
-                if self.reported_foreign.insert(path.clone()) {
+                if self.reported_foreign.insert(path.to_owned()) {
                     warn!("leaving {path} alone: its ACL does not let me read it");
                 }
-                return Ok(Handled::Skipped);
+                self.hold(owner, order, None);
+                return Ok(Next::Skipped);
             }
             Err(e) => return Err(e),
         };
-        let coffee = match Payload::parse(&node.data, &self.shop_config.menu) {
-            Payload::Coffee(coffee) => coffee,
+        match Payload::parse(&node.data, &self.shop_config.menu) {
+            Payload::Coffee(coffee) => Ok(Next::Make(coffee)),
             Payload::Invalid(reason) => {
-                match self.session.set_if_version(&path, &order::rejection(&reason), node.version) {
+                match self.session.set_if_version(path, &order::rejection(&reason), node.version) {
                     Ok(true) => warn!("rejected {path}: {reason}"),
-                    Ok(false) => {}
+                    // It changed or went meanwhile: look at it again.
+                    Ok(false) => return Ok(Next::Done),
                     Err(Error::NotAuthorized { .. }) => {
-                        if self.reported_foreign.insert(path.clone()) {
+                        if self.reported_foreign.insert(path.to_owned()) {
                             warn!("leaving {path} alone: {reason}, and its ACL does not let me reject it");
                         }
-                        return Ok(Handled::Skipped);
+                        self.hold(owner, order, None);
+                        return Ok(Next::Skipped);
                     }
                     Err(e) => return Err(e),
                 }
-                return Ok(Handled::Done);
+                // Its customer withdraws it; if nobody does, it goes when its grace is over.
+                self.hold(owner, order, Some(Instant::now() + order::REJECTION_GRACE));
+                Ok(Next::Done)
             }
-            Payload::Rejected(_) => return self.clear_rejected(&path, &node),
-        };
-        let whose = if *owner == self.config.name { String::new() } else { format!(" (adopted from {owner})") };
-        info!("making {coffee} for {order}{whose}");
-        let brewed_at = Instant::now() + self.shop_config.brew_time(&coffee, self.config.brew_time);
+            Payload::Rejected(_) => self.clear_rejected(owner, order, path, &node),
+        }
+    }
+
+    /// Brews one coffee for `brew_time`. Only a second stop request interrupts it: then
+    /// `false`, and the order stays queued, to be adopted.
+    fn brew(&mut self, order: OrderName, brew_time: Duration) -> Result<bool> {
+        let brewed_at = Instant::now() + brew_time;
         while let Some(left) = brewed_at.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
             self.wait(left);
             match self.shutdown.state() {
@@ -642,32 +754,60 @@ impl Barista<'_> {
                 }
                 Stop::Now => {
                     info!("stopping at once: {order} stays queued");
-                    return Ok(Handled::Done);
+                    return Ok(false);
                 }
             }
         }
-        match self.ledger.serve(&self.session, &path, &coffee)? {
-            Sale::Served => info!("served {coffee} ({order}){whose}"),
-            Sale::Gone => info!("{order} was withdrawn while I made it"),
+        Ok(true)
+    }
+
+    /// Serves the coffees made: deletes their orders (which tells their customers) and counts
+    /// them, in one transaction.
+    fn serve_made(&mut self, owner: &BaristaName, made: &mut Vec<Made>) -> Result<()> {
+        if made.is_empty() {
+            return Ok(());
         }
-        Ok(Handled::Done)
+        let orders: Vec<(String, String)> = made.iter().map(|m| (m.path.clone(), m.coffee.clone())).collect();
+        let sales = self.ledger.serve(&self.session, &orders)?;
+        let whose = whose(owner, &self.config.name);
+        for (m, sale) in made.drain(..).zip(sales) {
+            self.forget(owner, m.order);
+            match sale {
+                Sale::Served => info!("served {} ({}){whose}", m.coffee, m.order),
+                Sale::Gone => info!("{} was withdrawn while I made it", m.order),
+            }
+        }
+        Ok(())
+    }
+
+    /// The order is done with: no need to look at it again.
+    fn forget(&mut self, owner: &BaristaName, order: OrderName) {
+        if let Some(queue) = self.queues.get_mut(owner) {
+            queue.remove(order);
+        }
+    }
+
+    /// Leaves the order alone until `until` (`None`: for good).
+    fn hold(&mut self, owner: &BaristaName, order: OrderName, until: Option<Instant>) {
+        if let Some(queue) = self.queues.get_mut(owner) {
+            queue.hold(order, until);
+        }
     }
 
     /// A rejected order waits for its customer to withdraw it; nobody has after
     /// [`order::REJECTION_GRACE`] (or we are leaving), so it goes.
-    fn clear_rejected(&mut self, path: &str, node: &NodeData) -> Result<Handled> {
+    fn clear_rejected(&mut self, owner: &BaristaName, order: OrderName, path: &str, node: &NodeData) -> Result<Next> {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         let waited = Duration::from_millis((now_ms - node.mtime_ms).max(0) as u64);
         if let Some(left) = order::REJECTION_GRACE.checked_sub(waited).filter(|_| self.left.is_none()) {
-            // Come back for it when its grace is over, even if nothing else wakes us.
-            let due = Instant::now() + left;
-            self.rejection_due = Some(self.rejection_due.map_or(due, |d| d.min(due)));
-            return Ok(Handled::Skipped);
+            self.hold(owner, order, Some(Instant::now() + left));
+            return Ok(Next::Skipped);
         }
         if self.session.delete(path, Some(node.version))? {
             info!("removed {path}: rejected {} ago and not withdrawn", human(waited));
         }
-        Ok(Handled::Done)
+        self.forget(owner, order);
+        Ok(Next::Done)
     }
 
     /// Leaves the shift without losing an order (see the module docs). While it finishes with
@@ -708,18 +848,30 @@ impl Barista<'_> {
         let drain_until = Instant::now() + self.config.drain_timeout;
         let mut removals = 0;
         loop {
-            let orders = match self.look_at_bucket(&me)? {
-                Queue::NoBucket => return Ok(end),
-                Queue::Orders(orders) => orders,
+            self.take_wakes();
+            if !self.open_queue(&me)? {
+                return Ok(end);
+            }
+            // Rejected orders go now, without waiting out their grace.
+            if let Some(queue) = self.queues.get_mut(&me) {
+                queue.end_waits(Instant::now());
+            }
+            let queued = match self.queues.get(&me) {
+                Some(queue) if !queue.is_gone() => queue.len(),
+                _ => return Ok(end),
             };
-            if orders.is_empty() {
+            if queued == 0 {
                 match self.session.delete_if_empty(&bucket)? {
                     Removal::Deleted | Removal::Absent => {
                         info!("removed my empty bucket {bucket}");
                         return Ok(end);
                     }
                     Removal::NotEmpty if removals < MAX_BUCKET_REMOVALS => {
-                        removals += 1; // a late order arrived: look again
+                        // A late order arrived (its event may still be on the way): look again.
+                        removals += 1;
+                        if let Some(queue) = self.queues.get_mut(&me) {
+                            queue.relist(&self.session)?;
+                        }
                         continue;
                     }
                     Removal::NotEmpty => {
@@ -730,20 +882,24 @@ impl Barista<'_> {
             }
             let others = shop::baristas_on_shift(&self.session)?;
             if !others.is_empty() {
-                info!("handing {} queued orders over to the {} baristas on shift", orders.len(), others.len());
+                info!("handing {queued} queued orders over to the {} baristas on shift", others.len());
                 return Ok(end);
             }
             if Instant::now() >= drain_until || self.shutdown.state() == Stop::Now {
-                warn!("leaving {} orders in {bucket} for the next barista to adopt", orders.len());
+                warn!("leaving {queued} orders in {bucket} for the next barista to adopt");
                 return Ok(end);
             }
-            info!("nobody else is on shift: serving the {} queued orders before leaving", orders.len());
-            for order in orders {
-                if self.shutdown.state() == Stop::Now || Instant::now() >= drain_until {
-                    break;
-                }
-                self.serve(&me, order)?;
+            info!("nobody else is on shift: serving the {queued} queued orders before leaving");
+            if self.serve_queue(&me, Until::Drained(drain_until))? == 0 {
+                // Only orders we must leave alone are queued: they wait for the next barista.
+                warn!("leaving {queued} orders in {bucket} for the next barista to adopt");
+                return Ok(end);
             }
         }
     }
+}
+
+/// How a log line names whose bucket an order came from: nothing for our own.
+fn whose(owner: &BaristaName, me: &BaristaName) -> String {
+    if owner == me { String::new() } else { format!(" (adopted from {owner})") }
 }

@@ -14,7 +14,9 @@
 //!   protected sequential creates, transactions.
 //! - [`shop`]: creating and checking the shop's top-level nodes, listing baristas on shift.
 //! - [`barista`]: the barista role.
+//! - [`queue`]: a barista's view of one bucket, kept current by a watch.
 //! - [`customer`]: the customer role, and how it chooses a barista.
+//! - [`roster`]: the baristas on shift as customers see them, kept under a watch.
 //! - [`load`]: many customers at once from one process, and the summary of a run.
 //! - [`registration`]: what a barista writes into its membership node.
 //! - [`menu`]: the coffees on offer.
@@ -54,7 +56,9 @@ pub mod layout;
 pub mod load;
 pub mod menu;
 pub mod order;
+pub mod queue;
 pub mod registration;
+pub mod roster;
 pub mod sales;
 pub mod security;
 pub mod session;

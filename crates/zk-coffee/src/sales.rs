@@ -74,37 +74,54 @@ impl Ledger {
         Ok(())
     }
 
-    /// Serves `order` (a `coffee`) by deleting it, and counts it, in one transaction.
-    pub fn serve(&mut self, session: &Session, order: &str, coffee: &str) -> Result<Sale> {
-        for _ in 0..MAX_TRIES {
+    /// Serves `orders` (each a path and its coffee) by deleting them and counting them, all in
+    /// one transaction. An order found gone (withdrawn by its customer, or served by another
+    /// barista, who counted it) is left out and the others are served. Returns what became of
+    /// each order, in the same order.
+    pub fn serve(&mut self, session: &Session, orders: &[(String, String)]) -> Result<Vec<Sale>> {
+        let mut sales = vec![Sale::Gone; orders.len()];
+        // Indices of the orders still to serve; each missing order found shrinks it.
+        let mut left: Vec<usize> = (0..orders.len()).collect();
+        let mut moved = 0;
+        while !left.is_empty() {
             let mut next = self.counts.clone();
-            *next.entry(coffee.to_owned()).or_default() += 1;
+            for &i in &left {
+                *next.entry(orders[i].1.clone()).or_default() += 1;
+            }
+            let paths: Vec<String> = left.iter().map(|&i| orders[i].0.clone()).collect();
             let expected = self.version;
-            match session.delete_and_set(order, &self.path, &encode(&next), expected)? {
-                Transaction::Done { version } => {
-                    self.counts = next;
-                    self.version = version;
-                    return Ok(Sale::Served);
+            let outcome = session.delete_and_set(&paths, &self.path, &encode(&next), expected)?;
+            if let Transaction::Done { version } = outcome {
+                self.counts = next;
+                self.version = version;
+                left.iter().for_each(|&i| sales[i] = Sale::Served);
+                return Ok(sales);
+            }
+            self.reload(session)?;
+            // A transaction that committed just before a lost connection looks like this on
+            // the retry: the ledger one version on, holding our new counts.
+            if self.version == expected + 1 && self.counts == next {
+                left.iter().for_each(|&i| sales[i] = Sale::Served);
+                return Ok(sales);
+            }
+            match outcome {
+                Transaction::DeleteMissing { index } => {
+                    left.remove(index);
                 }
-                outcome => {
-                    self.reload(session)?;
-                    // A transaction that committed just before a lost connection looks like
-                    // this on the retry: the ledger one version on, holding our new counts.
-                    if self.version == expected + 1 && self.counts == next {
-                        return Ok(Sale::Served);
+                _ => {
+                    moved += 1;
+                    if moved >= MAX_TRIES {
+                        return Err(Error::ZooKeeper {
+                            op: "count the sale of".into(),
+                            path: paths[0].clone(),
+                            code: format!("{} kept changing under me", self.path),
+                        });
                     }
-                    if outcome == Transaction::DeleteMissing {
-                        return Ok(Sale::Gone);
-                    }
-                    debug!("{} moved under me; serving {order} again", self.path);
+                    debug!("{} moved under me; serving again", self.path);
                 }
             }
         }
-        Err(Error::ZooKeeper {
-            op: "count the sale of".into(),
-            path: order.into(),
-            code: format!("{} kept changing under me", self.path),
-        })
+        Ok(sales)
     }
 }
 

@@ -483,6 +483,22 @@ impl Session {
             .map_err(|f| f.into_error("check", path))
     }
 
+    /// Like [`Session::child_count`] for several nodes at once: the reads are sent together
+    /// (one round trip), the answers come in the same order.
+    pub fn child_counts(&self, paths: &[String]) -> Result<Vec<Option<u32>>> {
+        let first = paths.first().map_or("/", String::as_str);
+        paths.iter().try_for_each(|p| check_path(p))?;
+        self.call(first, |c| async move {
+            let pending: Vec<_> = paths.iter().map(|p| c.check_stat(p)).collect();
+            let mut counts = Vec::with_capacity(pending.len());
+            for stat in pending {
+                counts.push(stat.await?.map(|s| s.num_children.max(0) as u32));
+            }
+            Ok(counts)
+        })
+        .map_err(|f| f.into_error("check", first))
+    }
+
     /// Whether `path` exists; `notify` runs once when it is created, changed or deleted, or
     /// when the session ends.
     pub fn watch_exists(&self, path: &str, notify: impl Fn() + Send + Sync + 'static) -> Result<bool> {
@@ -548,18 +564,21 @@ impl Session {
         }
     }
 
-    /// In one transaction: deletes `delete` and sets the data of `set`, if `set` is still at
-    /// `version`. Either both happen or neither.
+    /// In one transaction: deletes every node in `deletes` and sets the data of `set`, if
+    /// `set` is still at `version`. Either all of it happens or none.
     ///
     /// Retried on connection loss like any call; a transaction that committed before the
     /// connection dropped then reports [`Transaction::DeleteMissing`] or
     /// [`Transaction::VersionMoved`] on the retry, which the caller tells apart by reading
     /// `set` again.
-    pub fn delete_and_set(&self, delete: &str, set: &str, data: &[u8], version: i32) -> Result<Transaction> {
+    pub fn delete_and_set(&self, deletes: &[String], set: &str, data: &[u8], version: i32) -> Result<Transaction> {
         check_path(set)?;
-        let result = self.call(delete, |c| async move {
+        deletes.iter().try_for_each(|p| check_path(p))?;
+        let result = self.call(set, |c| async move {
             let mut multi = c.new_multi_writer();
-            multi.add_delete(delete, None)?;
+            for delete in deletes {
+                multi.add_delete(delete, None)?;
+            }
             multi.add_set_data(set, data, Some(version))?;
             match multi.commit().await {
                 Ok(results) => Ok(Ok(results)),
@@ -567,6 +586,7 @@ impl Session {
                 Err(zkc::MultiWriteError::OperationFailed { index, source }) => Ok(Err((index, source))),
             }
         });
+        let what = deletes.first().map_or(set, String::as_str);
         match result {
             Ok(Ok(results)) => {
                 let version = results
@@ -578,10 +598,13 @@ impl Session {
                     .unwrap_or(version + 1);
                 Ok(Transaction::Done { version })
             }
-            Ok(Err((0, zkc::Error::NoNode))) => Ok(Transaction::DeleteMissing),
-            Ok(Err((1, zkc::Error::BadVersion | zkc::Error::NoNode))) => Ok(Transaction::VersionMoved),
-            Ok(Err((_, code))) => Err(Failure::Zk(code).into_error("serve", delete)),
-            Err(f) => Err(f.into_error("serve", delete)),
+            Ok(Err((index, zkc::Error::NoNode))) if index < deletes.len() => Ok(Transaction::DeleteMissing { index }),
+            Ok(Err((index, zkc::Error::BadVersion | zkc::Error::NoNode))) if index == deletes.len() => Ok(Transaction::VersionMoved),
+            Ok(Err((index, code))) => {
+                let path = deletes.get(index).map_or(set, String::as_str);
+                Err(Failure::Zk(code).into_error("serve", path))
+            }
+            Err(f) => Err(f.into_error("serve", what)),
         }
     }
 
@@ -589,6 +612,35 @@ impl Session {
     /// exist.
     pub fn read(&self, path: &str) -> Result<Option<NodeData>> {
         optional(self.call(path, |c| async move { c.get_data(path).await.map(|(data, stat)| NodeData::new(data, &stat)) }), "read", path)
+    }
+
+    /// Like [`Session::read`] for several nodes at once: the reads are sent together (one
+    /// round trip), the answers come in the same order. A node we may not read is an
+    /// [`Error::NotAuthorized`] in its place.
+    pub fn read_many(&self, paths: &[String]) -> Result<Vec<Result<Option<NodeData>>>> {
+        let first = paths.first().map_or("/", String::as_str);
+        paths.iter().try_for_each(|p| check_path(p))?;
+        let answers = self
+            .call(first, |c| async move {
+                let pending: Vec<_> = paths.iter().map(|p| c.get_data(p)).collect();
+                let mut answers = Vec::with_capacity(pending.len());
+                for read in pending {
+                    match read.await {
+                        Ok((data, stat)) => answers.push(Ok(NodeData::new(data, &stat))),
+                        // Retry the whole lot on a connection problem, like any call.
+                        Err(e @ (zkc::Error::ConnectionLoss | zkc::Error::Timeout | zkc::Error::Custom(_))) => return Err(e),
+                        Err(e @ (zkc::Error::SessionExpired | zkc::Error::ClientClosed | zkc::Error::SessionMoved)) => return Err(e),
+                        Err(code) => answers.push(Err(code)),
+                    }
+                }
+                Ok(answers)
+            })
+            .map_err(|f| f.into_error("read", first))?;
+        Ok(answers
+            .into_iter()
+            .zip(paths)
+            .map(|(answer, path)| optional(answer.map_err(Failure::Zk), "read", path))
+            .collect())
     }
 
     /// Like [`Session::read`]; if the node exists, `notify` runs once when its data changes or
@@ -606,6 +658,71 @@ impl Session {
             }
             None => Ok(None),
         }
+    }
+
+    /// Watches `path` and every node under it (a persistent recursive watch) until the
+    /// returned [`TreeWatch`] is dropped or the session ends: `notify` runs for each node
+    /// created, deleted or changed there, in the order it happened, with the node's path.
+    /// `path` need not exist. One round trip.
+    ///
+    /// After a reconnect the watch is set again and `notify` hears [`TreeEvent::Restored`]:
+    /// what happened while the connection was down was not reported (ZooKeeper does not replay
+    /// it for persistent watches, ZOOKEEPER-4698), so the caller looks again. (The client
+    /// crate is meant to restore persistent watches itself, but 0.11.2 leaves them out of the
+    /// watches it sends again after a reconnect; setting the watch again is harmless if it
+    /// ever does.)
+    pub fn watch_tree(&self, path: &str, notify: impl Fn(TreeEvent) + Send + Sync + 'static) -> Result<TreeWatch> {
+        let (mut watcher, client) = self
+            .call(path, |c| async move {
+                let watcher = c.watch(path, zkc::AddWatchMode::PersistentRecursive).await?;
+                Ok((watcher, c))
+            })
+            .map_err(|f| f.into_error("watch", path))?;
+        let stop = Arc::new(asyncs::sync::Notify::new());
+        let (removed_tx, removed) = std::sync::mpsc::channel();
+        let stopped = Arc::clone(&stop);
+        let watched = path.to_owned();
+        let _detached = asyncs::spawn(async move {
+            let mut restore = false;
+            loop {
+                let next = futures_lite::future::or(async { Some(watcher.changed().await) }, async {
+                    stopped.notified().await;
+                    None
+                });
+                let Some(event) = next.await else {
+                    // Removed on purpose, and confirmed, before the owner goes on: a new watch
+                    // on the same path must not be undone by this removal arriving after it.
+                    #[allow(deprecated)] // dropping removes too, but without telling us when
+                    let _ = watcher.remove().await;
+                    let _ = removed_tx.send(());
+                    return;
+                };
+                let path = event.path;
+                match event.event_type {
+                    zkc::EventType::NodeCreated => notify(TreeEvent::Created(path)),
+                    zkc::EventType::NodeDeleted => notify(TreeEvent::Deleted(path)),
+                    zkc::EventType::NodeDataChanged => notify(TreeEvent::Changed(path)),
+                    // After a terminal session state the watcher must not be asked again.
+                    zkc::EventType::Session if event.session_state.is_terminated() => return,
+                    zkc::EventType::Session if event.session_state == zkc::SessionState::Disconnected => restore = true,
+                    zkc::EventType::Session if restore && event.session_state == zkc::SessionState::SyncConnected => {
+                        // Set it again before dropping the old watcher: the client then drops
+                        // the old one locally without telling the server to remove the watch.
+                        match client.watch(&watched, zkc::AddWatchMode::PersistentRecursive).await {
+                            Ok(again) => {
+                                watcher = again;
+                                restore = false;
+                                notify(TreeEvent::Restored);
+                            }
+                            // Lost again: the next reconnect tries again.
+                            Err(e) => debug!("watching {watched} again: {e}"),
+                        }
+                    }
+                    zkc::EventType::Session | zkc::EventType::NodeChildrenChanged => {}
+                }
+            }
+        });
+        Ok(TreeWatch { stop, removed, wait: self.attempt_timeout() })
     }
 
     /// Sets the data of `path` if it is still at `version`; `false` if it moved or is gone.
@@ -766,6 +883,36 @@ fn deliver(watcher: zkc::OneshotWatcher, notify: impl Fn() + Send + Sync + 'stat
     });
 }
 
+/// What a [`Session::watch_tree`] watch saw, with the node's full path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeEvent {
+    Created(String),
+    Deleted(String),
+    Changed(String),
+    /// The watch is set again after a reconnect; changes while the connection was down were
+    /// not reported.
+    Restored,
+}
+
+/// Keeps a [`Session::watch_tree`] watch; dropping it removes the watch, waiting (a bounded
+/// time) for ZooKeeper to confirm.
+pub struct TreeWatch {
+    stop: Arc<asyncs::sync::Notify>,
+    /// Hears when the removal is confirmed (or the watch had already ended with its session).
+    removed: std::sync::mpsc::Receiver<()>,
+    /// How long to wait for that.
+    wait: Duration,
+}
+
+impl Drop for TreeWatch {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        // Disconnected: the watch ended with its session. Timeout: ZooKeeper is out of reach;
+        // the removal goes out when it is back.
+        let _ = self.removed.recv_timeout(self.wait);
+    }
+}
+
 /// Keeps a [`Session::subscribe`] listener registered; dropping it removes the listener.
 pub struct Subscription {
     inner: Weak<Inner>,
@@ -802,8 +949,8 @@ impl NodeData {
 pub enum Transaction {
     /// Both happened; the set node is now at `version`.
     Done { version: i32 },
-    /// Nothing happened: the node to delete was gone.
-    DeleteMissing,
+    /// Nothing happened: the node to delete at this index was gone.
+    DeleteMissing { index: usize },
     /// Nothing happened: the node to set was no longer at the expected version.
     VersionMoved,
 }
