@@ -17,7 +17,7 @@ use zk_coffee::{menu, BaristaName, Shutdown};
 /// withdraws the order and exits as "gave up".
 ///
 /// With --orders or --duration it is a load generator instead: --concurrency customers, each
-/// with its own session, order one coffee after another; it prints a summary for people and a
+/// with its own session (or sharing --sessions), order one coffee after another; it prints a summary for people and a
 /// last line `summary served=... throughput=... p50_ms=...` for scripts, and exits 0 only if
 /// every order was served (1 otherwise).
 #[derive(Parser, Debug)]
@@ -60,6 +60,11 @@ struct Args {
     /// Load mode: how many customers order at the same time, each with its own session.
     #[arg(long, default_value_t = 1, value_name = "C", value_parser = clap::value_parser!(u16).range(1..=1000))]
     concurrency: u16,
+
+    /// Load mode: spread the customers over this many ZooKeeper sessions (default: one each, as
+    /// separate processes would have); fewer, shared sessions ask less of the server.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    sessions: Option<u16>,
 }
 
 fn main() -> ExitCode {
@@ -101,6 +106,7 @@ fn run_load(args: Args) -> zk_coffee::Result<u8> {
         orders: args.orders,
         duration: args.duration,
         concurrency: usize::from(args.concurrency),
+        sessions: args.sessions.map(usize::from),
         customer: config(&args)?,
     };
     let shutdown = Shutdown::new();

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName};
 use crate::order;
 use crate::config::{self, ShopConfig};
+use crate::roster::Roster;
 use crate::session::Session;
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
@@ -147,12 +148,19 @@ enum Wake {
 pub fn visit(session: &Session, config: &CustomerConfig, shutdown: &Shutdown) -> Result<Outcome> {
     shop::check_initialised(session)?;
     let shop = config::load_or_default(session)?;
-    order_and_wait(session, config, &shop, shutdown)
+    order_and_wait(session, &Roster::new(session), config, &shop, shutdown)
 }
 
 /// Like [`visit`], for a customer that already knows the shop exists and has read its
-/// configuration: one that orders again and again on one session (the load generator).
-pub fn order_and_wait(session: &Session, config: &CustomerConfig, shop: &ShopConfig, shutdown: &Shutdown) -> Result<Outcome> {
+/// configuration, and follows the baristas on shift with `roster`: one that orders again and
+/// again (the load generator).
+pub fn order_and_wait(
+    session: &Session,
+    roster: &Roster,
+    config: &CustomerConfig,
+    shop: &ShopConfig,
+    shutdown: &Shutdown,
+) -> Result<Outcome> {
     let coffee = match &config.coffee {
         Some(c) => shop.menu.check(c)?,
         None => shop.menu.pick(&mut rand::rng()).to_owned(),
@@ -161,7 +169,7 @@ pub fn order_and_wait(session: &Session, config: &CustomerConfig, shop: &ShopCon
     let arrived = Instant::now();
     // Patience counts from arrival: time spent waiting for a barista is part of it.
     let deadline = arrived + config.patience;
-    let (barista, order) = place_order(session, config, max_queue, &coffee, deadline, shutdown)?;
+    let (barista, order) = place_order(session, roster, config, max_queue, &coffee, deadline, shutdown)?;
     info!("ordered {coffee} from {barista}: {order}");
     let placed = Instant::now();
 
@@ -248,6 +256,7 @@ fn withdraw(session: &Session, receipt: Receipt) -> Result<Outcome> {
 /// listing and ordering has left: choose again.
 fn place_order(
     session: &Session,
+    roster: &Roster,
     config: &CustomerConfig,
     max_queue: u32,
     coffee: &str,
@@ -257,13 +266,14 @@ fn place_order(
     let tag = format!("{:016x}", rand::random::<u64>());
     let mut gone: Vec<BaristaName> = Vec::new();
     loop {
-        let candidates: Vec<BaristaName> = shop::baristas_on_shift(session)?
+        let candidates: Vec<BaristaName> = roster
+            .on_shift()?
             .into_iter()
             .filter(|b| !gone.contains(b))
             .filter(|b| config.barista.as_ref().is_none_or(|wanted| wanted == b))
             .collect();
         if candidates.is_empty() {
-            wait_for_a_barista(session, config, deadline, shutdown)?;
+            wait_for_a_barista(roster, config, deadline, shutdown)?;
             continue;
         }
         let Some(barista) = choose(session, config.choice, max_queue, &candidates, &mut gone)? else { continue };
@@ -281,17 +291,15 @@ fn place_order(
 }
 
 /// Blocks until somebody comes on shift (or goes: the caller looks again), or fails at
-/// `deadline`. The group watch is set only here, so a customer that orders again and again
-/// does not pile up watches.
-fn wait_for_a_barista(session: &Session, config: &CustomerConfig, deadline: Instant, shutdown: &Shutdown) -> Result<()> {
+/// `deadline`.
+fn wait_for_a_barista(roster: &Roster, config: &CustomerConfig, deadline: Instant, shutdown: &Shutdown) -> Result<()> {
     let (tx, rx) = mpsc::channel();
     let stop_tx = tx.clone();
     let _stop_hook = shutdown.on_request(move || {
         let _ = stop_tx.send(());
     });
-    let on_shift = shop::watch_baristas_on_shift(session, move || {
-        let _ = tx.send(());
-    })?;
+    roster.tell_on_change(tx);
+    let on_shift = roster.on_shift()?;
     let wanted_on_shift = match &config.barista {
         Some(wanted) => on_shift.contains(wanted),
         None => !on_shift.is_empty(),
@@ -326,9 +334,10 @@ fn choose(
         Choice::Random => candidates.choose_multiple(&mut rng, 1).collect(),
         Choice::ShorterOfTwo => candidates.choose_multiple(&mut rng, 2).collect(),
     };
+    let buckets: Vec<String> = picks.iter().map(|b| layout::bucket(b)).collect();
     let mut best: Option<(u32, &BaristaName)> = None;
-    for barista in picks.iter().copied() {
-        match session.child_count(&layout::bucket(barista))? {
+    for (barista, queue) in picks.iter().copied().zip(session.child_counts(&buckets)?) {
+        match queue {
             None => {
                 gone.push(barista.clone());
                 return Ok(None);

@@ -1,11 +1,14 @@
 //! The load generator: many customers ordering at once from one process, and the summary of
 //! what happened to their orders.
 //!
-//! `concurrency` customers each hold their own ZooKeeper session (as separate customer
-//! processes would) and order one coffee after another, waiting to be served each time, until
-//! `orders` orders have been placed in total or `duration` has passed. Each outcome is
-//! counted; the served orders' latencies (from placing the order to learning it was served)
-//! give the percentiles.
+//! `concurrency` customers order one coffee after another, waiting to be served each time,
+//! until `orders` orders have been placed in total or `duration` has passed. By default each
+//! holds its own ZooKeeper session (as separate customer processes would); `sessions` spreads
+//! them over fewer, shared sessions instead (as a front end ordering for many people would),
+//! whose requests then travel together. The customers of one session share its view of the
+//! baristas on shift and of the menu, each kept under a watch. Each outcome is counted; the
+//! served orders' latencies (from placing the order to learning it was served) give the
+//! percentiles.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,8 +20,10 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 
 use crate::config;
+use crate::config::ShopConfig;
 use crate::customer::{self, CustomerConfig, Outcome};
 use crate::error::{Error, Result};
+use crate::roster::Roster;
 use crate::session::{Session, SessionConfig};
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
@@ -35,6 +40,8 @@ pub struct LoadConfig {
     pub duration: Option<Duration>,
     /// How many customers order at the same time.
     pub concurrency: usize,
+    /// How many ZooKeeper sessions they share (`None`: one each).
+    pub sessions: Option<usize>,
     /// What each customer orders and how patient it is.
     pub customer: CustomerConfig,
 }
@@ -183,51 +190,45 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     probe.close();
     let shop = checked?;
 
+    let concurrency = config.concurrency.max(1);
+    let sessions = config.sessions.unwrap_or(concurrency).clamp(1, concurrency);
+    let groups: Vec<Option<Arc<Group>>> = (0..sessions)
+        .map(|g| match Session::connect(session_config.clone()) {
+            Ok(session) => Some(Arc::new(Group::new(session, shop.clone()))),
+            Err(e) => {
+                warn!("session {g}: {e}");
+                None
+            }
+        })
+        .collect();
     let placed = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(AtomicU64::new(0));
     let total = Arc::new(Mutex::new(Summary::default()));
     let started = Instant::now();
     let stop_at = config.duration.map(|d| started + d);
-    let workers: Vec<_> = (0..config.concurrency.max(1))
+    let workers: Vec<_> = (0..concurrency)
         .map(|i| {
-            let (session_config, config, shutdown, shop) = (session_config.clone(), config.clone(), shutdown.clone(), shop.clone());
+            let group = groups[i % sessions].clone();
+            let (config, shutdown) = (config.clone(), shutdown.clone());
             let (placed, finished, total) = (Arc::clone(&placed), Arc::clone(&finished), Arc::clone(&total));
             thread::Builder::new().name(format!("customer-{i}")).spawn(move || {
                 let mut mine = Summary::default();
-                let session = match Session::connect(session_config) {
-                    Ok(session) => session,
-                    Err(e) => {
-                        warn!("customer {i}: {e}");
-                        mine.failed += 1;
-                        lock(&total).merge(mine);
-                        return;
-                    }
+                let Some(group) = group else {
+                    mine.failed += 1;
+                    lock(&total).merge(mine);
+                    return;
                 };
-                // Follow menu changes during the run, as arriving customers would.
-                let mut shop = shop;
-                let menu_changed = Arc::new(AtomicBool::new(true));
                 loop {
-                    if menu_changed.swap(false, Ordering::SeqCst) {
-                        let flag = Arc::clone(&menu_changed);
-                        match config::watch(&session, move || flag.store(true, Ordering::SeqCst)) {
-                            Ok(new) => shop = new,
-                            Err(e) => {
-                                // Look again next time if ZooKeeper was only out of reach.
-                                menu_changed.store(e.is_transient(), Ordering::SeqCst);
-                                warn!("customer {i}: {e}; keeping the menu I have");
-                            }
-                        }
-                    }
+                    let shop = group.menu(i);
                     let budget_left = config.orders.is_none_or(|n| placed.fetch_add(1, Ordering::SeqCst) < n);
                     let time_left = stop_at.is_none_or(|t| Instant::now() < t);
                     if !budget_left || !time_left || shutdown.state() != Stop::No {
                         break;
                     }
-                    let outcome = customer::order_and_wait(&session, &config.customer, &shop, &shutdown);
+                    let outcome = customer::order_and_wait(&group.session, &group.roster, &config.customer, &shop, &shutdown);
                     mine.count(&outcome);
                     finished.fetch_add(1, Ordering::SeqCst);
                 }
-                session.close();
                 lock(&total).merge(mine);
             })
         })
@@ -247,10 +248,47 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     for worker in workers {
         let _ = worker.join();
     }
+    for group in groups.into_iter().flatten() {
+        group.session.close();
+    }
     let mut summary = std::mem::take(&mut *lock(&total));
     summary.elapsed = started.elapsed();
     summary.latencies.sort_unstable();
     Ok(summary)
+}
+
+/// The customers sharing one session, and what they share: the baristas on shift and the
+/// menu, each followed under a watch.
+struct Group {
+    session: Session,
+    roster: Roster,
+    shop: Mutex<ShopConfig>,
+    /// The shop's configuration changed (or was never watched) since it was last read.
+    menu_changed: Arc<AtomicBool>,
+}
+
+impl Group {
+    fn new(session: Session, shop: ShopConfig) -> Group {
+        let roster = Roster::new(&session);
+        Group { session, roster, shop: Mutex::new(shop), menu_changed: Arc::new(AtomicBool::new(true)) }
+    }
+
+    /// The menu as it is now, as arriving customers would see it: read again (by customer `i`,
+    /// for all) when it changed.
+    fn menu(&self, i: usize) -> ShopConfig {
+        if self.menu_changed.swap(false, Ordering::SeqCst) {
+            let flag = Arc::clone(&self.menu_changed);
+            match config::watch(&self.session, move || flag.store(true, Ordering::SeqCst)) {
+                Ok(new) => *lock(&self.shop) = new,
+                Err(e) => {
+                    // Look again next time if ZooKeeper was only out of reach.
+                    self.menu_changed.store(e.is_transient(), Ordering::SeqCst);
+                    warn!("customer {i}: {e}; keeping the menu I have");
+                }
+            }
+        }
+        lock(&self.shop).clone()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
