@@ -84,6 +84,9 @@ enum Step {
         /// Their brew time (e.g. 20ms).
         #[arg(long, default_value = "20ms", value_parser = duration)]
         slow_brew: Duration,
+        /// How many sessions the customers share (default: one each).
+        #[arg(long)]
+        sessions: Option<usize>,
     },
     /// N orders placed in one bucket before its barista starts; the time to drain them.
     Backlog {
@@ -165,9 +168,9 @@ fn run(args: Args) -> common::Result<String> {
     match args.step {
         Step::Pairs { client, threads, seconds, warmup } => raw::pairs(&env, client, threads, seconds, warmup),
         Step::WatchRtt { client, samples } => raw::watch_rtt(&env, client, samples),
-        Step::Shop { baristas, concurrency, orders, choose, slow, slow_brew } => shop::shop(
+        Step::Shop { baristas, concurrency, orders, choose, slow, slow_brew, sessions } => shop::shop(
             &env,
-            &shop::ShopRun { baristas, concurrency, orders, choose, slow, slow_brew },
+            &shop::ShopRun { baristas, concurrency, orders, choose, slow, slow_brew, sessions },
         ),
         Step::Backlog { orders, baristas, repeat } => shop::backlog(&env, orders, baristas, repeat),
         Step::Scale { baristas, orders } => shop::scale(&env, baristas, orders),

@@ -34,6 +34,8 @@ pub struct ShopRun {
     /// How many of the baristas brew slowly (the others brew in zero time).
     pub slow: usize,
     pub slow_brew: Duration,
+    /// How many sessions the customers share (`None`: one each).
+    pub sessions: Option<usize>,
 }
 
 /// `shop`: B barista processes with zero brew time (or `slow` of them with `slow_brew`),
@@ -54,7 +56,7 @@ pub fn shop(env: &Env, run: &ShopRun) -> Result<String> {
         baristas.iter().filter_map(|b| process_cpu(b.pid())).sum()
     };
     let (server, customer_cpu, baristas_cpu) = (ServerCpu::start(env.server_pid), children_cpu(), barista_cpu(&baristas));
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "--orders",
         &run.orders.to_string(),
         "--concurrency",
@@ -67,6 +69,9 @@ pub fn shop(env: &Env, run: &ShopRun) -> Result<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if let Some(sessions) = run.sessions {
+        args.extend(["--sessions".to_string(), sessions.to_string()]);
+    }
     let log = format!("load-{}x{}-{}{}", run.baristas, run.concurrency, run.choose, if run.slow > 0 { "-uneven" } else { "" });
     let summary = env.load(&chroot, &log, &args);
     let after = packets_received(&env.servers)?;
@@ -78,11 +83,12 @@ pub fn shop(env: &Env, run: &ShopRun) -> Result<String> {
     let s = summary?;
     let served = s.num("served")?;
     Ok(format!(
-        "shop baristas={} concurrency={} orders={} choose={} slow={} slow_brew_ms={} served={} failed={} elapsed_s={} \
+        "shop baristas={} concurrency={} sessions={} orders={} choose={} slow={} slow_brew_ms={} served={} failed={} elapsed_s={} \
          throughput={} p50_ms={} p95_ms={} p99_ms={} max_ms={} packets_per_order={:.1} customer_cpu_us_per_order={:.0} \
          barista_cpu_us_per_order={:.0} server_cpu_us_per_order={} baristas_clean_exit={clean}",
         run.baristas,
         run.concurrency,
+        run.sessions.unwrap_or(run.concurrency),
         run.orders,
         run.choose,
         run.slow,

@@ -9,6 +9,11 @@
 //! the order is already gone by then, it was served after all and the customer says so. A
 //! barista may instead reject the order (see [`crate::order`]): the customer withdraws it and
 //! says why.
+//!
+//! Customers who share a session (the load generator's `--sessions`) can share a
+//! [`Board`] instead: its one watch on `/orders` gives them the queue lengths and tells each
+//! when its order is deleted or changed, so that placing the order is all they ask of
+//! ZooKeeper.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -19,6 +24,7 @@ use rand::seq::IndexedRandom;
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName};
 use crate::order;
+use crate::board::{Board, News};
 use crate::config::{self, ShopConfig};
 use crate::roster::Roster;
 use crate::session::Session;
@@ -148,15 +154,16 @@ enum Wake {
 pub fn visit(session: &Session, config: &CustomerConfig, shutdown: &Shutdown) -> Result<Outcome> {
     shop::check_initialised(session)?;
     let shop = config::load_or_default(session)?;
-    order_and_wait(session, &Roster::new(session), config, &shop, shutdown)
+    order_and_wait(session, &Roster::new(session), None, config, &shop, shutdown)
 }
 
 /// Like [`visit`], for a customer that already knows the shop exists and has read its
-/// configuration, and follows the baristas on shift with `roster`: one that orders again and
-/// again (the load generator).
+/// configuration, and follows the baristas on shift with `roster` (and, if given, the queues
+/// and its order with `board`): one that orders again and again (the load generator).
 pub fn order_and_wait(
     session: &Session,
     roster: &Roster,
+    board: Option<&Board>,
     config: &CustomerConfig,
     shop: &ShopConfig,
     shutdown: &Shutdown,
@@ -169,7 +176,8 @@ pub fn order_and_wait(
     let arrived = Instant::now();
     // Patience counts from arrival: time spent waiting for a barista is part of it.
     let deadline = arrived + config.patience;
-    let (barista, order) = place_order(session, roster, config, max_queue, &coffee, deadline, shutdown)?;
+    let queues = Queues { session, board };
+    let (barista, order) = place_order(&queues, roster, config, max_queue, &coffee, deadline, shutdown)?;
     info!("ordered {coffee} from {barista}: {order}");
     let placed = Instant::now();
 
@@ -183,6 +191,18 @@ pub fn order_and_wait(
     let _subscription = session.subscribe(move |_| {
         let _ = session_tx.send(Wake::Order);
     });
+    let board_tx = tx.clone();
+    let _news = board.map(|board| {
+        board.wait_for(&order, move |news| {
+            let _ = board_tx.send(match news {
+                News::Deleted => Wake::Served,
+                News::Look => Wake::Order,
+            });
+        })
+    });
+    // With a board, the first look is not needed: the order was just placed, and the board
+    // tells of any change since.
+    let mut look = board.is_none();
     let receipt = |placed: Instant| Receipt {
         order: order.clone(),
         barista: barista.clone(),
@@ -191,37 +211,37 @@ pub fn order_and_wait(
     };
     let mut outage: Option<Duration> = None;
     loop {
-        let notify = tx.clone();
-        let pending = match session.watch_read(&order, move |deleted| {
-            let _ = notify.send(if deleted { Wake::Served } else { Wake::Order });
-        }) {
-            Ok(pending) => pending,
-            // ZooKeeper is out of reach (perhaps our session expired meanwhile): keep looking
-            // for the order, with backoff, as long as patience lasts.
-            Err(e) if e.is_transient() && Instant::now() < deadline => {
-                let backoff = outage.map_or(OUTAGE_FIRST_BACKOFF, |b| (b * 2).min(OUTAGE_MAX_BACKOFF));
-                if outage.is_none() {
-                    warn!("{e}; still waiting for {order}");
+        if look {
+            let pending = match look_at(session, board.is_some(), &order, &tx) {
+                Ok(pending) => pending,
+                // ZooKeeper is out of reach (perhaps our session expired meanwhile): keep
+                // looking for the order, with backoff, as long as patience lasts.
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    let backoff = outage.map_or(OUTAGE_FIRST_BACKOFF, |b| (b * 2).min(OUTAGE_MAX_BACKOFF));
+                    if outage.is_none() {
+                        warn!("{e}; still waiting for {order}");
+                    }
+                    outage = Some(backoff);
+                    let wake = rx.recv_timeout(backoff.min(deadline.saturating_duration_since(Instant::now())));
+                    if matches!(wake, Ok(Wake::Stop)) && shutdown.state() != Stop::No {
+                        return withdraw(session, receipt(placed));
+                    }
+                    continue;
                 }
-                outage = Some(backoff);
-                let wake = rx.recv_timeout(backoff.min(deadline.saturating_duration_since(Instant::now())));
-                if matches!(wake, Ok(Wake::Stop)) && shutdown.state() != Stop::No {
-                    return withdraw(session, receipt(placed));
-                }
-                continue;
+                Err(e) => return Err(e),
+            };
+            outage = None;
+            let Some(data) = pending else {
+                return Ok(Outcome::Served(receipt(placed)));
+            };
+            if let Some(reason) = rejected(&data) {
+                // Withdraw it: nobody will make it.
+                session.delete(&order, None)?;
+                info!("{order} was rejected: {reason}");
+                return Ok(Outcome::Rejected(receipt(placed), reason));
             }
-            Err(e) => return Err(e),
-        };
-        outage = None;
-        let Some(node) = pending else {
-            return Ok(Outcome::Served(receipt(placed)));
-        };
-        if let Some(reason) = rejected(&node.data) {
-            // Withdraw it: nobody will make it.
-            session.delete(&order, None)?;
-            info!("{order} was rejected: {reason}");
-            return Ok(Outcome::Rejected(receipt(placed), reason));
         }
+        look = true;
         let left = deadline.saturating_duration_since(Instant::now());
         let give_up = match rx.recv_timeout(left) {
             // The deletion is the serving: no need to look again.
@@ -234,6 +254,20 @@ pub fn order_and_wait(
             return withdraw(session, receipt(placed));
         }
     }
+}
+
+/// Reads the order (`None`: it is gone, i.e. served). Without a board, also sets a watch on it
+/// whose news goes to `tx`.
+fn look_at(session: &Session, board: bool, order: &str, tx: &mpsc::Sender<Wake>) -> Result<Option<Vec<u8>>> {
+    let read = if board {
+        session.read(order)
+    } else {
+        let notify = tx.clone();
+        session.watch_read(order, move |deleted| {
+            let _ = notify.send(if deleted { Wake::Served } else { Wake::Order });
+        })
+    };
+    Ok(read?.map(|node| node.data))
 }
 
 /// The reason a barista gave for rejecting an order, if it did.
@@ -255,7 +289,7 @@ fn withdraw(session: &Session, receipt: Receipt) -> Result<Outcome> {
 /// waits for a barista to register until `deadline`. A barista whose bucket vanished between
 /// listing and ordering has left: choose again.
 fn place_order(
-    session: &Session,
+    queues: &Queues,
     roster: &Roster,
     config: &CustomerConfig,
     max_queue: u32,
@@ -276,8 +310,8 @@ fn place_order(
             wait_for_a_barista(roster, config, deadline, shutdown)?;
             continue;
         }
-        let Some(barista) = choose(session, config.choice, max_queue, &candidates, &mut gone)? else { continue };
-        match session.create_sequential_protected(&layout::order_prefix(&barista), coffee.as_bytes(), &tag)? {
+        let Some(barista) = choose(queues, config.choice, max_queue, &candidates, &mut gone)? else { continue };
+        match queues.session.create_sequential_protected(&layout::order_prefix(&barista), coffee.as_bytes(), &tag)? {
             Some(order) => return Ok((barista, order)),
             None => {
                 debug!("{barista} left before I could order; choosing again");
@@ -323,7 +357,7 @@ fn wait_for_a_barista(roster: &Roster, config: &CustomerConfig, deadline: Instan
 /// Picks a barista among `candidates` whose queue is shorter than the maximum. Returns `None`
 /// when a candidate's bucket turned out to be gone (added to `gone`: the caller looks again).
 fn choose(
-    session: &Session,
+    queues: &Queues,
     choice: Choice,
     max_queue: u32,
     candidates: &[BaristaName],
@@ -334,9 +368,9 @@ fn choose(
         Choice::Random => candidates.choose_multiple(&mut rng, 1).collect(),
         Choice::ShorterOfTwo => candidates.choose_multiple(&mut rng, 2).collect(),
     };
-    let buckets: Vec<String> = picks.iter().map(|b| layout::bucket(b)).collect();
     let mut best: Option<(u32, &BaristaName)> = None;
-    for (barista, queue) in picks.iter().copied().zip(session.child_counts(&buckets)?) {
+    let lengths = queues.lengths(&picks.iter().map(|b| (*b).clone()).collect::<Vec<_>>())?;
+    for (barista, queue) in picks.iter().copied().zip(lengths) {
         match queue {
             None => {
                 gone.push(barista.clone());
@@ -348,15 +382,15 @@ fn choose(
     }
     match best {
         Some((queue, barista)) if queue < max_queue => Ok(Some(barista.clone())),
-        _ => full_shop_fallback(session, max_queue, candidates),
+        _ => full_shop_fallback(queues, max_queue, candidates),
     }
 }
 
 /// The picks were full: take the shortest queue of all, or report the shop full.
-fn full_shop_fallback(session: &Session, max_queue: u32, candidates: &[BaristaName]) -> Result<Option<BaristaName>> {
+fn full_shop_fallback(queues: &Queues, max_queue: u32, candidates: &[BaristaName]) -> Result<Option<BaristaName>> {
     let mut best: Option<(u32, &BaristaName)> = None;
-    for barista in candidates {
-        if let Some(queue) = session.child_count(&layout::bucket(barista))? {
+    for (barista, queue) in candidates.iter().zip(queues.lengths(candidates)?) {
+        if let Some(queue) = queue {
             if best.is_none_or(|(shortest, _)| queue < shortest) {
                 best = Some((queue, barista));
             }
@@ -365,5 +399,25 @@ fn full_shop_fallback(session: &Session, max_queue: u32, candidates: &[BaristaNa
     match best {
         Some((queue, barista)) if queue < max_queue => Ok(Some(barista.clone())),
         _ => Err(Error::ShopFull(format!("every queue holds {max_queue} orders or more (--max-queue)"))),
+    }
+}
+
+/// Where a customer learns how long the queues are: the board, if it shares one, else a read
+/// of each bucket.
+struct Queues<'a> {
+    session: &'a Session,
+    board: Option<&'a Board>,
+}
+
+impl Queues<'_> {
+    /// How many orders wait for each of `baristas` (`None`: the bucket is gone).
+    fn lengths(&self, baristas: &[BaristaName]) -> Result<Vec<Option<u32>>> {
+        match self.board {
+            Some(board) => board.queue_lengths(baristas),
+            None => {
+                let buckets: Vec<String> = baristas.iter().map(layout::bucket).collect();
+                self.session.child_counts(&buckets)
+            }
+        }
     }
 }

@@ -255,6 +255,30 @@ pub fn parse_order_path(path: &str) -> Option<(BaristaName, OrderName)> {
     Some((BaristaName::new(barista).ok()?, OrderName::parse(order)?))
 }
 
+/// Where a node sits under `/orders`, by its full path (not validated: for sorting watch
+/// events cheaply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnderOrders<'a> {
+    /// `/orders/{barista}`: a bucket.
+    Bucket(&'a str),
+    /// `/orders/{barista}/{child}`: an order, or something else in a bucket.
+    Child { barista: &'a str, child: &'a str },
+    /// `/orders` itself, deeper nodes, or anything elsewhere.
+    Other,
+}
+
+/// Tells a bucket from a bucket's child from anything else.
+pub fn under_orders(path: &str) -> UnderOrders<'_> {
+    let Some(rest) = path.strip_prefix(ORDERS).and_then(|r| r.strip_prefix('/')) else { return UnderOrders::Other };
+    match rest.split_once('/') {
+        None if !rest.is_empty() => UnderOrders::Bucket(rest),
+        Some((barista, child)) if !barista.is_empty() && !child.is_empty() && !child.contains('/') => {
+            UnderOrders::Child { barista, child }
+        }
+        _ => UnderOrders::Other,
+    }
+}
+
 /// The orders among a bucket's children, in the order they were placed.
 ///
 /// `get_children` returns children in no particular order; this sorts by sequence. Children
@@ -330,6 +354,15 @@ mod tests {
         let (orders, foreign) = orders_in_placement_order(&children);
         assert_eq!(orders.iter().map(|o| o.sequence).collect::<Vec<_>>(), [2, 9, 10]);
         assert_eq!(foreign, ["junk"]);
+    }
+
+    #[test]
+    fn paths_under_orders_are_told_apart() {
+        assert_eq!(under_orders("/orders/b_1"), UnderOrders::Bucket("b_1"));
+        assert_eq!(under_orders("/orders/b_1/coffee0000000001"), UnderOrders::Child { barista: "b_1", child: "coffee0000000001" });
+        for other in ["/orders", "/orders/", "/orders/b/c/d", "/orders//c", "/ordersx/b", "/barista_group/b", "/orders/b/"] {
+            assert_eq!(under_orders(other), UnderOrders::Other, "{other}");
+        }
     }
 
     #[test]

@@ -6,7 +6,11 @@
 //! holds its own ZooKeeper session (as separate customer processes would); `sessions` spreads
 //! them over fewer, shared sessions instead (as a front end ordering for many people would),
 //! whose requests then travel together. The customers of one session share its view of the
-//! baristas on shift and of the menu, each kept under a watch. Each outcome is counted; the
+//! baristas on shift and of the menu, each kept under a watch. All the customers of the
+//! process share one [`Board`] (one watch on all of `/orders`), which gives them the queue
+//! lengths and tells each when its order is served, so that placing it is their only request.
+//! That watch hears of every order in the shop: a load is best made by few processes with many
+//! customers each, not by many load processes. Each outcome is counted; the
 //! served orders' latencies (from placing the order to learning it was served) give the
 //! percentiles.
 
@@ -20,6 +24,7 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 
 use crate::config;
+use crate::board::Board;
 use crate::config::ShopConfig;
 use crate::customer::{self, CustomerConfig, Outcome};
 use crate::error::{Error, Result};
@@ -201,6 +206,8 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
             }
         })
         .collect();
+    // One watch for the whole process, on the first session.
+    let board = groups.iter().flatten().next().map(|g| Board::new(&g.session));
     let placed = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(AtomicU64::new(0));
     let total = Arc::new(Mutex::new(Summary::default()));
@@ -209,7 +216,7 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     let workers: Vec<_> = (0..concurrency)
         .map(|i| {
             let group = groups[i % sessions].clone();
-            let (config, shutdown) = (config.clone(), shutdown.clone());
+            let (config, shutdown, board) = (config.clone(), shutdown.clone(), board.clone());
             let (placed, finished, total) = (Arc::clone(&placed), Arc::clone(&finished), Arc::clone(&total));
             thread::Builder::new().name(format!("customer-{i}")).spawn(move || {
                 let mut mine = Summary::default();
@@ -225,7 +232,7 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
                     if !budget_left || !time_left || shutdown.state() != Stop::No {
                         break;
                     }
-                    let outcome = customer::order_and_wait(&group.session, &group.roster, &config.customer, &shop, &shutdown);
+                    let outcome = customer::order_and_wait(&group.session, &group.roster, board.as_ref(), &config.customer, &shop, &shutdown);
                     mine.count(&outcome);
                     finished.fetch_add(1, Ordering::SeqCst);
                 }
@@ -248,11 +255,13 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     for worker in workers {
         let _ = worker.join();
     }
+    let elapsed = started.elapsed();
+    drop(board);
     for group in groups.into_iter().flatten() {
         group.session.close();
     }
     let mut summary = std::mem::take(&mut *lock(&total));
-    summary.elapsed = started.elapsed();
+    summary.elapsed = elapsed;
     summary.latencies.sort_unstable();
     Ok(summary)
 }
