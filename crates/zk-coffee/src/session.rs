@@ -640,32 +640,32 @@ impl Session {
         optional(self.call(path, |c| async move { c.get_data(path).await.map(|(data, stat)| NodeData::new(data, &stat)) }), "read", path)
     }
 
-    /// Like [`Session::read`] for several nodes at once: the reads are sent together (one
-    /// round trip), the answers come in the same order. A node we may not read is an
+    /// Like [`Session::read`] for several nodes at once, in one request (a ZooKeeper multi
+    /// read); the answers come in the same order. A node we may not read is an
     /// [`Error::NotAuthorized`] in its place.
     pub fn read_many(&self, paths: &[String]) -> Result<Vec<Result<Option<NodeData>>>> {
         let first = paths.first().map_or("/", String::as_str);
         paths.iter().try_for_each(|p| check_path(p))?;
         let answers = self
             .call(first, |c| async move {
-                let pending: Vec<_> = paths.iter().map(|p| c.get_data(p)).collect();
-                let mut answers = Vec::with_capacity(pending.len());
-                for read in pending {
-                    match read.await {
-                        Ok((data, stat)) => answers.push(Ok(NodeData::new(data, &stat))),
-                        // Retry the whole lot on a connection problem, like any call.
-                        Err(e @ (zkc::Error::ConnectionLoss | zkc::Error::Timeout | zkc::Error::Custom(_))) => return Err(e),
-                        Err(e @ (zkc::Error::SessionExpired | zkc::Error::ClientClosed | zkc::Error::SessionMoved)) => return Err(e),
-                        Err(code) => answers.push(Err(code)),
-                    }
+                let mut reader = c.new_multi_reader();
+                for path in paths {
+                    reader.add_get_data(path)?;
                 }
-                Ok(answers)
+                reader.commit().await
             })
             .map_err(|f| f.into_error("read", first))?;
         Ok(answers
             .into_iter()
             .zip(paths)
-            .map(|(answer, path)| optional(answer.map_err(Failure::Zk), "read", path))
+            .map(|(answer, path)| {
+                let answer = match answer {
+                    zkc::MultiReadResult::Data { data, stat } => Ok(NodeData::new(data, &stat)),
+                    zkc::MultiReadResult::Error { err } => Err(Failure::Zk(err)),
+                    other => Err(Failure::Fatal(Error::usage(format!("internal error: reading {path} gave {other:?}")))),
+                };
+                optional(answer, "read", path)
+            })
             .collect())
     }
 
