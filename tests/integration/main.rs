@@ -4,6 +4,7 @@
 //! processes. Build the binaries first: `cargo build --workspace --bins` (or `scripts/test.sh`).
 
 mod args;
+mod batching;
 mod bench_smoke;
 mod chroot;
 mod customer;
