@@ -374,3 +374,29 @@ fn a_load_runs_orders_rejected_by_a_barista_with_a_new_menu_are_counted_rejected
     assert_eq!(status.sales_total(), 0);
     assert_eq!(status.on_shift(), ["b1"]);
 }
+
+/// A zero-brew barista often rejects an order before its customer has started to wait for it:
+/// the load generator must still hear of every rejection (it once missed them, and reported
+/// the order served when the barista removed it after its grace).
+#[test]
+fn a_load_hears_of_rejections_that_come_before_its_customers_wait() {
+    let server = ZkServer::start();
+    server.init_shop();
+    let barista = on_shift(zero_brew(&server, "b1"));
+    server.cmd(Role::ShopInit).args(["--menu", "tesora,sogood"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
+    barista.wait_for_stderr("shop menu: tesora, sogood", LOG_TIMEOUT);
+    // The barista keeps its last good menu; the load, seeing garbage, falls back to the default
+    // menu, so its jacob passes its own check and is rejected by the barista at once.
+    server.raw().set_data("/zk-coffee/config", b"garbage".to_vec(), None).expect("overwrite the config");
+    barista.wait_for_stderr("keeping the menu I have", LOG_TIMEOUT);
+    let n = 200;
+    let out = server
+        .cmd(Role::Customer)
+        .args(["--orders", &n.to_string(), "--concurrency", "8", "--coffee", "jacob", "--patience", "5"])
+        .run(Duration::from_secs(60));
+    let summary = Summary::from_stdout(&out.stdout);
+    assert_eq!(summary.count("rejected"), n, "every order was rejected: {}", summary.line);
+    assert_eq!(summary.count("visits"), n, "{}", summary.line);
+    wait_for_empty_buckets(&server);
+    assert_eq!(ledger_node(&server.raw(), "b1").map(|(c, _)| c).unwrap_or_default(), BTreeMap::new(), "nothing was sold");
+}

@@ -12,14 +12,15 @@
 //! read while orders come and go may be off by the orders placed during that one read, until
 //! it is read again (after a reconnect, or when its barista leaves and comes back).
 //!
-//! ZooKeeper sends the reply to a create before the event of that node's deletion, but the
-//! customer's thread may start waiting only after the event was handled; so deletions are
-//! remembered for a few seconds ([`RECENT`]) and a customer who starts waiting for an order
-//! already deleted hears of it at once. After a reconnect the watch is set again and every
+//! ZooKeeper sends the reply to a create before the events of that node's change or deletion,
+//! but the customer's thread may start waiting only after the event was handled (a barista
+//! with nothing to brew often serves, or rejects, an order that fast); so what happened to an
+//! order nobody waited for is remembered for a few seconds ([`RECENT`]), and a customer who
+//! starts waiting hears of it at once. After a reconnect the watch is set again and every
 //! waiting customer is told to look at its order, since events in between were not reported;
 //! after a lost session the watch is set again on the new one.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ use crate::error::Result;
 use crate::layout::{self, BaristaName, UnderOrders};
 use crate::session::{Session, TreeEvent, TreeWatch};
 
-/// How long a deletion is remembered for a customer who starts waiting after it.
+/// How long news of an order is remembered for a customer who starts waiting after it.
 const RECENT: Duration = Duration::from_secs(5);
 
 /// What a waiting customer hears about its order.
@@ -62,9 +63,10 @@ struct State {
     queues: HashMap<String, u32>,
     /// Customers waiting for news, by the full path of their order.
     waiting: HashMap<String, Waiter>,
-    /// Orders deleted in the last [`RECENT`], oldest first, and the same as a set.
+    /// Orders deleted or changed in the last [`RECENT`] while nobody waited for them, oldest
+    /// first, and what happened to each (a deletion outweighs a change).
     recent: VecDeque<(Instant, String)>,
-    recent_set: HashSet<String>,
+    recent_news: HashMap<String, News>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -77,8 +79,9 @@ impl State {
             TreeEvent::Created(path) => (path, true),
             TreeEvent::Deleted(path) => (path, false),
             TreeEvent::Changed(path) => {
-                if let Some(waiter) = self.waiting.get(&path) {
-                    waiter(News::Look);
+                match self.waiting.get(&path) {
+                    Some(waiter) => waiter(News::Look),
+                    None => self.remember(path, News::Look),
                 }
                 return;
             }
@@ -101,7 +104,7 @@ impl State {
                 if !created {
                     match self.waiting.remove(&path) {
                         Some(waiter) => waiter(News::Deleted),
-                        None => self.remember(path),
+                        None => self.remember(path, News::Deleted),
                     }
                 }
             }
@@ -109,19 +112,27 @@ impl State {
         }
     }
 
-    /// Remembers a deletion nobody waits for yet, and forgets old ones.
-    fn remember(&mut self, path: String) {
+    /// Remembers news of an order nobody waits for yet, and forgets old news.
+    fn remember(&mut self, path: String, news: News) {
         let now = Instant::now();
         while let Some((at, _)) = self.recent.front() {
             if now.duration_since(*at) < RECENT {
                 break;
             }
             if let Some((_, old)) = self.recent.pop_front() {
-                self.recent_set.remove(&old);
+                self.recent_news.remove(&old);
             }
         }
-        if self.recent_set.insert(path.clone()) {
-            self.recent.push_back((now, path));
+        match self.recent_news.get_mut(&path) {
+            Some(known) => {
+                if news == News::Deleted {
+                    *known = News::Deleted;
+                }
+            }
+            None => {
+                self.recent_news.insert(path.clone(), news);
+                self.recent.push_back((now, path));
+            }
         }
     }
 }
@@ -181,13 +192,18 @@ impl Board {
     }
 
     /// Tells `notify` what becomes of the order at `path` until the returned [`Waiting`] is
-    /// dropped: at once if it was deleted already.
+    /// dropped, starting with what happened to it lately, if anything.
     pub fn wait_for(&self, path: &str, notify: impl Fn(News) + Send + 'static) -> Waiting {
         let mut state = lock(&self.inner.state);
-        if state.recent_set.contains(path) {
-            notify(News::Deleted);
-        } else {
-            state.waiting.insert(path.to_owned(), Box::new(notify));
+        match state.recent_news.get(path).copied() {
+            Some(News::Deleted) => notify(News::Deleted),
+            Some(News::Look) => {
+                notify(News::Look);
+                state.waiting.insert(path.to_owned(), Box::new(notify));
+            }
+            None => {
+                state.waiting.insert(path.to_owned(), Box::new(notify));
+            }
         }
         Waiting { board: self.clone(), path: path.to_owned() }
     }
@@ -244,7 +260,11 @@ mod tests {
         assert!(state.waiting.is_empty(), "a deletion ends the wait");
 
         state.apply(TreeEvent::Deleted(order("b1", 2)));
-        assert!(state.recent_set.contains(&order("b1", 2)), "remembered for a late waiter");
+        assert_eq!(state.recent_news.get(&order("b1", 2)), Some(&News::Deleted), "remembered for a late waiter");
+        state.apply(TreeEvent::Changed(order("b1", 5)));
+        assert_eq!(state.recent_news.get(&order("b1", 5)), Some(&News::Look), "a rejection nobody waited for yet");
+        state.apply(TreeEvent::Deleted(order("b1", 5)));
+        assert_eq!(state.recent_news.get(&order("b1", 5)), Some(&News::Deleted), "a deletion outweighs a change");
         state.waiting.insert(order("b1", 3), Box::new(waiter));
         state.apply(TreeEvent::Restored);
         assert_eq!(rx.try_iter().collect::<Vec<_>>(), [News::Look]);
@@ -255,10 +275,10 @@ mod tests {
         let mut state = State::default();
         let long_ago = Instant::now().checked_sub(RECENT * 2).expect("clock far enough from its start");
         state.recent.push_back((long_ago, order("b1", 1)));
-        state.recent_set.insert(order("b1", 1));
-        state.remember(order("b1", 2));
-        assert!(!state.recent_set.contains(&order("b1", 1)));
-        assert!(state.recent_set.contains(&order("b1", 2)));
+        state.recent_news.insert(order("b1", 1), News::Deleted);
+        state.remember(order("b1", 2), News::Look);
+        assert!(!state.recent_news.contains_key(&order("b1", 1)));
+        assert!(state.recent_news.contains_key(&order("b1", 2)));
         assert_eq!(state.recent.len(), 1);
     }
 }
