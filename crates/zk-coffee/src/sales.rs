@@ -99,7 +99,8 @@ impl Ledger {
             }
             self.reload(session)?;
             // A transaction that committed just before a lost connection looks like this on
-            // the retry: the ledger one version on, holding our new counts.
+            // the retry: the ledger one version on, holding our new counts. (Sound because only
+            // this barista writes its ledger: its name is held by one process at a time.)
             if self.version == expected + 1 && self.counts == next {
                 left.iter().for_each(|&i| sales[i] = Sale::Served);
                 return Ok(sales);
