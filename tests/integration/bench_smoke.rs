@@ -33,6 +33,8 @@ const ROWS: &[&str] = &[
     "shop 16×1 orders/s",
     "shop 16×16 orders/s",
     "shop 16×64 orders/s",
+    "shop 1×64 orders/s, one shared session",
+    "shop 4×64 orders/s, one shared session",
     "order latency p50, 1×1",
     "order latency p99 / max, 1×1",
     "order latency near saturation",

@@ -20,6 +20,8 @@
 //!   [`Session::create_sequential_protected`] tags the node with an extra ACL entry (Curator's
 //!   protected mode, without touching the node's name or data) and finds it again.
 //! - Paths are checked to be absolute before they are sent.
+//! - Persistent watches ([`Session::watch_tree`]) are set again after a reconnect: the client
+//!   crate (0.11.2) leaves them out of the watches it restores.
 //!
 //! Watches are delivered by running a `notify` closure once, on the client's executor: it must
 //! only record or send, never call the session.
@@ -843,6 +845,8 @@ impl Session {
                 info!("found my order {found} after a connection loss");
                 return Ok(Some(found));
             }
+            // Never made, or made and already served (then this is a second coffee).
+            info!("no order of mine under {parent} after a connection loss; placing it again");
             let limit = self.inner.config.session_timeout * 3;
             if started.elapsed() + backoff > limit {
                 return Err(Error::ConnectionLost { op: format!("create {prefix}"), waited: started.elapsed() });
