@@ -34,6 +34,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info, warn};
@@ -152,6 +153,7 @@ pub fn run(
         queues: BTreeMap::new(),
         queues_generation: 0,
         next_epoch: 0,
+        armed: Armed::default(),
         last_order: Instant::now(),
         left: None,
     };
@@ -188,6 +190,8 @@ struct Barista<'m> {
     queues_generation: u64,
     /// The epoch of the next queue opened.
     next_epoch: u64,
+    /// The one-shot watches set and not fired yet.
+    armed: Armed,
     /// When we last served (or were given) an order.
     last_order: Instant,
     /// Set once we left the group: whether we then held the claim on our own bucket.
@@ -377,6 +381,25 @@ impl Barista<'_> {
         }
     }
 
+    /// A closure for a one-shot watch on `path`: marks it fired and sends `wake`.
+    fn armed_waker(&self, path: &str, wake: Wake) -> impl Fn() + Send + Sync + 'static {
+        let (armed, path, tx) = (self.armed.clone(), path.to_owned(), self.wake_tx.clone());
+        move || {
+            armed.fired(&path);
+            let _ = tx.send(wake.clone());
+        }
+    }
+
+    /// Whether `path` exists, watching it for `wake` unless a watch of ours on it has not
+    /// fired yet (then `None`: that one will tell).
+    fn watch_exists(&mut self, path: &str, wake: Wake) -> Result<Option<bool>> {
+        if !self.armed.arm(path, self.session.generation()) {
+            return Ok(None);
+        }
+        let exists = self.session.watch_exists(path, self.armed_waker(path, wake)).inspect_err(|_| self.armed.fired(path))?;
+        Ok(Some(exists))
+    }
+
     /// Re-reads the configuration if it changed (or was never read).
     fn apply_config_change(&mut self) -> Result<()> {
         if self.config_changed {
@@ -471,12 +494,12 @@ impl Barista<'_> {
                 info!("{member} is held by another session; waiting for it to expire");
                 announced = true;
             }
-            if self.session.watch_exists(&member, self.waker(Wake::Membership))? {
+            if self.watch_exists(&member, Wake::Membership)? != Some(false) {
                 self.wait(deadline.saturating_duration_since(Instant::now()).min(MAX_WAIT));
             }
             take = self.take_ephemeral(&member, registration)?;
         }
-        self.session.watch_exists(&member, self.waker(Wake::Membership))?;
+        self.watch_exists(&member, Wake::Membership)?;
         Ok(take)
     }
 
@@ -517,12 +540,22 @@ impl Barista<'_> {
     /// Claims the buckets whose owners are not on shift, and releases claims on buckets whose
     /// owners came back. Watches the group, the buckets and others' claims.
     fn look_for_orphans(&mut self) -> Result<()> {
-        let on_shift: BTreeSet<BaristaName> =
-            shop::watch_baristas_on_shift(&self.session, self.waker(Wake::Staff))?.into_iter().collect();
-        let buckets = self
-            .session
-            .watch_children(layout::ORDERS, self.waker(Wake::Staff))?
-            .ok_or_else(|| shop::not_initialised(&self.session, layout::ORDERS))?;
+        let on_shift: BTreeSet<BaristaName> = match self.armed.arm(layout::BARISTA_GROUP, self.session.generation()) {
+            true => shop::watch_baristas_on_shift(&self.session, self.armed_waker(layout::BARISTA_GROUP, Wake::Staff))
+                .inspect_err(|_| self.armed.fired(layout::BARISTA_GROUP))?,
+            false => shop::baristas_on_shift(&self.session)?,
+        }
+        .into_iter()
+        .collect();
+        let buckets = match self.armed.arm(layout::ORDERS, self.session.generation()) {
+            true => self
+                .session
+                .watch_children(layout::ORDERS, self.armed_waker(layout::ORDERS, Wake::Staff))
+                .inspect(|listed| if listed.is_none() { self.armed.fired(layout::ORDERS) })
+                .inspect_err(|_| self.armed.fired(layout::ORDERS))?,
+            false => self.session.children(layout::ORDERS)?,
+        }
+        .ok_or_else(|| shop::not_initialised(&self.session, layout::ORDERS))?;
         for owner in self.adopted.clone() {
             if on_shift.contains(&owner) {
                 info!("{owner} is back on shift; handing its bucket back");
@@ -554,7 +587,7 @@ impl Barista<'_> {
                 // Someone else adopts it (or holds it while leaving); when the claim goes, we
                 // look again. If it went already, before the watch was set, no event will come:
                 // look again now.
-                if !self.session.watch_exists(&claim, self.waker(Wake::Staff))? {
+                if self.watch_exists(&claim, Wake::Staff)? == Some(false) {
                     let _ = self.wake_tx.send(Wake::Staff);
                 }
             }
@@ -902,4 +935,43 @@ impl Barista<'_> {
 /// How a log line names whose bucket an order came from: nothing for our own.
 fn whose(owner: &BaristaName, me: &BaristaName) -> String {
     if owner == me { String::new() } else { format!(" (adopted from {owner})") }
+}
+
+/// The one-shot watches a barista has set and that have not fired yet, by path, so that
+/// looking again does not set a second watch on the same node (each would fire).
+#[derive(Clone, Default)]
+struct Armed(Arc<Mutex<(u64, HashSet<String>)>>);
+
+impl Armed {
+    /// Whether to set a watch on `path` now, on session `generation`: `true` (and marked set)
+    /// unless one is outstanding. The watches of an earlier session went with it.
+    fn arm(&self, path: &str, generation: u64) -> bool {
+        let mut armed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if armed.0 != generation {
+            *armed = (generation, HashSet::new());
+        }
+        armed.1.insert(path.to_owned())
+    }
+
+    /// The watch on `path` fired (or was never set after all).
+    fn fired(&self, path: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).1.remove(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_watched_again_only_after_its_watch_fired_or_its_session_went() {
+        let armed = Armed::default();
+        assert!(armed.arm("/barista_group", 1), "first look sets the watch");
+        assert!(!armed.arm("/barista_group", 1), "a second look while it is outstanding does not");
+        assert!(armed.arm("/orders", 1), "another path is another watch");
+        armed.fired("/barista_group");
+        assert!(armed.arm("/barista_group", 1), "after it fired, the next look sets it again");
+        assert!(armed.arm("/orders", 2), "a new session holds none of the old watches");
+        assert!(!armed.arm("/orders", 2));
+    }
 }

@@ -212,12 +212,15 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     let finished = Arc::new(AtomicU64::new(0));
     let total = Arc::new(Mutex::new(Summary::default()));
     let started = Instant::now();
+    // When the last customer was done (the progress loop below only looks every 50 ms).
+    let last_done = Arc::new(Mutex::new(started));
     let stop_at = config.duration.map(|d| started + d);
     let workers: Vec<_> = (0..concurrency)
         .map(|i| {
             let group = groups[i % sessions].clone();
             let (config, shutdown, board) = (config.clone(), shutdown.clone(), board.clone());
             let (placed, finished, total) = (Arc::clone(&placed), Arc::clone(&finished), Arc::clone(&total));
+            let last_done = Arc::clone(&last_done);
             thread::Builder::new().name(format!("customer-{i}")).spawn(move || {
                 let mut mine = Summary::default();
                 let Some(group) = group else {
@@ -236,6 +239,9 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
                     mine.count(&outcome);
                     finished.fetch_add(1, Ordering::SeqCst);
                 }
+                let mut last = lock(&last_done);
+                *last = (*last).max(Instant::now());
+                drop(last);
                 lock(&total).merge(mine);
             })
         })
@@ -255,7 +261,7 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     for worker in workers {
         let _ = worker.join();
     }
-    let elapsed = started.elapsed();
+    let elapsed = lock(&last_done).duration_since(started);
     drop(board);
     for group in groups.into_iter().flatten() {
         group.session.close();
