@@ -408,3 +408,46 @@ fn a_load_hears_of_rejections_that_come_before_its_customers_wait() {
     wait_for_empty_buckets(&server);
     assert_eq!(ledger_node(&server.raw(), "b1").map(|(c, _)| c).unwrap_or_default(), BTreeMap::new(), "nothing was sold");
 }
+
+/// The load generator's one watch on /orders goes with the session it was set on: after its
+/// sessions expired (the process was frozen), orders served later must still reach their
+/// customers at once, not when their patience runs out.
+#[test]
+fn a_load_whose_sessions_expired_still_hears_of_orders_served_afterwards() {
+    let server = ZkServer::builder().tick_ms(zk_coffee_tests::fault::TICK_MS).start();
+    server.init_shop();
+    // A barista of the original program, played by the test: it serves when told.
+    let raw = server.raw();
+    create(&raw, "/orders/manual", b"", CreateMode::Persistent);
+    create(&raw, "/barista_group/manual", b"", CreateMode::Ephemeral);
+    let mut load = server
+        .cmd(Role::Customer)
+        .args(["--orders", "4", "--concurrency", "4", "--sessions", "2", "--session-timeout", "1", "--patience", "60"])
+        .spawn();
+    wait_until(LOG_TIMEOUT, "the four orders to be queued", || buckets(&server).get("manual").is_some_and(|o| o.len() == 4));
+    let ports: Vec<u16> =
+        zk_coffee_tests::fault::tcp_connections(load.pid()).iter().filter(|t| t.remote == server.port()).map(|t| t.local).collect();
+    assert!(!ports.is_empty(), "the load holds connections to the server");
+
+    // Frozen until the server has expired its sessions, then thawed: it makes new sessions and
+    // looks at its orders, which are still queued.
+    let frozen = zk_coffee_tests::fault::Frozen::freeze(load.pid());
+    wait_until(Duration::from_secs(15), "the server to drop the frozen load's sessions", || {
+        !zk_coffee_tests::fault::serves_connection_from(server.port(), &ports)
+    });
+    frozen.thaw();
+    load.wait_for_stderr("starting a new session", LOG_TIMEOUT);
+    // Give every customer time to have looked at its order on the new sessions (a look only
+    // reads; what is tested is what happens after it).
+    std::thread::sleep(Duration::from_secs(2));
+
+    let served_at = std::time::Instant::now();
+    for order in buckets(&server)["manual"].clone() {
+        raw.delete(&format!("/orders/manual/{order}"), None).expect("serve");
+    }
+    let out = load.wait_exit(Duration::from_secs(30));
+    out.assert_code(exit::OK);
+    let summary = Summary::from_stdout(&out.stdout);
+    assert_eq!(summary.count("served"), 4, "{}", summary.line);
+    assert!(served_at.elapsed() < Duration::from_secs(10), "the customers heard only after {:?}", served_at.elapsed());
+}

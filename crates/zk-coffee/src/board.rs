@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::layout::{self, BaristaName, UnderOrders};
-use crate::session::{Session, TreeEvent, TreeWatch};
+use crate::session::{Session, SessionEvent, Subscription, TreeEvent, TreeWatch};
 
 /// How long news of an order is remembered for a customer who starts waiting after it.
 const RECENT: Duration = Duration::from_secs(5);
@@ -55,6 +55,8 @@ struct Inner {
     state: Mutex<State>,
     /// The watch, with the session generation it was set on. Held while setting it.
     watch: Mutex<Option<(u64, TreeWatch)>>,
+    /// Hears when the session is lost (the watch with it).
+    _subscription: Subscription,
 }
 
 #[derive(Default)]
@@ -140,13 +142,28 @@ impl State {
 impl Board {
     /// A board over `session`'s shop; the watch is set when first needed.
     pub fn new(session: &Session) -> Board {
-        Board {
-            inner: Arc::new(Inner { session: session.clone(), state: Mutex::new(State::default()), watch: Mutex::new(None) }),
-        }
+        let inner = Arc::new_cyclic(|me: &Weak<Inner>| {
+            let me = me.clone();
+            // A lost session takes the watch with it: every waiting customer looks at its order
+            // (and sets the watch again on the new session, see `ensure_watch`).
+            let subscription = session.subscribe(move |event| {
+                if let (SessionEvent::Lost, Some(inner)) = (event, me.upgrade()) {
+                    lock(&inner.state).waiting.values().for_each(|waiter| waiter(News::Look));
+                }
+            });
+            Inner {
+                session: session.clone(),
+                state: Mutex::new(State::default()),
+                watch: Mutex::new(None),
+                _subscription: subscription,
+            }
+        });
+        Board { inner }
     }
 
-    /// Sets the watch on the current session unless it is set already.
-    fn ensure_watch(&self) -> Result<()> {
+    /// Sets the watch on the current session unless it is set already: before a customer
+    /// looks at its order, so that the news after the look reaches it.
+    pub fn ensure_watch(&self) -> Result<()> {
         let mut watch = lock(&self.inner.watch);
         let generation = self.inner.session.generation();
         if watch.as_ref().is_some_and(|(g, _)| *g == generation) {

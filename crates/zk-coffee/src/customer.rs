@@ -212,7 +212,7 @@ pub fn order_and_wait(
     let mut outage: Option<Duration> = None;
     loop {
         if look {
-            let pending = match look_at(session, board.is_some(), &order, &tx) {
+            let pending = match look_at(session, board, &order, &tx) {
                 Ok(pending) => pending,
                 // ZooKeeper is out of reach (perhaps our session expired meanwhile): keep
                 // looking for the order, with backoff, as long as patience lasts.
@@ -258,8 +258,10 @@ pub fn order_and_wait(
 
 /// Reads the order (`None`: it is gone, i.e. served). Without a board, also sets a watch on it
 /// whose news goes to `tx`.
-fn look_at(session: &Session, board: bool, order: &str, tx: &mpsc::Sender<Wake>) -> Result<Option<Vec<u8>>> {
-    let read = if board {
+fn look_at(session: &Session, board: Option<&Board>, order: &str, tx: &mpsc::Sender<Wake>) -> Result<Option<Vec<u8>>> {
+    let read = if let Some(board) = board {
+        // After a lost session the board's watch must be set again, or no news would come.
+        board.ensure_watch()?;
         session.read(order)
     } else {
         let notify = tx.clone();
