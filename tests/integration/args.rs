@@ -39,7 +39,8 @@ impl Bin {
     /// Runs the binary with `--zk ZK --connect-timeout 30 ARGS` and `env` (without the
     /// connect timeout when ARGS set one).
     fn run(self, zk: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let timeout: &[&str] = if args.iter().any(|a| a.starts_with("--connect-timeout")) { &[] } else { &["--connect-timeout", "30"] };
+        let timeout: &[&str] =
+            if args.iter().any(|a| a.starts_with("--connect-timeout")) { &[] } else { &["--connect-timeout", "30"] };
         let role = match self {
             Bin::Barista => Role::Barista,
             Bin::Customer => Role::Customer,
@@ -123,7 +124,8 @@ fn invalid_barista_names_exit_2_as_flags_and_in_the_environment() {
     // 128 bytes is the longest name: accepted, so the barista goes on to connect (and finds
     // nobody there).
     let longest = "y".repeat(128);
-    let out = TestCommand::new(Role::Barista).zk(nowhere()).args(["--connect-timeout", "0.5", "--name", &longest]).run(EXIT_TIMEOUT);
+    let out =
+        TestCommand::new(Role::Barista).zk(nowhere()).args(["--connect-timeout", "0.5", "--name", &longest]).run(EXIT_TIMEOUT);
     out.assert_code(exit::UNREACHABLE);
 }
 
@@ -213,7 +215,9 @@ fn customer_counts_durations_and_coffees_exit_2() {
         let out = Bin::Customer.run(&zk, &args, &[]);
         assert_usage(Bin::Customer, &out, &needles);
     }
-    for (key, value) in [("CUSTOMER_PATIENCE", "0"), ("CUSTOMER_MAX_QUEUE", "0"), ("CUSTOMER_CHOOSE", "best"), ("CUSTOMER_COFFEE", "x=y")] {
+    for (key, value) in
+        [("CUSTOMER_PATIENCE", "0"), ("CUSTOMER_MAX_QUEUE", "0"), ("CUSTOMER_CHOOSE", "best"), ("CUSTOMER_COFFEE", "x=y")]
+    {
         let out = Bin::Customer.run(&zk, &[], &[(key, value)]);
         assert_usage(Bin::Customer, &out, &[value]);
     }
@@ -261,7 +265,8 @@ fn shop_init_menus_counts_and_secure_without_credentials_exit_2() {
         let out = Bin::ShopInit.run(&zk, &args, &[("ZK_CREDENTIALS", "admin:pw")]);
         assert_usage(Bin::ShopInit, &out, &["required arguments were not provided"]);
     }
-    let out = Bin::ShopInit.run(&zk, &["--secure", "--staff-credentials-file", &staff, "--customer-credentials-file", &customer], &[]);
+    let out =
+        Bin::ShopInit.run(&zk, &["--secure", "--staff-credentials-file", &staff, "--customer-credentials-file", &customer], &[]);
     assert_usage(Bin::ShopInit, &out, &["--secure needs the admin's credentials", "ZK_CREDENTIALS"]);
 }
 

@@ -81,7 +81,9 @@ fn wait_for_empty_buckets(server: &ZkServer) {
 
 /// Waits until `barista` has logged `n` served orders; returns them.
 fn wait_for_served(barista: &Proc, n: usize) -> Vec<String> {
-    wait_until(LOG_TIMEOUT, &format!("{n} `served` lines in the barista's log"), || served_orders(&barista.stderr_lines()).len() >= n);
+    wait_until(LOG_TIMEOUT, &format!("{n} `served` lines in the barista's log"), || {
+        served_orders(&barista.stderr_lines()).len() >= n
+    });
     served_orders(&barista.stderr_lines())
 }
 
@@ -351,7 +353,9 @@ fn a_load_runs_orders_rejected_by_a_barista_with_a_new_menu_are_counted_rejected
     create(&zk, "/barista_group/b1", b"", CreateMode::Ephemeral);
     let args = ["--orders", &ORDERS.to_string(), "--concurrency", &ORDERS.to_string(), "--coffee", "jacob", "--patience", "60"];
     let run = server.cmd(Role::Customer).args(args).spawn();
-    wait_until(LOG_TIMEOUT, "the load's orders to be queued", || server.children("/orders/b1").unwrap_or_default().len() == ORDERS);
+    wait_until(LOG_TIMEOUT, "the load's orders to be queued", || {
+        server.children("/orders/b1").unwrap_or_default().len() == ORDERS
+    });
     let queued = server.children("/orders/b1").expect("the bucket");
 
     server.cmd(Role::ShopInit).args(["--menu", "tesora,sogood"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
@@ -420,13 +424,16 @@ fn a_load_whose_sessions_expired_still_hears_of_orders_served_afterwards() {
     let raw = server.raw();
     create(&raw, "/orders/manual", b"", CreateMode::Persistent);
     create(&raw, "/barista_group/manual", b"", CreateMode::Ephemeral);
-    let mut load = server
+    let load = server
         .cmd(Role::Customer)
         .args(["--orders", "4", "--concurrency", "4", "--sessions", "2", "--session-timeout", "1", "--patience", "60"])
         .spawn();
     wait_until(LOG_TIMEOUT, "the four orders to be queued", || buckets(&server).get("manual").is_some_and(|o| o.len() == 4));
-    let ports: Vec<u16> =
-        zk_coffee_tests::fault::tcp_connections(load.pid()).iter().filter(|t| t.remote == server.port()).map(|t| t.local).collect();
+    let ports: Vec<u16> = zk_coffee_tests::fault::tcp_connections(load.pid())
+        .iter()
+        .filter(|t| t.remote == server.port())
+        .map(|t| t.local)
+        .collect();
     assert!(!ports.is_empty(), "the load holds connections to the server");
 
     // Frozen until the server has expired its sessions, then thawed: it makes new sessions and

@@ -176,4 +176,3 @@ fn impatient_customer_withdraws_its_order_and_is_not_served() {
     assert_eq!(served_orders(&barista.stderr_lines()), Vec::<String>::new(), "a withdrawn order was served");
     assert_eq!(server.children("/orders/slowpoke"), Some(vec![]));
 }
-

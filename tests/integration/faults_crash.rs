@@ -47,8 +47,7 @@ fn a_barista_killed_mid_brew_has_its_queue_and_the_order_in_hand_adopted() {
     let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
     let recovered = killed_at.elapsed();
     assert!(settled.iter().all(Settled::served), "everyone had patience enough to be served: {settled:#?}");
-    let victims: Vec<&str> =
-        settled.iter().filter(|s| s.receipt.barista == "victim").map(|s| s.receipt.order_name()).collect();
+    let victims: Vec<&str> = settled.iter().filter(|s| s.receipt.barista == "victim").map(|s| s.receipt.order_name()).collect();
     assert!(victims.len() >= 5, "{victims:?}");
 
     // Every order placed with the victim was served by a rescuer, from the adopted bucket, and
@@ -61,7 +60,8 @@ fn a_barista_killed_mid_brew_has_its_queue_and_the_order_in_hand_adopted() {
     }
     assert!(victims.contains(&in_hand.as_str()), "the order in hand {in_hand} was the victim's: {victims:?}");
     // Exactly one rescuer adopted the bucket.
-    let adopters: Vec<usize> = (0..2).filter(|i| count_lines(&rescuers[*i], "adopting the orphaned bucket of victim") > 0).collect();
+    let adopters: Vec<usize> =
+        (0..2).filter(|i| count_lines(&rescuers[*i], "adopting the orphaned bucket of victim") > 0).collect();
     assert_eq!(adopters.len(), 1, "exactly one adopter; rescued {rescued:?}");
     assert_eq!(count_lines(&rescuers[adopters[0]], "adopting the orphaned bucket of victim"), 1);
 
@@ -118,9 +118,7 @@ fn a_barista_frozen_past_its_session_comes_back_on_shift_by_itself() {
     // Frozen with orders queued: its session expires, the colleague adopts its queue.
     let frozen = Frozen::freeze(sleeper.pid());
     let customers: Vec<Proc> = MENU[..3].iter().map(|c| place(customer(zk, Some("sleeper"), c, "40"))).collect();
-    wait_until(Duration::from_secs(15), "the frozen barista's session to expire", || {
-        !audit(&raw).on_shift.contains("sleeper")
-    });
+    wait_until(Duration::from_secs(15), "the frozen barista's session to expire", || !audit(&raw).on_shift.contains("sleeper"));
     let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
     assert!(settled.iter().all(Settled::served), "{settled:#?}");
     let frozen_for = frozen.thaw();
@@ -291,7 +289,8 @@ fn a_barista_restarted_under_its_name_takes_its_bucket_back_from_the_adopter() {
     for s in &settled {
         let order = s.receipt.order_name().to_owned();
         assert!(
-            by_olga2.iter().chain(&by_hal).any(|(o, _)| *o == order) || served(&olga.stderr_lines()).iter().any(|(o, _)| *o == order),
+            by_olga2.iter().chain(&by_hal).any(|(o, _)| *o == order)
+                || served(&olga.stderr_lines()).iter().any(|(o, _)| *o == order),
             "{order} was served by nobody"
         );
     }

@@ -133,7 +133,11 @@ fn a_server_down_for_three_session_timeouts_costs_little_and_the_shop_carries_on
 
     server.stop();
     let down = Instant::now();
-    let quiet = [Quiet::start("busy barista", &busy), Quiet::start("idle barista", &idle), Quiet::start("waiting customer", &customers[1])];
+    let quiet = [
+        Quiet::start("busy barista", &busy),
+        Quiet::start("idle barista", &idle),
+        Quiet::start("waiting customer", &customers[1]),
+    ];
     wait_until(OUTAGE + Duration::from_secs(5), "the outage to last three session timeouts", || down.elapsed() >= OUTAGE);
     for (q, p) in quiet.into_iter().zip([&busy, &idle, &customers[1]]) {
         q.check(p, "outage");
@@ -175,7 +179,11 @@ fn a_partition_longer_than_the_session_timeout_makes_everyone_start_a_new_sessio
 
     gate.cut();
     let cut = Instant::now();
-    let quiet = [Quiet::start("busy barista", &busy), Quiet::start("idle barista", &idle), Quiet::start("waiting customer", &customers[1])];
+    let quiet = [
+        Quiet::start("busy barista", &busy),
+        Quiet::start("idle barista", &idle),
+        Quiet::start("waiting customer", &customers[1]),
+    ];
     // The server expires every session of the shop (the members go), and the partition lasts
     // three session timeouts at least.
     let raw = server.raw();

@@ -31,7 +31,12 @@ fn orders_queued_before_the_barista_starts_are_served_in_sequence_order() {
     for i in 0..12 {
         let coffee = MENU[i % MENU.len()];
         let path = zk
-            .create("/orders/fifo/coffee", coffee.as_bytes().to_vec(), Acl::open_unsafe().clone(), CreateMode::PersistentSequential)
+            .create(
+                "/orders/fifo/coffee",
+                coffee.as_bytes().to_vec(),
+                Acl::open_unsafe().clone(),
+                CreateMode::PersistentSequential,
+            )
             .expect("order");
         placed.push(path.rsplit('/').next().unwrap().to_owned());
     }

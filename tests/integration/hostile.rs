@@ -225,7 +225,14 @@ fn overwriting_a_baristas_member_data_does_not_end_its_shift() {
     let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
     server.init_shop();
     let zk = server.connect_string().to_owned();
-    let mut barista = on_shift(TestCommand::new(Role::Barista).zk(&zk).args(["--name", "victim", "--brew-time", "0.1", "--session-timeout", "1"]));
+    let mut barista = on_shift(TestCommand::new(Role::Barista).zk(&zk).args([
+        "--name",
+        "victim",
+        "--brew-time",
+        "0.1",
+        "--session-timeout",
+        "1",
+    ]));
     server.raw().set_data("/barista_group/victim", b"garbage".to_vec(), None).expect("overwrite the member's data");
     // Past the deadline it gave a stale holder of its name: two session timeouts and a second.
     std::thread::sleep(Duration::from_secs(4));
@@ -286,7 +293,9 @@ fn unwithdrawn_rejected_orders_are_removed_when_the_30_second_grace_ends() {
     for order in &orders {
         rejection_of(&raw, order);
     }
-    let took = wait_until(Duration::from_secs(45), "the rejected orders to be removed", || orders.iter().all(|o| data_of(&raw, o).is_none()));
+    let took = wait_until(Duration::from_secs(45), "the rejected orders to be removed", || {
+        orders.iter().all(|o| data_of(&raw, o).is_none())
+    });
     assert!(took >= Duration::from_secs(25), "removed after {took:?}, before the grace");
     let (rejected, removed) = (count_lines(&barista, " rejected /orders/"), count_lines(&barista, " removed /orders/"));
     assert_eq!((rejected, removed), (2, 2), "{:#?}", barista.stderr_lines());
@@ -323,7 +332,9 @@ fn a_bucket_listing_over_a_megabyte_is_served_all_the_same() {
     let first = raw_order(&raw, "/orders/stuffed", b"jacob");
     let second = raw_order(&raw, "/orders/stuffed", b"tesora");
     let mut barista = on_shift(fault::barista(&zk, "stuffed", "0.05"));
-    wait_until(LOG_TIMEOUT, "both real orders to be served", || data_of(&raw, &first).is_none() && data_of(&raw, &second).is_none());
+    wait_until(LOG_TIMEOUT, "both real orders to be served", || {
+        data_of(&raw, &first).is_none() && data_of(&raw, &second).is_none()
+    });
     let served = served_orders(&barista.stderr_lines());
     assert_eq!(served, [first.rsplit('/').next().expect("name"), second.rsplit('/').next().expect("name")], "in order");
     assert!(!barista.has_exited(), "{:#?}", barista.stderr_lines());

@@ -221,7 +221,10 @@ impl Drop for Lan {
             if std::thread::panicking() {
                 let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().filter(|l| !l.starts_with('\t')).collect();
-                eprintln!("---- end of the namespaced ZooKeeper's log ----\n{}", tail[tail.len().saturating_sub(20)..].join("\n"));
+                eprintln!(
+                    "---- end of the namespaced ZooKeeper's log ----\n{}",
+                    tail[tail.len().saturating_sub(20)..].join("\n")
+                );
             }
             let _ = run(Command::new("bash").arg(zk_script()).arg("stop").arg(dir));
         }
@@ -274,7 +277,12 @@ impl HostProc {
                 return line;
             }
             let exited = self.child.try_wait().ok().flatten();
-            assert!(exited.is_none() && Instant::now() < deadline, "{}: no log line with {needle:?} ({exited:?})\n{}", self.label, self.dump());
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "{}: no log line with {needle:?} ({exited:?})\n{}",
+                self.label,
+                self.dump()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -359,7 +367,12 @@ fn a_shop_spread_over_network_namespaces_serves_every_order() {
 
     // A load of customers on their own host.
     const ORDERS: u64 = 60;
-    let mut load = lan.spawn("cust", "load", Role::Customer.path(), &["--zk", &zk, "--orders", "60", "--concurrency", "8", "--patience", "60"]);
+    let mut load = lan.spawn(
+        "cust",
+        "load",
+        Role::Customer.path(),
+        &["--zk", &zk, "--orders", "60", "--concurrency", "8", "--patience", "60"],
+    );
     let (status, stdout, stderr) = load.wait_exit(Duration::from_secs(120));
     assert!(status.success(), "the load failed ({status}):\n{}\n{}", stdout.join("\n"), stderr.join("\n"));
     let summary = Summary::from_stdout(&stdout);
@@ -448,27 +461,30 @@ fn launch_sh_starts_shows_and_stops_baristas_on_several_hosts_over_ssh() {
     };
 
     // From the "ops" host: two baristas here and two on each of h1 and h2.
-    let out = launch("start", &[
-        "--hosts",
-        "local,root@h1,h2",
-        "--per-host",
-        "2",
-        "--zk",
-        &zk,
-        "--shop",
-        "east",
-        "--ssh",
-        ssh.to_str().expect("utf-8"),
-        "--barista",
-        barista.to_str().expect("utf-8"),
-        "--shop-status",
-        shop_status.to_str().expect("utf-8"),
-        "--log-dir",
-        logs.to_str().expect("utf-8"),
-        "--",
-        "--brew-time",
-        "0.05",
-    ]);
+    let out = launch(
+        "start",
+        &[
+            "--hosts",
+            "local,root@h1,h2",
+            "--per-host",
+            "2",
+            "--zk",
+            &zk,
+            "--shop",
+            "east",
+            "--ssh",
+            ssh.to_str().expect("utf-8"),
+            "--barista",
+            barista.to_str().expect("utf-8"),
+            "--shop-status",
+            shop_status.to_str().expect("utf-8"),
+            "--log-dir",
+            logs.to_str().expect("utf-8"),
+            "--",
+            "--brew-time",
+            "0.05",
+        ],
+    );
     assert!(out.status.success(), "launch.sh start: {}", show(&out));
     let logins = std::fs::read_to_string(lan.dir.join("ssh.log")).unwrap_or_default();
     assert_eq!(logins.lines().collect::<Vec<_>>(), ["root@h1", "h2"], "ssh was used for the remote hosts only");
@@ -499,7 +515,12 @@ fn launch_sh_starts_shows_and_stops_baristas_on_several_hosts_over_ssh() {
     }
 
     // The shop serves from every host.
-    let mut load = lan.spawn("ops", "load", Role::Customer.path(), &["--zk", &zk, "--shop", "east", "--orders", "40", "--concurrency", "6", "--patience", "60"]);
+    let mut load = lan.spawn(
+        "ops",
+        "load",
+        Role::Customer.path(),
+        &["--zk", &zk, "--shop", "east", "--orders", "40", "--concurrency", "6", "--patience", "60"],
+    );
     let (status, stdout, stderr) = load.wait_exit(Duration::from_secs(120));
     assert!(status.success(), "the load failed ({status}):\n{}\n{}", stdout.join("\n"), stderr.join("\n"));
     let summary = Summary::from_stdout(&stdout);
@@ -511,7 +532,8 @@ fn launch_sh_starts_shows_and_stops_baristas_on_several_hosts_over_ssh() {
     assert!(out.status.success(), "launch.sh status: {}", show(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     for (host, name, pid) in &started {
-        let row: Vec<&str> = text.lines().find(|l| l.split_whitespace().nth(1) == Some(name)).unwrap_or_default().split_whitespace().collect();
+        let row: Vec<&str> =
+            text.lines().find(|l| l.split_whitespace().nth(1) == Some(name)).unwrap_or_default().split_whitespace().collect();
         let pid = pid.to_string();
         assert_eq!(row.get(..5), Some(&[host.as_str(), name.as_str(), pid.as_str(), "running", "yes"][..]), "{text}");
     }
@@ -523,7 +545,10 @@ fn launch_sh_starts_shows_and_stops_baristas_on_several_hosts_over_ssh() {
     let text = String::from_utf8_lossy(&out.stdout);
     for (host, name, _) in &started {
         assert!(
-            text.lines().any(|l| l.starts_with(host.as_str()) && l.contains(name.as_str()) && l.contains("stopped after") && l.contains("removed my empty bucket")),
+            text.lines().any(|l| l.starts_with(host.as_str())
+                && l.contains(name.as_str())
+                && l.contains("stopped after")
+                && l.contains("removed my empty bucket")),
             "{name}:\n{text}"
         );
     }

@@ -35,9 +35,11 @@ fn load(server: &ZkServer, orders: u64, concurrency: u16) -> TestCommand {
 /// Waits until no bucket holds an order.
 fn wait_for_empty_buckets(server: &ZkServer, root: &str) {
     wait_until(LOG_TIMEOUT, "every bucket to be empty", || {
-        server.children(&format!("{root}/orders")).unwrap_or_default().iter().all(|b| {
-            server.children(&format!("{root}/orders/{b}")).unwrap_or_default().is_empty()
-        })
+        server
+            .children(&format!("{root}/orders"))
+            .unwrap_or_default()
+            .iter()
+            .all(|b| server.children(&format!("{root}/orders/{b}")).unwrap_or_default().is_empty())
     });
 }
 
@@ -54,10 +56,7 @@ fn two_shops_on_one_server_see_neither_each_others_baristas_nor_orders() {
     let mut bb = on_shift(server.cmd(Role::Barista).args(["--shop", "b", "--name", "bb", "--brew-time", "0.05"]));
 
     // A customer of shop a asking for shop b's barista finds nobody.
-    let out = server
-        .cmd(Role::Customer)
-        .args(["--shop", "a", "--barista", "bb", "--patience", "2"])
-        .run(EXIT_TIMEOUT);
+    let out = server.cmd(Role::Customer).args(["--shop", "a", "--barista", "bb", "--patience", "2"]).run(EXIT_TIMEOUT);
     out.assert_code(exit::NO_BARISTA).assert_failure_line();
     out.error_line(&["bb"]);
     // Nor can it order shop b's coffee.
@@ -263,12 +262,16 @@ fn the_load_summary_matches_what_happened() {
     assert_eq!(after.sales_total() - before.sales_total(), ORDERS);
 
     // The figures are consistent with each other and with the report for people.
-    let (p50, p95, p99, max) = (summary.figure("p50_ms"), summary.figure("p95_ms"), summary.figure("p99_ms"), summary.figure("max_ms"));
+    let (p50, p95, p99, max) =
+        (summary.figure("p50_ms"), summary.figure("p95_ms"), summary.figure("p99_ms"), summary.figure("max_ms"));
     assert!(0.0 < p50 && p50 <= p95 && p95 <= p99 && p99 <= max, "{}", summary.line);
     let elapsed = summary.figure("elapsed_s");
     let throughput = summary.figure("throughput");
     assert!((throughput - ORDERS as f64 / elapsed).abs() < 0.1 + throughput * 0.01, "{}", summary.line);
-    assert!(out.stderr.iter().any(|l| l.starts_with(&format!("{ORDERS} visits in ")) && l.contains(&format!(": {ORDERS} served,"))), "{out}");
+    assert!(
+        out.stderr.iter().any(|l| l.starts_with(&format!("{ORDERS} visits in ")) && l.contains(&format!(": {ORDERS} served,"))),
+        "{out}"
+    );
     let people: Vec<String> = per_barista.iter().map(|(b, n)| format!("{b} {n}")).collect();
     assert!(out.stderr.iter().any(|l| *l == format!("served per barista: {}", people.join(", "))), "{out}");
 }
@@ -299,7 +302,11 @@ fn a_load_run_for_a_duration_reports_progress_and_adds_up() {
 fn launch(args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new("bash");
     // A test that forgot --state fails instead of writing the real default state file.
-    clean_env(&mut cmd).arg(launch_script()).args(args).env("RUST_LOG", "info").env("ZK_COFFEE_LAUNCH_STATE", "/nonexistent/launch.state");
+    clean_env(&mut cmd)
+        .arg(launch_script())
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("ZK_COFFEE_LAUNCH_STATE", "/nonexistent/launch.state");
     cmd.output().expect("run scripts/launch.sh")
 }
 
@@ -325,7 +332,12 @@ impl Drop for StateGuard {
 fn short_hostname() -> String {
     let out = Command::new("hostname").output().expect("hostname");
     let name = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    name.split('.').next().unwrap_or_default().chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect()
+    name.split('.')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' })
+        .collect()
 }
 
 #[test]
@@ -386,7 +398,10 @@ fn launch_sh_starts_shows_and_stops_baristas_on_this_host() {
     assert!(out.status.success(), "launch.sh status: {}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for (pid, name) in &recorded {
-        let row = stdout.lines().find(|l| l.split_whitespace().nth(1) == Some(name.as_str())).unwrap_or_else(|| panic!("no row for {name}:\n{stdout}"));
+        let row = stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{stdout}"));
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cells[..5], ["local", name.as_str(), &pid.to_string(), "running", "yes"], "{row}");
     }
@@ -404,7 +419,12 @@ fn launch_sh_starts_shows_and_stops_baristas_on_this_host() {
     assert!(out.status.success(), "launch.sh stop: {}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for (pid, name) in &recorded {
-        assert!(stdout.lines().any(|l| l.contains(name.as_str()) && l.contains("stopped after") && l.contains("removed my empty bucket")), "{name}:\n{stdout}");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(name.as_str()) && l.contains("stopped after") && l.contains("removed my empty bucket")),
+            "{name}:\n{stdout}"
+        );
         assert!(cmdline(*pid).is_empty(), "{name} (pid {pid}) still runs");
     }
     assert!(!state.exists(), "the state file is removed once every barista is stopped");

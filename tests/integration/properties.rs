@@ -67,7 +67,10 @@ fn coffees() -> impl Strategy<Value = Vec<String>> {
 /// A brew time as `duration::human` writes it back exactly: whole milliseconds under a second,
 /// whole tenths of a second above (the configuration stores brew times that way).
 fn exact_brew() -> impl Strategy<Value = Duration> {
-    prop_oneof![(0u64..1000).prop_map(Duration::from_millis), (10u64..=864_000).prop_map(|tenths| Duration::from_millis(tenths * 100))]
+    prop_oneof![
+        (0u64..1000).prop_map(Duration::from_millis),
+        (10u64..=864_000).prop_map(|tenths| Duration::from_millis(tenths * 100))
+    ]
 }
 
 /// One server of a connect string, as people write them: a host name, an IPv4 address or a

@@ -34,7 +34,12 @@ fn an_order_whose_create_reply_is_lost_is_placed_exactly_once() {
     // Exactly one order was ever created in the bucket: the next one gets sequence 1.
     let zk = server.raw();
     let next = zk
-        .create("/orders/slow/coffee", b"tesora".to_vec(), zookeeper::Acl::open_unsafe().clone(), zookeeper::CreateMode::PersistentSequential)
+        .create(
+            "/orders/slow/coffee",
+            b"tesora".to_vec(),
+            zookeeper::Acl::open_unsafe().clone(),
+            zookeeper::CreateMode::PersistentSequential,
+        )
         .expect("place a probe order");
     assert_eq!(next, "/orders/slow/coffee0000000001", "a second order was created by the customer");
     assert_eq!(served_orders(&barista.stderr_lines()), ["coffee0000000000"]);

@@ -12,8 +12,7 @@ fn three_baristas_serve_six_customers_and_leave_cleanly_on_sigterm() {
     let shop_nodes = shop_init_report(&init, "created");
 
     // Baristas with their default names, {hostname}_{pid}.
-    let mut baristas: Vec<Proc> =
-        (0..3).map(|_| server.cmd(Role::Barista).args(["--brew-time", "0.2"]).spawn()).collect();
+    let mut baristas: Vec<Proc> = (0..3).map(|_| server.cmd(Role::Barista).args(["--brew-time", "0.2"]).spawn()).collect();
     let mut names = BTreeMap::new(); // name -> index in `baristas`
     for (i, b) in baristas.iter().enumerate() {
         let line = b.wait_for_stderr(" is on shift", LOG_TIMEOUT);
@@ -44,11 +43,11 @@ fn three_baristas_serve_six_customers_and_leave_cleanly_on_sigterm() {
         let b = &baristas[names[&r.barista]];
         b.wait_for_stderr(&format!("served {} ({})", r.coffee, r.order_name()), LOG_TIMEOUT);
         let events = barista_events(&b.stderr_lines());
-        let making = BaristaEvent { kind: Brew::Making, coffee: r.coffee.clone(), order: r.order_name().into(), adopted_from: None };
+        let making =
+            BaristaEvent { kind: Brew::Making, coffee: r.coffee.clone(), order: r.order_name().into(), adopted_from: None };
         assert!(events.contains(&making), "{events:?}");
     }
-    let served: usize =
-        baristas.iter().map(|b| served_orders(&b.stderr_lines()).len()).sum();
+    let served: usize = baristas.iter().map(|b| served_orders(&b.stderr_lines()).len()).sum();
     assert_eq!(served, 6, "the baristas served six coffees in all");
 
     // The tree: the two roots with data "0", each barista's ephemeral member, empty bucket and

@@ -120,7 +120,12 @@ fn assert_no_auth<T: std::fmt::Debug>(result: Result<T, ZkError>, what: &str) {
 fn assert_raw_client_refused(zk: &ZooKeeper, barista: &str, who: &str) {
     assert_no_auth(zk.get_children("/barista_group", false), &format!("{who}: list /barista_group"));
     assert_no_auth(
-        zk.create(&format!("/orders/{barista}/coffee"), b"jacob".to_vec(), Acl::open_unsafe().clone(), CreateMode::PersistentSequential),
+        zk.create(
+            &format!("/orders/{barista}/coffee"),
+            b"jacob".to_vec(),
+            Acl::open_unsafe().clone(),
+            CreateMode::PersistentSequential,
+        ),
         &format!("{who}: order from {barista}"),
     );
     assert_no_auth(zk.get_data("/zk-coffee/config", false), &format!("{who}: read the menu"));
@@ -164,12 +169,15 @@ fn each_role_does_what_it_may_and_gets_exit_7_for_the_rest() {
 
     // Staff register and serve; customers order (here with ZK_CREDENTIALS) and are served.
     let mut barista = on_shift(with_creds(server.cmd(Role::Barista), &creds.staff).args(["--name", "b1", "--brew-time", "0.1"]));
-    let out = server.cmd(Role::Customer).env("ZK_CREDENTIALS", &creds.customer_auth).args(["--coffee", "jacob"]).run(EXIT_TIMEOUT);
+    let out =
+        server.cmd(Role::Customer).env("ZK_CREDENTIALS", &creds.customer_auth).args(["--coffee", "jacob"]).run(EXIT_TIMEOUT);
     served_by(&out, "b1");
 
     // A customer withdraws its own order when its patience runs out.
     let frozen = Frozen::freeze(barista.pid());
-    let out = with_creds(server.cmd(Role::Customer), &creds.customer).args(["--coffee", "tesora", "--patience", "0.5"]).run(EXIT_TIMEOUT);
+    let out = with_creds(server.cmd(Role::Customer), &creds.customer)
+        .args(["--coffee", "tesora", "--patience", "0.5"])
+        .run(EXIT_TIMEOUT);
     out.assert_code(exit::GAVE_UP);
     let r = Receipt::parse(out.single_stdout_line());
     assert_eq!(r.outcome, "gave-up");
@@ -204,7 +212,10 @@ fn each_role_does_what_it_may_and_gets_exit_7_for_the_rest() {
         customer.create("/barista_group/fake", Vec::new(), Acl::open_unsafe().clone(), CreateMode::Ephemeral),
         "customer: register",
     );
-    assert_no_auth(customer.create("/orders/fake", Vec::new(), Acl::open_unsafe().clone(), CreateMode::Persistent), "customer: make a bucket");
+    assert_no_auth(
+        customer.create("/orders/fake", Vec::new(), Acl::open_unsafe().clone(), CreateMode::Persistent),
+        "customer: make a bucket",
+    );
     assert_no_auth(customer.delete("/barista_group/b1", None), "customer: unregister b1");
     assert_no_auth(customer.set_data("/zk-coffee/config", b"menu=latte".to_vec(), None), "customer: write the menu");
     // Staff read the sales but do not write the menu either.
@@ -248,8 +259,10 @@ fn a_shop_secured_with_other_credentials_is_closed_to_this_shops_roles() {
     let (a, b) = (Creds::new("shopa"), Creds::new("shopb"));
     a.secure(server.cmd(Role::ShopInit)).args(["--shop", "a"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
     b.secure(server.cmd(Role::ShopInit)).args(["--shop", "b"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
-    let ba = on_shift(with_creds(server.cmd(Role::Barista), &a.staff).args(["--shop", "a", "--name", "ba", "--brew-time", "0.05"]));
-    let bb = on_shift(with_creds(server.cmd(Role::Barista), &b.staff).args(["--shop", "b", "--name", "bb", "--brew-time", "0.05"]));
+    let ba =
+        on_shift(with_creds(server.cmd(Role::Barista), &a.staff).args(["--shop", "a", "--name", "ba", "--brew-time", "0.05"]));
+    let bb =
+        on_shift(with_creds(server.cmd(Role::Barista), &b.staff).args(["--shop", "b", "--name", "bb", "--brew-time", "0.05"]));
 
     // Each shop's customer is served at home ...
     let out = with_creds(server.cmd(Role::Customer), &a.customer).args(["--shop", "a"]).run(EXIT_TIMEOUT);
@@ -259,7 +272,14 @@ fn a_shop_secured_with_other_credentials_is_closed_to_this_shops_roles() {
     assert_not_authorized(&out, "read /zk-coffee/acl");
     let out = with_creds(server.cmd(Role::Barista), &a.staff).args(["--shop", "b", "--name", "spy"]).run(EXIT_TIMEOUT);
     assert_not_authorized(&out, "read /zk-coffee/acl");
-    let out = run_shop_status(&[os("--zk"), os(server.connect_string()), os("--shop"), os("b"), os("--credentials-file"), a.staff.as_os_str()]);
+    let out = run_shop_status(&[
+        os("--zk"),
+        os(server.connect_string()),
+        os("--shop"),
+        os("b"),
+        os("--credentials-file"),
+        a.staff.as_os_str(),
+    ]);
     assert_not_authorized(&out, "read /zk-coffee/acl");
 
     // The raw client with shop a's customer credentials, inside shop b's chroot.
@@ -306,7 +326,14 @@ fn credentials_that_others_may_read_or_cannot_be_parsed_exit_2_before_touching_z
             out.assert_code(exit::USAGE).assert_within(USAGE_BOUND);
             out.error_line(&needles);
         }
-        let out = run_shop_status(&[os("--zk"), os(&nowhere), os("--connect-timeout"), os("30"), os("--credentials-file"), file.as_os_str()]);
+        let out = run_shop_status(&[
+            os("--zk"),
+            os(&nowhere),
+            os("--connect-timeout"),
+            os("30"),
+            os("--credentials-file"),
+            file.as_os_str(),
+        ]);
         out.assert_code(exit::USAGE).assert_within(USAGE_BOUND);
         out.error_line(&needles);
     }
@@ -347,7 +374,8 @@ fn converting_an_open_shop_with_a_queue_shuts_out_anonymous_and_keeps_serving() 
     // Orders queue while it is stopped: ours, with the customers' credentials, and one from the
     // original program (anonymous, open ACL).
     let frozen = Frozen::freeze(barista.pid());
-    let customer = fault::place(with_creds(fault::customer(server.connect_string(), Some("conv"), "jacob", "30"), &creds.customer));
+    let customer =
+        fault::place(with_creds(fault::customer(server.connect_string(), Some("conv"), "jacob", "30"), &creds.customer));
     let anon = server.raw();
     let raw_order = anon
         .create("/orders/conv/coffee", b"tesora".to_vec(), Acl::open_unsafe().clone(), CreateMode::PersistentSequential)
@@ -376,10 +404,13 @@ fn converting_an_open_shop_with_a_queue_shuts_out_anonymous_and_keeps_serving() 
     let out = customer.wait_exit(EXIT_TIMEOUT);
     let r = served_by(&out, "conv");
     let admin = raw_as(server.connect_string(), Some(&creds.admin_auth));
-    wait_until(LOG_TIMEOUT, "the original program's order to be served", || admin.exists(&raw_order, false).expect("exists").is_none());
+    wait_until(LOG_TIMEOUT, "the original program's order to be served", || {
+        admin.exists(&raw_order, false).expect("exists").is_none()
+    });
     let raw_name = raw_order.rsplit('/').next().unwrap_or_default();
     barista.wait_for_stderr(&format!("served tesora ({raw_name})"), LOG_TIMEOUT);
-    let out = with_creds(fault::customer(server.connect_string(), Some("conv"), "sogood", "30"), &creds.customer).run(EXIT_TIMEOUT);
+    let out =
+        with_creds(fault::customer(server.connect_string(), Some("conv"), "sogood", "30"), &creds.customer).run(EXIT_TIMEOUT);
     let later = served_by(&out, "conv");
     assert!(later.sequence() > r.sequence());
     assert!(!barista.stderr_lines().iter().any(|l| l.contains("not authorized")), "{:?}", barista.stderr_lines());
@@ -471,13 +502,18 @@ fn anonymous_cannot_touch_a_secured_shops_root() {
     let creds = Creds::new("root");
     creds.secure(server.cmd(Role::ShopInit)).args(["--shop", "b"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
     let anon = server.raw();
-    assert_no_auth(anon.create("/shops/b/junk", Vec::new(), Acl::open_unsafe().clone(), CreateMode::Persistent), "anonymous: add to the shop's root");
+    assert_no_auth(
+        anon.create("/shops/b/junk", Vec::new(), Acl::open_unsafe().clone(), CreateMode::Persistent),
+        "anonymous: add to the shop's root",
+    );
     assert_no_auth(anon.delete("/shops/b/barista_group", None), "anonymous: delete the empty /barista_group");
     assert_no_auth(anon.set_acl("/shops/b", Acl::read_unsafe().clone(), None), "anonymous: take the shop's root");
     // The shop still works for its roles.
-    let out = with_creds(server.cmd(Role::ShopInit), &creds.admin).args(["--shop", "b", "--menu", "jacob,tesora"]).run(EXIT_TIMEOUT);
+    let out =
+        with_creds(server.cmd(Role::ShopInit), &creds.admin).args(["--shop", "b", "--menu", "jacob,tesora"]).run(EXIT_TIMEOUT);
     out.assert_code(exit::OK);
-    let out = with_creds(server.cmd(Role::Customer), &creds.customer).args(["--shop", "b", "--patience", "0.3"]).run(EXIT_TIMEOUT);
+    let out =
+        with_creds(server.cmd(Role::Customer), &creds.customer).args(["--shop", "b", "--patience", "0.3"]).run(EXIT_TIMEOUT);
     out.assert_code(exit::NO_BARISTA);
 }
 
@@ -491,7 +527,14 @@ fn a_barista_running_across_the_conversion_makes_its_new_nodes_secured() {
     let creds = Creds::new("across");
     server.init_shop();
     let barista = on_shift(with_creds(
-        TestCommand::new(Role::Barista).zk(server.connect_string()).args(["--name", "across", "--brew-time", "0.1", "--session-timeout", "1"]),
+        TestCommand::new(Role::Barista).zk(server.connect_string()).args([
+            "--name",
+            "across",
+            "--brew-time",
+            "0.1",
+            "--session-timeout",
+            "1",
+        ]),
         &creds.staff,
     ));
     creds.secure(server.cmd(Role::ShopInit)).run(EXIT_TIMEOUT).assert_code(exit::OK);

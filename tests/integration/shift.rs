@@ -85,7 +85,9 @@ fn sigterm_hands_the_queue_over_to_a_colleague_on_shift() {
         server.children("/orders") == Some(vec!["stayer".to_owned()]) && server.tree("/zk-coffee/claims").is_empty()
     });
     let mut expected = shop_nodes;
-    expected.extend(["/barista_group/stayer", "/orders/stayer", "/zk-coffee/sales/leaver", "/zk-coffee/sales/stayer"].map(String::from));
+    expected.extend(
+        ["/barista_group/stayer", "/orders/stayer", "/zk-coffee/sales/leaver", "/zk-coffee/sales/stayer"].map(String::from),
+    );
     expected.sort();
     assert_eq!(server.tree("/"), expected);
 }
@@ -95,8 +97,7 @@ fn a_killed_baristas_queue_is_adopted_once_its_session_expires() {
     let server = ZkServer::start();
     server.init_shop();
     // The shortest session the server allows (2 ticks = 1 s), so it expires soon after the kill.
-    let mut victim =
-        server.cmd(Role::Barista).args(["--name", "victim", "--brew-time", "0.1", "--session-timeout", "1"]).spawn();
+    let mut victim = server.cmd(Role::Barista).args(["--name", "victim", "--brew-time", "0.1", "--session-timeout", "1"]).spawn();
     victim.wait_for_stderr("is on shift", LOG_TIMEOUT);
     let rescuer = server.cmd(Role::Barista).args(["--name", "rescuer", "--brew-time", "0.1"]).spawn();
     rescuer.wait_for_stderr("is on shift", LOG_TIMEOUT);

@@ -10,7 +10,16 @@ use zk_coffee_tests::*;
 fn the_barista_unit_passes_systemd_analyze_verify() {
     let dir = Dir::new("unit");
     let unit = std::fs::read_to_string(workspace_root().join("systemd/barista@.service")).expect("read the unit");
-    for directive in ["Type=notify", "KillSignal=SIGTERM", "Restart=on-failure", "DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "Environment=BARISTA_NAME=%l_%i"] {
+    for directive in [
+        "Type=notify",
+        "KillSignal=SIGTERM",
+        "Restart=on-failure",
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "Environment=BARISTA_NAME=%l_%i",
+    ] {
         assert!(unit.lines().any(|l| l == directive), "the unit lacks {directive}");
     }
     // Verify a copy whose ExecStart points at the binary we built (the installed path does not
@@ -36,11 +45,7 @@ fn the_barista_notifies_systemd_when_on_shift_and_when_leaving() {
     let socket_path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
     socket.set_read_timeout(Some(LOG_TIMEOUT)).expect("timeout");
-    let mut barista = server
-        .cmd(Role::Barista)
-        .args(["--name", "unit_1"])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .spawn();
+    let mut barista = server.cmd(Role::Barista).args(["--name", "unit_1"]).env("NOTIFY_SOCKET", &socket_path).spawn();
 
     let mut buf = [0u8; 4096];
     let n = socket.recv(&mut buf).expect("READY=1 from the barista");

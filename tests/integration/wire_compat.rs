@@ -69,8 +69,7 @@ fn our_customer_is_served_by_a_raw_barista() {
     let zk = server.raw();
     // The original barista: ephemeral member (its data is not ours), persistent bucket.
     zk.create("/orders/rawb", Vec::new(), Acl::open_unsafe().clone(), CreateMode::Persistent).expect("bucket");
-    zk.create("/barista_group/rawb", b"whatever".to_vec(), Acl::open_unsafe().clone(), CreateMode::Ephemeral)
-        .expect("member");
+    zk.create("/barista_group/rawb", b"whatever".to_vec(), Acl::open_unsafe().clone(), CreateMode::Ephemeral).expect("member");
 
     let customer = server.cmd(Role::Customer).args(["--coffee", "sogood"]).spawn();
     let (order, coffee) = raw_barista_serves_one(&zk, "/orders/rawb", Instant::now() + Duration::from_secs(20));

@@ -21,16 +21,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zookeeper::{ZkError, ZooKeeper};
 
 use crate::{
-    connect_raw, lock, max_servers, slots, spawn_watchdog, temp_root, unique_name, wait_until, zk_script, exit, Output, Permit,
+    connect_raw, exit, lock, max_servers, slots, spawn_watchdog, temp_root, unique_name, wait_until, zk_script, Output, Permit,
     Proc, Receipt, Role, TestCommand,
 };
 
@@ -71,10 +71,8 @@ fn test_name() -> String {
 
 /// Sends `signal` (e.g. `"STOP"`) to `pid` with the `kill` command; panics if it fails.
 pub fn signal_pid(pid: u32, signal: &str) {
-    let ok = Command::new("kill")
-        .args(["-s", signal, &pid.to_string()])
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run `kill`: {e}"));
+    let ok =
+        Command::new("kill").args(["-s", signal, &pid.to_string()]).status().unwrap_or_else(|e| panic!("cannot run `kill`: {e}"));
     assert!(ok.success(), "`kill -s {signal} {pid}` failed: {ok}");
 }
 
@@ -168,7 +166,7 @@ fn clock_ticks_per_second() -> u64 {
         fn sysconf(name: std::os::raw::c_int) -> std::os::raw::c_long;
     }
     const SC_CLK_TCK: std::os::raw::c_int = 2; // Linux
-    // SAFETY: sysconf only reads a constant of the C library.
+                                               // SAFETY: sysconf only reads a constant of the C library.
     let ticks = unsafe { sysconf(SC_CLK_TCK) };
     if ticks > 0 {
         ticks as u64
@@ -523,8 +521,7 @@ impl Ensemble {
 
     /// A raw client connected to the running members.
     pub fn raw(&self) -> ZooKeeper {
-        let running: Vec<String> =
-            self.members.iter().filter(|m| m.running).map(|m| format!("127.0.0.1:{}", m.port)).collect();
+        let running: Vec<String> = self.members.iter().filter(|m| m.running).map(|m| format!("127.0.0.1:{}", m.port)).collect();
         connect_raw(&running.join(","))
     }
 

@@ -165,12 +165,7 @@ impl Role {
                 let bin = bin_dir().join(role.name());
                 let built = match std::fs::metadata(&bin).and_then(|m| m.modified()) {
                     Ok(t) => t,
-                    Err(_) => {
-                        return Err(format!(
-                            "{} is missing: run `cargo build --workspace --bins` first",
-                            bin.display()
-                        ))
-                    }
+                    Err(_) => return Err(format!("{} is missing: run `cargo build --workspace --bins` first", bin.display())),
                 };
                 if let Some((source_time, source)) = &newest {
                     if *source_time > built {
@@ -586,8 +581,7 @@ impl Output {
     pub fn error_line(&self, needles: &[&str]) -> &str {
         let program = self.label.split_whitespace().next().unwrap_or_default();
         let ours = format!("{program}: error: ");
-        let errors: Vec<&String> =
-            self.stderr.iter().filter(|l| l.starts_with(&ours) || l.starts_with("error: ")).collect();
+        let errors: Vec<&String> = self.stderr.iter().filter(|l| l.starts_with(&ours) || l.starts_with("error: ")).collect();
         assert_eq!(errors.len(), 1, "expected exactly one error line on stderr\n{self}");
         let line = errors[0].as_str();
         for needle in needles {
@@ -792,8 +786,7 @@ pub fn temp_root() -> PathBuf {
 /// `{name}-{pid}-{counter}`.
 pub fn unique_name(name: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let clean: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let clean: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     format!("{clean}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
 }
 
@@ -1147,11 +1140,7 @@ impl ZkServer {
         stream.write_all(b"mntr").expect("send mntr");
         let mut reply = String::new();
         stream.read_to_string(&mut reply).expect("read the mntr reply");
-        reply
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
-            .collect()
+        reply.lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_owned(), v.trim().to_owned())).collect()
     }
 
     /// The end of the server's log, for failure messages.

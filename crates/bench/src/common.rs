@@ -120,12 +120,7 @@ pub struct Fields(pub BTreeMap<String, String>);
 
 impl Fields {
     pub fn parse(line: &str) -> Fields {
-        Fields(
-            line.split_whitespace()
-                .filter_map(|w| w.split_once('='))
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        )
+        Fields(line.split_whitespace().filter_map(|w| w.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
     }
 
     pub fn num(&self, key: &str) -> Result<f64> {
@@ -339,19 +334,13 @@ pub fn mntr(servers: &str) -> Result<BTreeMap<String, String>> {
     s.write_all(b"mntr").map_err(|e| format!("mntr: {e}"))?;
     let mut text = String::new();
     s.read_to_string(&mut text).map_err(|e| format!("mntr: {e}"))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
-        .collect())
+    Ok(text.lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_owned(), v.trim().to_owned())).collect())
 }
 
 /// `zk_packets_received`: every request (and ping) the server got so far.
 pub fn packets_received(servers: &str) -> Result<u64> {
     let m = mntr(servers)?;
-    m.get("zk_packets_received")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| "mntr has no zk_packets_received".to_owned())
+    m.get("zk_packets_received").and_then(|v| v.parse().ok()).ok_or_else(|| "mntr has no zk_packets_received".to_owned())
 }
 
 /// A directory that must exist.

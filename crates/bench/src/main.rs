@@ -168,16 +168,13 @@ fn run(args: Args) -> common::Result<String> {
     match args.step {
         Step::Pairs { client, threads, seconds, warmup } => raw::pairs(&env, client, threads, seconds, warmup),
         Step::WatchRtt { client, samples } => raw::watch_rtt(&env, client, samples),
-        Step::Shop { baristas, concurrency, orders, choose, slow, slow_brew, sessions } => shop::shop(
-            &env,
-            &shop::ShopRun { baristas, concurrency, orders, choose, slow, slow_brew, sessions },
-        ),
+        Step::Shop { baristas, concurrency, orders, choose, slow, slow_brew, sessions } => {
+            shop::shop(&env, &shop::ShopRun { baristas, concurrency, orders, choose, slow, slow_brew, sessions })
+        }
         Step::Backlog { orders, baristas, repeat } => shop::backlog(&env, orders, baristas, repeat),
         Step::Scale { baristas, orders } => shop::scale(&env, baristas, orders),
         Step::Rss { settle } => shop::rss(&env, settle),
-        Step::Recovery { session_timeout, orders, brew, trials } => {
-            shop::recovery(&env, session_timeout, orders, brew, trials)
-        }
+        Step::Recovery { session_timeout, orders, brew, trials } => shop::recovery(&env, session_timeout, orders, brew, trials),
         Step::Calls { calls } => raw::calls(&env, calls),
         Step::Table { file } => {
             let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;

@@ -255,7 +255,6 @@ pub fn place_raw_orders(zk: &Arc<ZooKeeper>, bucket: &str, n: usize, threads: us
     Ok(started.elapsed())
 }
 
-
 /// `calls`: one thread's `exists` and create+delete through the shop's [`Session`] (retries,
 /// deadlines, the protected create's ACL tag) against the same calls on the raw client it is
 /// built on (`zookeeper-client`, driven the same way).

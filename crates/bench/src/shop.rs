@@ -10,7 +10,7 @@ use zk_coffee::BaristaName;
 use zookeeper::{WatchedEvent, ZooKeeper};
 
 use crate::common::{
-    await_members, children_cpu, connect, ms, packets_received, process_cpu, per_unit, remove_chroot, stop_all, Env, Fields,
+    await_members, children_cpu, connect, ms, packets_received, per_unit, process_cpu, remove_chroot, stop_all, Env, Fields,
     Result, ServerCpu, Stats,
 };
 use crate::raw::place_raw_orders;
@@ -52,9 +52,8 @@ pub fn shop(env: &Env, run: &ShopRun) -> Result<String> {
     }
     await_members(&zk, run.baristas, ON_SHIFT_TIMEOUT)?;
     let before = packets_received(&env.servers)?;
-    let barista_cpu = |baristas: &[crate::common::Proc]| -> Duration {
-        baristas.iter().filter_map(|b| process_cpu(b.pid())).sum()
-    };
+    let barista_cpu =
+        |baristas: &[crate::common::Proc]| -> Duration { baristas.iter().filter_map(|b| process_cpu(b.pid())).sum() };
     let (server, customer_cpu, baristas_cpu) = (ServerCpu::start(env.server_pid), children_cpu(), barista_cpu(&baristas));
     let mut args: Vec<String> = [
         "--orders",

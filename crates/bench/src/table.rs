@@ -30,7 +30,14 @@ impl Table {
         self.get(key)?.0.get(field).cloned().ok_or_else(|| format!("{key}: no {field}="))
     }
 
-    fn row(&mut self, figure: impl Into<String>, measured: impl Into<String>, conditions: impl Into<String>, target: &str, met: Option<bool>) {
+    fn row(
+        &mut self,
+        figure: impl Into<String>,
+        measured: impl Into<String>,
+        conditions: impl Into<String>,
+        target: &str,
+        met: Option<bool>,
+    ) {
         let verdict = match met {
             None => "—".to_owned(),
             Some(true) => "met".to_owned(),
@@ -67,7 +74,8 @@ pub fn render(text: &str) -> Result<String> {
     }
     for (short, long) in clients {
         let key = format!("watch-{short}");
-        let measured = format!("p50 {} ms, p99 {} ms", t.text(&key, "create_watch_p50_ms")?, t.text(&key, "create_watch_p99_ms")?);
+        let measured =
+            format!("p50 {} ms, p99 {} ms", t.text(&key, "create_watch_p50_ms")?, t.text(&key, "create_watch_p99_ms")?);
         let cond = format!(
             "{long}: session A creates a node, session B's exists watch fires; {} samples; delete→watch p50 {} ms; calls p50: create {} ms, delete {} ms, exists {} ms",
             t.text(&key, "samples")?,
@@ -170,11 +178,7 @@ pub fn render(text: &str) -> Result<String> {
             t.text(key, "max_ms")?,
             t.text(key, "throughput")?
         );
-        let (target, met) = if name == "random" {
-            ("", None)
-        } else {
-            ("p99 below random's", Some(p99 < random_p99))
-        };
+        let (target, met) = if name == "random" { ("", None) } else { ("p99 below random's", Some(p99 < random_p99)) };
         t.row(format!("wait p99, uneven load, {name}"), format!("{p99:.1} ms"), cond, target, met);
     }
 
@@ -193,7 +197,16 @@ pub fn render(text: &str) -> Result<String> {
             t.text(key, "tail_per_order_ms")?
         );
         let (measured, target, met) = if name == "small" {
-            (format!("{per:.3} ms/order (median of {} runs: {}–{})", t.text(key, "repeats")?, t.text(key, "per_order_min_ms")?, t.text(key, "per_order_max_ms")?), "", None)
+            (
+                format!(
+                    "{per:.3} ms/order (median of {} runs: {}–{})",
+                    t.text(key, "repeats")?,
+                    t.text(key, "per_order_min_ms")?,
+                    t.text(key, "per_order_max_ms")?
+                ),
+                "",
+                None,
+            )
         } else {
             (format!("{per:.3} ms/order = {:.2} × small", per / small), "ratio ≤ 1.5", Some(per / small <= 1.5))
         };
@@ -257,9 +270,11 @@ pub fn render(text: &str) -> Result<String> {
     let worst = t.num("recovery", "kill9_to_first_served_max_ms")? / 1000.0;
     t.row(
         "kill -9 of a busy barista → first orphan served",
-        format!("max {worst:.2} s (min {:.2}, p50 {:.2})",
+        format!(
+            "max {worst:.2} s (min {:.2}, p50 {:.2})",
             t.num("recovery", "kill9_to_first_served_min_ms")? / 1000.0,
-            t.num("recovery", "kill9_to_first_served_p50_ms")? / 1000.0),
+            t.num("recovery", "kill9_to_first_served_p50_ms")? / 1000.0
+        ),
         format!(
             "{} trials; session timeout {timeout} s; {} orders queued, another barista on shift; all served by {:.2} s",
             t.text("recovery", "trials")?,

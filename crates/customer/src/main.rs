@@ -82,7 +82,13 @@ fn config(args: &Args) -> zk_coffee::Result<CustomerConfig> {
     // A name that cannot be a coffee is refused before touching ZooKeeper; whether the shop
     // serves it is for its menu to say.
     let coffee = args.coffee.as_deref().map(menu::check_name).transpose()?.map(str::to_owned);
-    Ok(CustomerConfig { coffee, barista: args.barista.clone(), patience: args.patience, choice: args.choose, max_queue: args.max_queue })
+    Ok(CustomerConfig {
+        coffee,
+        barista: args.barista.clone(),
+        patience: args.patience,
+        choice: args.choose,
+        max_queue: args.max_queue,
+    })
 }
 
 fn run(args: Args) -> zk_coffee::Result<u8> {

@@ -57,10 +57,9 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
     let session_config = args.connect.config()?;
     let roles = match (args.secure, &args.staff_credentials_file, &args.customer_credentials_file) {
         (true, Some(staff), Some(customer)) => {
-            let admin = session_config
-                .credentials
-                .as_ref()
-                .ok_or_else(|| zk_coffee::Error::usage("--secure needs the admin's credentials (--credentials-file or ZK_CREDENTIALS)"))?;
+            let admin = session_config.credentials.as_ref().ok_or_else(|| {
+                zk_coffee::Error::usage("--secure needs the admin's credentials (--credentials-file or ZK_CREDENTIALS)")
+            })?;
             Some(Roles::of(admin, &Credentials::from_file(staff)?, &Credentials::from_file(customer)?))
         }
         _ => None,
@@ -81,7 +80,9 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
             let changed = security::secure(&session, roles)?;
             report.updated.push(format!("{} ({changed} nodes secured)", zk_coffee::layout::ACL));
             if security::secure_chroot(&session_config, roles)? {
-                report.updated.push(format!("{} (the shop's root: the admin's alone)", session_config.servers.chroot().unwrap_or("/")));
+                report
+                    .updated
+                    .push(format!("{} (the shop's root: the admin's alone)", session_config.servers.chroot().unwrap_or("/")));
             }
         }
         Ok(report)

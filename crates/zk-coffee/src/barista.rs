@@ -39,12 +39,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info, warn};
 
+use crate::config::{self, ShopConfig};
 use crate::duration::human;
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName, OrderName};
 use crate::order::{self, Payload};
 use crate::queue::Queue;
-use crate::config::{self, ShopConfig};
 use crate::registration::Registration;
 use crate::sales::{Ledger, Sale};
 use crate::security;
@@ -116,12 +116,7 @@ enum Wake {
 /// Works one shift: registers, serves until stopped (or idle), leaves. A first stop request
 /// ends the shift gracefully, a second one at once (see the module docs). `milestones` hears
 /// when the barista is on shift and when it starts leaving.
-pub fn run(
-    session: &Session,
-    config: &BaristaConfig,
-    shutdown: &Shutdown,
-    milestones: &dyn Fn(Milestone),
-) -> Result<ShiftEnd> {
+pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown, milestones: &dyn Fn(Milestone)) -> Result<ShiftEnd> {
     shop::check_initialised(session)?;
     shop::ensure_extensions(session)?;
     let (tx, rx) = mpsc::channel();
@@ -551,7 +546,11 @@ impl Barista<'_> {
             true => self
                 .session
                 .watch_children(layout::ORDERS, self.armed_waker(layout::ORDERS, Wake::Staff))
-                .inspect(|listed| if listed.is_none() { self.armed.fired(layout::ORDERS) })
+                .inspect(|listed| {
+                    if listed.is_none() {
+                        self.armed.fired(layout::ORDERS)
+                    }
+                })
                 .inspect_err(|_| self.armed.fired(layout::ORDERS))?,
             false => self.session.children(layout::ORDERS)?,
         }
@@ -719,10 +718,9 @@ impl Barista<'_> {
                     self.serve_made(owner, &mut made)?;
                 }
                 info!("making {coffee} for {order}{}", whose(owner, &self.config.name));
-                if !brew_time.is_zero() {
-                    if !self.brew(order, brew_time)? {
-                        return Ok(taken); // stopping at once: the order stays queued
-                    }
+                // Only a second stop request interrupts a brew: the order then stays queued.
+                if !brew_time.is_zero() && !self.brew(order, brew_time)? {
+                    return Ok(taken);
                 }
                 made.push(Made { order, path, coffee });
             }
@@ -934,7 +932,11 @@ impl Barista<'_> {
 
 /// How a log line names whose bucket an order came from: nothing for our own.
 fn whose(owner: &BaristaName, me: &BaristaName) -> String {
-    if owner == me { String::new() } else { format!(" (adopted from {owner})") }
+    if owner == me {
+        String::new()
+    } else {
+        format!(" (adopted from {owner})")
+    }
 }
 
 /// The one-shot watches a barista has set and that have not fired yet, by path, so that

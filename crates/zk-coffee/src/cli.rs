@@ -88,7 +88,9 @@ impl ConnectArgs {
     pub fn config(&self) -> Result<SessionConfig> {
         let credentials = match (&self.credentials_file, std::env::var("ZK_CREDENTIALS")) {
             (Some(path), _) => Some(Credentials::from_file(path)?),
-            (None, Ok(text)) => Some(Credentials::parse(&text).map_err(|_| Error::usage("ZK_CREDENTIALS must look like user:password"))?),
+            (None, Ok(text)) => {
+                Some(Credentials::parse(&text).map_err(|_| Error::usage("ZK_CREDENTIALS must look like user:password"))?)
+            }
             (None, Err(_)) => None,
         };
         let servers = match &self.shop {

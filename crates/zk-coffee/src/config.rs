@@ -85,7 +85,12 @@ impl ShopConfig {
                     menu = Some(Menu::new(&names).map_err(|e| bad(e.to_string()))?);
                 }
                 "max_queue" => {
-                    let max = value.trim().parse().ok().filter(|m| *m > 0).ok_or_else(|| bad(format!("max_queue {value:?} is not a positive number")))?;
+                    let max = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|m| *m > 0)
+                        .ok_or_else(|| bad(format!("max_queue {value:?} is not a positive number")))?;
                     config.max_queue = Some(max);
                 }
                 key => match key.strip_prefix("brew.") {

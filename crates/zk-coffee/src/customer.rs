@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use rand::seq::IndexedRandom;
 
+use crate::board::{Board, News};
+use crate::config::{self, ShopConfig};
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName};
 use crate::order;
-use crate::board::{Board, News};
-use crate::config::{self, ShopConfig};
 use crate::roster::Roster;
 use crate::session::Session;
 use crate::shop;

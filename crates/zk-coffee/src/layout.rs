@@ -107,10 +107,8 @@ impl BaristaName {
     /// in the hostname replaced by `-`.
     pub fn for_this_process() -> BaristaName {
         let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
-        let mut host: String = host
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "_-.".contains(c) { c } else { '-' })
-            .collect();
+        let mut host: String =
+            host.chars().map(|c| if c.is_ascii_alphanumeric() || "_-.".contains(c) { c } else { '-' }).collect();
         if host.is_empty() {
             host.push_str("localhost");
         }
@@ -349,8 +347,7 @@ mod tests {
 
     #[test]
     fn orders_sort_by_sequence_not_listing_order() {
-        let children: Vec<String> =
-            ["coffee0000000010", "junk", "coffee0000000002", "coffee0000000009"].map(String::from).into();
+        let children: Vec<String> = ["coffee0000000010", "junk", "coffee0000000002", "coffee0000000009"].map(String::from).into();
         let (orders, foreign) = orders_in_placement_order(&children);
         assert_eq!(orders.iter().map(|o| o.sequence).collect::<Vec<_>>(), [2, 9, 10]);
         assert_eq!(foreign, ["junk"]);
@@ -359,7 +356,10 @@ mod tests {
     #[test]
     fn paths_under_orders_are_told_apart() {
         assert_eq!(under_orders("/orders/b_1"), UnderOrders::Bucket("b_1"));
-        assert_eq!(under_orders("/orders/b_1/coffee0000000001"), UnderOrders::Child { barista: "b_1", child: "coffee0000000001" });
+        assert_eq!(
+            under_orders("/orders/b_1/coffee0000000001"),
+            UnderOrders::Child { barista: "b_1", child: "coffee0000000001" }
+        );
         for other in ["/orders", "/orders/", "/orders/b/c/d", "/orders//c", "/ordersx/b", "/barista_group/b", "/orders/b/"] {
             assert_eq!(under_orders(other), UnderOrders::Other, "{other}");
         }

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use crate::config;
 use crate::board::Board;
+use crate::config;
 use crate::config::ShopConfig;
 use crate::customer::{self, CustomerConfig, Outcome};
 use crate::error::{Error, Result};
@@ -83,7 +83,11 @@ impl Summary {
     /// Orders served per second over the run.
     pub fn throughput(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 { self.served as f64 / secs } else { 0.0 }
+        if secs > 0.0 {
+            self.served as f64 / secs
+        } else {
+            0.0
+        }
     }
 
     /// The `p`-th percentile (0-100) of the served orders' latencies.
@@ -235,7 +239,14 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
                     if !budget_left || !time_left || shutdown.state() != Stop::No {
                         break;
                     }
-                    let outcome = customer::order_and_wait(&group.session, &group.roster, board.as_ref(), &config.customer, &shop, &shutdown);
+                    let outcome = customer::order_and_wait(
+                        &group.session,
+                        &group.roster,
+                        board.as_ref(),
+                        &config.customer,
+                        &shop,
+                        &shutdown,
+                    );
                     mine.count(&outcome);
                     finished.fetch_add(1, Ordering::SeqCst);
                 }
@@ -339,7 +350,16 @@ mod tests {
         s.gave_up = 1;
         s.per_barista.insert("b1".into(), 2);
         let line = s.line();
-        for field in ["visits=3", "served=2", "gave_up=1", "failed=0", "throughput=1.0", "p50_ms=10.000", "max_ms=20.000", "per_barista=b1:2"] {
+        for field in [
+            "visits=3",
+            "served=2",
+            "gave_up=1",
+            "failed=0",
+            "throughput=1.0",
+            "p50_ms=10.000",
+            "max_ms=20.000",
+            "per_barista=b1:2",
+        ] {
             assert!(line.contains(field), "{field} missing from {line}");
         }
     }

@@ -31,9 +31,7 @@ pub fn check_name(coffee: &str) -> Result<&str, Error> {
     if ok {
         Ok(coffee)
     } else {
-        Err(Error::usage(format!(
-            "invalid coffee name {coffee:?}: use 1-{MAX_COFFEE_LEN} letters, digits, '-' or '_'"
-        )))
+        Err(Error::usage(format!("invalid coffee name {coffee:?}: use 1-{MAX_COFFEE_LEN} letters, digits, '-' or '_'")))
     }
 }
 
@@ -59,10 +57,7 @@ impl Menu {
         if self.contains(coffee) {
             Ok(coffee.to_owned())
         } else {
-            Err(Error::usage(format!(
-                "{coffee:?} is not on this shop's menu (choose one of: {})",
-                self.coffees.join(", ")
-            )))
+            Err(Error::usage(format!("{coffee:?} is not on this shop's menu (choose one of: {})", self.coffees.join(", "))))
         }
     }
 

@@ -80,7 +80,9 @@ mod tests {
     fn garbage_is_invalid_with_a_reason() {
         let menu = Menu::default();
         let big = vec![b'a'; MAX_ORDER_BYTES + 1];
-        for (data, needle) in [(&b"\xff\xfe"[..], "UTF-8"), (b"latte", "not on the menu"), (b"", "not on the menu"), (&big[..], "bytes long")] {
+        for (data, needle) in
+            [(&b"\xff\xfe"[..], "UTF-8"), (b"latte", "not on the menu"), (b"", "not on the menu"), (&big[..], "bytes long")]
+        {
             match Payload::parse(data, &menu) {
                 Payload::Invalid(reason) => assert!(reason.contains(needle), "{reason}"),
                 other => panic!("{data:?} gave {other:?}"),

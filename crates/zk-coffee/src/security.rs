@@ -86,13 +86,13 @@ impl Credentials {
         let shown = path.display();
         let meta = std::fs::metadata(path).map_err(|e| Error::usage(format!("cannot read the credentials file {shown}: {e}")))?;
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(Error::usage(format!(
-                "the credentials file {shown} is readable by others: run chmod 600 {shown}"
-            )));
+            return Err(Error::usage(format!("the credentials file {shown} is readable by others: run chmod 600 {shown}")));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read the credentials file {shown}: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read the credentials file {shown}: {e}")))?;
         let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).unwrap_or("");
-        Credentials::parse(line).map_err(|_| Error::usage(format!("the credentials file {shown} must hold one line user:password")))
+        Credentials::parse(line)
+            .map_err(|_| Error::usage(format!("the credentials file {shown} must hold one line user:password")))
     }
 
     /// The user name.
@@ -252,7 +252,10 @@ mod tests {
         let roles = Roles { admin: "a:x".into(), staff: "s:y".into(), customer: "c:z".into() };
         assert_eq!(Roles::decode(&roles.encode()), Ok(roles.clone()));
         let bucket = roles.grants("/orders/b1");
-        assert_eq!(bucket, vec![Grant::digest(ALL, "a:x"), Grant::digest(ALL, "s:y"), Grant::digest(READ | CREATE | DELETE, "c:z")]);
+        assert_eq!(
+            bucket,
+            vec![Grant::digest(ALL, "a:x"), Grant::digest(ALL, "s:y"), Grant::digest(READ | CREATE | DELETE, "c:z")]
+        );
         assert_eq!(roles.grants("/zk-coffee/sales/b1"), vec![Grant::digest(ALL, "a:x"), Grant::digest(READ | WRITE, "s:y")]);
         // Nodes that are not the shop's (a foreign child in a bucket) are the admin's alone.
         assert_eq!(roles.grants("/orders/b1/junk"), vec![Grant::digest(ALL, "a:x")]);

@@ -132,7 +132,6 @@ impl fmt::Display for ConnectString {
     }
 }
 
-
 /// How to reach ZooKeeper, as whom, and how long to wait for it.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -187,11 +186,17 @@ impl Grant {
     }
 
     fn to_acl(&self) -> zkc::Acl {
-        let perms = [zkc::Permission::READ, zkc::Permission::WRITE, zkc::Permission::CREATE, zkc::Permission::DELETE, zkc::Permission::ADMIN]
-            .into_iter()
-            .enumerate()
-            .filter(|(bit, _)| self.perms & (1 << bit) != 0)
-            .fold(zkc::Permission::NONE, |all, (_, p)| all | p);
+        let perms = [
+            zkc::Permission::READ,
+            zkc::Permission::WRITE,
+            zkc::Permission::CREATE,
+            zkc::Permission::DELETE,
+            zkc::Permission::ADMIN,
+        ]
+        .into_iter()
+        .enumerate()
+        .filter(|(bit, _)| self.perms & (1 << bit) != 0)
+        .fold(zkc::Permission::NONE, |all, (_, p)| all | p);
         zkc::Acl::new(perms, zkc::AuthId::new(&self.scheme, &self.id))
     }
 }
@@ -498,9 +503,7 @@ impl Session {
 
     /// Whether `path` exists.
     pub fn exists(&self, path: &str) -> Result<bool> {
-        self.call(path, |c| async move { c.check_stat(path).await })
-            .map(|s| s.is_some())
-            .map_err(|f| f.into_error("check", path))
+        self.call(path, |c| async move { c.check_stat(path).await }).map(|s| s.is_some()).map_err(|f| f.into_error("check", path))
     }
 
     /// How many children `path` has (one cheap read of its stat), or `None` if it does not
@@ -530,9 +533,8 @@ impl Session {
     /// Whether `path` exists; `notify` runs once when it is created, changed or deleted, or
     /// when the session ends.
     pub fn watch_exists(&self, path: &str, notify: impl Fn() + Send + Sync + 'static) -> Result<bool> {
-        let (stat, watcher) = self
-            .call(path, |c| async move { c.check_and_watch_stat(path).await })
-            .map_err(|f| f.into_error("watch", path))?;
+        let (stat, watcher) =
+            self.call(path, |c| async move { c.check_and_watch_stat(path).await }).map_err(|f| f.into_error("watch", path))?;
         deliver(watcher, notify);
         Ok(stat.is_some())
     }
@@ -563,9 +565,8 @@ impl Session {
     /// created or deleted, or the session ends).
     pub fn watch_data(&self, path: &str, notify: impl Fn() + Send + Sync + 'static) -> Result<Option<Vec<u8>>> {
         // `exists` with a watch covers a node that is absent now and created later.
-        let (stat, watcher) = self
-            .call(path, |c| async move { c.check_and_watch_stat(path).await })
-            .map_err(|f| f.into_error("watch", path))?;
+        let (stat, watcher) =
+            self.call(path, |c| async move { c.check_and_watch_stat(path).await }).map_err(|f| f.into_error("watch", path))?;
         deliver(watcher, notify);
         match stat {
             None => Ok(None),
@@ -627,7 +628,9 @@ impl Session {
                 Ok(Transaction::Done { version })
             }
             Ok(Err((index, zkc::Error::NoNode))) if index < deletes.len() => Ok(Transaction::DeleteMissing { index }),
-            Ok(Err((index, zkc::Error::BadVersion | zkc::Error::NoNode))) if index == deletes.len() => Ok(Transaction::VersionMoved),
+            Ok(Err((index, zkc::Error::BadVersion | zkc::Error::NoNode))) if index == deletes.len() => {
+                Ok(Transaction::VersionMoved)
+            }
             Ok(Err((index, code))) => {
                 let path = deletes.get(index).map_or(set, String::as_str);
                 Err(Failure::Zk(code).into_error("serve", path))
@@ -639,7 +642,11 @@ impl Session {
     /// The data of `path` with its version and modification time, or `None` if it does not
     /// exist.
     pub fn read(&self, path: &str) -> Result<Option<NodeData>> {
-        optional(self.call(path, |c| async move { c.get_data(path).await.map(|(data, stat)| NodeData::new(data, &stat)) }), "read", path)
+        optional(
+            self.call(path, |c| async move { c.get_data(path).await.map(|(data, stat)| NodeData::new(data, &stat)) }),
+            "read",
+            path,
+        )
     }
 
     /// Like [`Session::read`] for several nodes at once, in one request (a ZooKeeper multi

@@ -4,9 +4,9 @@
 use log::{debug, info};
 
 use crate::config::{self, ShopConfig};
-use crate::security;
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName};
+use crate::security;
 use crate::session::{Session, SessionConfig};
 
 /// What `shop-init` did.

@@ -116,7 +116,11 @@ impl ShopStatus {
     /// One JSON object for scripts.
     pub fn json(&self) -> String {
         let queue = |q: &Queue| {
-            format!("{{\"orders\":{},\"oldest_ms\":{}}}", q.orders, q.oldest_ms.map(|m| m.to_string()).unwrap_or_else(|| "null".into()))
+            format!(
+                "{{\"orders\":{},\"oldest_ms\":{}}}",
+                q.orders,
+                q.oldest_ms.map(|m| m.to_string()).unwrap_or_else(|| "null".into())
+            )
         };
         let on_shift: Vec<String> = self
             .on_shift
