@@ -8,8 +8,9 @@
 #    apt-get when running as root; the integration tests start throwaway
 #    servers with scripts/zk.sh),
 # 2. makes sure `systemd-analyze` (to verify the shipped unit) and `cargo` are available,
-# 3. runs `cargo build --workspace --bins` (the tests run the built binaries),
-# 4. runs `cargo test --workspace ARGS...` and exits with its status.
+# 3. checks the formatting (`cargo fmt --check`, rustfmt.toml) when rustfmt is installed,
+# 4. runs `cargo build --workspace --bins` (the tests run the built binaries),
+# 5. runs `cargo test --workspace ARGS...` and exits with its status.
 #
 # Examples:
 #   scripts/test.sh
@@ -40,6 +41,16 @@ echo "==> checking shellcheck (Debian package 'shellcheck', to lint the scripts 
 ensure_command shellcheck shellcheck
 echo "==> checking Rust toolchain"
 ensure_cargo
+
+if cargo fmt --version >/dev/null 2>&1; then
+    echo "==> cargo fmt --check"
+    if ! cargo fmt --all --check >/dev/null; then
+        echo "==> the code is not formatted as rustfmt.toml says: run 'cargo fmt'" >&2
+        exit 1
+    fi
+else
+    echo "==> rustfmt is not installed ('rustup component add rustfmt'): format not checked"
+fi
 
 echo "==> cargo build --workspace --bins"
 status=0
