@@ -43,6 +43,7 @@ use crate::config::{self, ShopConfig};
 use crate::duration::human;
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName, OrderName};
+use crate::lock;
 use crate::order::{self, Payload};
 use crate::queue::Queue;
 use crate::registration::Registration;
@@ -948,7 +949,7 @@ impl Armed {
     /// Whether to set a watch on `path` now, on session `generation`: `true` (and marked set)
     /// unless one is outstanding. The watches of an earlier session went with it.
     fn arm(&self, path: &str, generation: u64) -> bool {
-        let mut armed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut armed = lock(&self.0);
         if armed.0 != generation {
             *armed = (generation, HashSet::new());
         }
@@ -957,7 +958,7 @@ impl Armed {
 
     /// The watch on `path` fired (or was never set after all).
     fn fired(&self, path: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).1.remove(path);
+        lock(&self.0).1.remove(path);
     }
 }
 

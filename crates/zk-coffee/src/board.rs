@@ -21,11 +21,12 @@
 //! after a lost session the watch is set again on the new one.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::layout::{self, BaristaName, UnderOrders};
+use crate::lock;
 use crate::session::{Session, SessionEvent, Subscription, TreeEvent, TreeWatch};
 
 /// How long news of an order is remembered for a customer who starts waiting after it.
@@ -69,10 +70,6 @@ struct State {
     /// first, and what happened to each (a deletion outweighs a change).
     recent: VecDeque<(Instant, String)>,
     recent_news: HashMap<String, News>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl State {

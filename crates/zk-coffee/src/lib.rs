@@ -74,3 +74,10 @@ pub use layout::{BaristaName, OrderName};
 pub use menu::Menu;
 pub use session::{ConnectString, Session, SessionConfig};
 pub use shutdown::Shutdown;
+
+/// Locks `m`, carrying on if another thread panicked while holding it: what the shop keeps
+/// behind its locks stays consistent between statements, and a role must not die of another
+/// thread's panic.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

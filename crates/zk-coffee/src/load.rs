@@ -28,6 +28,7 @@ use crate::config;
 use crate::config::ShopConfig;
 use crate::customer::{self, CustomerConfig, Outcome};
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::roster::Roster;
 use crate::session::{Session, SessionConfig};
 use crate::shop;
@@ -315,10 +316,6 @@ impl Group {
         }
         lock(&self.shop).clone()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::Result;
 use crate::layout::BaristaName;
+use crate::lock;
 use crate::session::{Session, Subscription};
 use crate::shop;
 
@@ -32,10 +33,6 @@ struct Inner {
     /// Customers waiting for the group to change.
     waiters: Mutex<Vec<Sender<()>>>,
     _subscription: Subscription,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Inner {

@@ -30,13 +30,14 @@ use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use zookeeper_client as zkc;
 
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::security::Credentials;
 
 /// The port ZooKeeper listens on when a host in the connect string has none.
@@ -219,10 +220,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<Inner>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn check_path(path: &str) -> Result<()> {
@@ -506,16 +503,9 @@ impl Session {
         self.call(path, |c| async move { c.check_stat(path).await }).map(|s| s.is_some()).map_err(|f| f.into_error("check", path))
     }
 
-    /// How many children `path` has (one cheap read of its stat), or `None` if it does not
-    /// exist.
-    pub fn child_count(&self, path: &str) -> Result<Option<u32>> {
-        self.call(path, |c| async move { c.check_stat(path).await })
-            .map(|stat| stat.map(|s| s.num_children.max(0) as u32))
-            .map_err(|f| f.into_error("check", path))
-    }
-
-    /// Like [`Session::child_count`] for several nodes at once: the reads are sent together
-    /// (one round trip), the answers come in the same order.
+    /// How many children each of `paths` has (`None`: it does not exist), from a cheap read
+    /// of each stat; the reads are sent together (one round trip), the answers come in the
+    /// same order.
     pub fn child_counts(&self, paths: &[String]) -> Result<Vec<Option<u32>>> {
         let first = paths.first().map_or("/", String::as_str);
         paths.iter().try_for_each(|p| check_path(p))?;

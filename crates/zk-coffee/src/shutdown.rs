@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::lock;
+
 type Waker = Box<dyn Fn() + Send>;
 
 /// How urgently the role has been asked to stop.
@@ -44,7 +46,7 @@ impl Shutdown {
     /// Asks the role to stop (again): the first call is graceful, later ones urgent.
     pub fn request(&self) {
         self.inner.requests.fetch_add(1, Ordering::SeqCst);
-        let wakers = self.inner.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        let wakers = lock(&self.inner.wakers);
         for (_, wake) in wakers.iter() {
             wake();
         }
@@ -64,7 +66,7 @@ impl Shutdown {
     #[must_use = "the waker is removed when the hook is dropped"]
     pub fn on_request(&self, wake: impl Fn() + Send + 'static) -> Hook {
         let id = self.inner.next_waker.fetch_add(1, Ordering::SeqCst);
-        self.inner.wakers.lock().unwrap_or_else(|p| p.into_inner()).push((id, Box::new(wake)));
+        lock(&self.inner.wakers).push((id, Box::new(wake)));
         Hook { inner: Arc::downgrade(&self.inner), id }
     }
 }
@@ -78,7 +80,7 @@ pub struct Hook {
 impl Drop for Hook {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.upgrade() {
-            inner.wakers.lock().unwrap_or_else(|p| p.into_inner()).retain(|(id, _)| *id != self.id);
+            lock(&inner.wakers).retain(|(id, _)| *id != self.id);
         }
     }
 }
