@@ -715,11 +715,16 @@ impl Session {
                     None
                 });
                 let Some(event) = next.await else {
-                    // Removed on purpose, and confirmed, before the owner goes on: a new watch
-                    // on the same path must not be undone by this removal arriving after it.
+                    // Removed on purpose. The owner goes on once the removal is queued in the
+                    // client (its first poll sends it), so that a new watch it sets on the same
+                    // path is queued after it: the removal cannot undo the new watch.
                     #[allow(deprecated)] // dropping removes too, but without telling us when
-                    let _ = watcher.remove().await;
+                    let mut removal = std::pin::pin!(watcher.remove());
+                    let done = futures_lite::future::poll_once(&mut removal).await;
                     let _ = removed_tx.send(());
+                    if done.is_none() {
+                        let _ = removal.await;
+                    }
                     return;
                 };
                 let path = event.path;
@@ -751,7 +756,7 @@ impl Session {
                 }
             }
         });
-        Ok(TreeWatch { stop, removed, wait: self.attempt_timeout() })
+        Ok(TreeWatch { stop, removed })
     }
 
     /// Sets the data of `path` if it is still at `version`; `false` if it moved or is gone.
@@ -925,22 +930,23 @@ pub enum TreeEvent {
     Restored,
 }
 
-/// Keeps a [`Session::watch_tree`] watch; dropping it removes the watch, waiting (a bounded
-/// time) for ZooKeeper to confirm.
+/// Keeps a [`Session::watch_tree`] watch; dropping it removes the watch (the removal is
+/// queued in the client before the drop returns, so it goes out ahead of anything sent after).
 pub struct TreeWatch {
     stop: Arc<asyncs::sync::Notify>,
-    /// Hears when the removal is confirmed (or the watch had already ended with its session).
+    /// Hears when the removal is queued (or the watch had already ended with its session).
     removed: std::sync::mpsc::Receiver<()>,
-    /// How long to wait for that.
-    wait: Duration,
 }
+
+/// How long dropping a [`TreeWatch`] waits for its task to queue the removal: a safety net
+/// against a stalled executor, not a network wait.
+const TREE_WATCH_REMOVAL_WAIT: Duration = Duration::from_secs(1);
 
 impl Drop for TreeWatch {
     fn drop(&mut self) {
         self.stop.notify_one();
-        // Disconnected: the watch ended with its session. Timeout: ZooKeeper is out of reach;
-        // the removal goes out when it is back.
-        let _ = self.removed.recv_timeout(self.wait);
+        // Disconnected: the task is gone, the watch ended with its session.
+        let _ = self.removed.recv_timeout(TREE_WATCH_REMOVAL_WAIT);
     }
 }
 
