@@ -1,6 +1,6 @@
-//! The orders of the whole shop as a front desk sees them: for many customers sharing one
-//! session (the load generator's `--sessions`), one watch on all of `/orders` replaces the
-//! per-order work of a lone customer.
+//! The orders of the whole shop as a front desk sees them: for the many customers of one
+//! process (the load generator), one watch on all of `/orders` replaces the per-order work of
+//! a lone customer.
 //!
 //! A lone customer reads the queue lengths of its two picks before ordering and sets a watch
 //! on its order after placing it: three requests besides the order itself. A [`Board`] sets
@@ -45,7 +45,7 @@ pub enum News {
 /// A customer waiting for news of its order.
 type Waiter = Box<dyn Fn(News) + Send>;
 
-/// One watch on `/orders` shared by the customers of a session. Cheap to clone.
+/// One watch on `/orders` shared by the customers of a process. Cheap to clone.
 #[derive(Clone)]
 pub struct Board {
     inner: Arc<Inner>,

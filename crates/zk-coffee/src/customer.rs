@@ -10,10 +10,9 @@
 //! barista may instead reject the order (see [`crate::order`]): the customer withdraws it and
 //! says why.
 //!
-//! Customers who share a session (the load generator's `--sessions`) can share a
-//! [`Board`] instead: its one watch on `/orders` gives them the queue lengths and tells each
-//! when its order is deleted or changed, so that placing the order is all they ask of
-//! ZooKeeper.
+//! The load generator's customers share a [`Board`] instead: its one watch on `/orders` gives
+//! them the queue lengths and tells each when its order is deleted or changed, so that placing
+//! the order is all they ask of ZooKeeper.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};

@@ -17,8 +17,8 @@
 //! - [`queue`]: a barista's view of one bucket, kept current by a watch.
 //! - [`customer`]: the customer role, and how it chooses a barista.
 //! - [`roster`]: the baristas on shift as customers see them, kept under a watch.
-//! - [`board`]: the queue lengths and served orders of the whole shop, for customers sharing a
-//!   session, from one watch.
+//! - [`board`]: the queue lengths and served orders of the whole shop from one watch, for
+//!   the load generator's customers.
 //! - [`load`]: many customers at once from one process, and the summary of a run.
 //! - [`registration`]: what a barista writes into its membership node.
 //! - [`menu`]: the coffees on offer.
