@@ -15,7 +15,7 @@
 //! ZooKeeper sends the reply to a create before the events of that node's change or deletion,
 //! but the customer's thread may start waiting only after the event was handled (a barista
 //! with nothing to brew often serves, or rejects, an order that fast); so what happened to an
-//! order nobody waited for is remembered for a few seconds ([`RECENT`]), and a customer who
+//! order nobody waited for is remembered for a few seconds, and a customer who
 //! starts waiting hears of it at once. After a reconnect the watch is set again and every
 //! waiting customer is told to look at its order, since events in between were not reported;
 //! after a lost session the watch is set again on the new one.
