@@ -30,6 +30,26 @@ fn queue_at(zk: &str, barista: &Proc, name: &str, coffees: &[&str]) -> (Vec<Proc
     (customers, in_hand)
 }
 
+/// The audit after "leaver" left with its queue handed over: every customer served, the
+/// stayer logged serving each order (but `finished_by_leaver`) as adopted from the leaver, the
+/// leaver's bucket and the claims gone, nothing left anywhere.
+fn stayer_served_the_rest(server: &ZkServer, customers: Vec<Proc>, stayer: &Proc, finished_by_leaver: Option<&str>) {
+    let raw = server.raw();
+    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
+    assert!(settled.iter().all(Settled::served), "{settled:#?}");
+    for s in settled.iter().filter(|s| Some(s.receipt.order_name()) != finished_by_leaver) {
+        let order = s.receipt.order_name().to_owned();
+        wait_until(LOG_TIMEOUT, &format!("the stayer to log serving {order}"), || {
+            served(&stayer.stderr_lines()).contains(&(order.clone(), Some("leaver".into())))
+        });
+    }
+    wait_until(LOG_TIMEOUT, "the leaver's bucket and claims to go", || {
+        let a = audit(&raw);
+        a.buckets.keys().eq(["stayer"]) && a.claims.is_empty()
+    });
+    assert_nothing_left(&raw, LOG_TIMEOUT);
+}
+
 #[test]
 fn sigterm_mid_brew_with_a_colleague_on_shift_hands_the_queue_over() {
     let server = ZkServer::builder().tick_ms(TICK_MS).start();
@@ -49,20 +69,7 @@ fn sigterm_mid_brew_with_a_colleague_on_shift_hands_the_queue_over() {
     assert!(out.stderr.iter().any(|l| l.contains("handing") && l.contains("over")), "{out}");
     assert_eq!(served(&out.stderr), [(in_hand.clone(), None)], "finished the order in hand, only that\n{out}");
 
-    let raw = server.raw();
-    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
-    assert!(settled.iter().all(Settled::served), "{settled:#?}");
-    for s in settled.iter().filter(|s| s.receipt.order_name() != in_hand) {
-        let order = s.receipt.order_name().to_owned();
-        wait_until(LOG_TIMEOUT, &format!("the stayer to log serving {order}"), || {
-            served(&stayer.stderr_lines()).contains(&(order.clone(), Some("leaver".into())))
-        });
-    }
-    wait_until(LOG_TIMEOUT, "the leaver's bucket and claims to go", || {
-        let a = audit(&raw);
-        a.buckets.keys().eq(["stayer"]) && a.claims.is_empty()
-    });
-    assert_nothing_left(&raw, LOG_TIMEOUT);
+    stayer_served_the_rest(&server, customers, &stayer, Some(&in_hand));
     eprintln!("SIGTERM mid-brew with a colleague: exited 0 after {took:?}");
 }
 
@@ -158,20 +165,7 @@ fn two_quick_signals_leave_at_once_and_a_colleague_adopts_the_order_in_hand() {
     assert!(out.stderr.iter().any(|l| l.contains(&format!("{in_hand} stays queued"))), "{out}");
     assert!(served(&out.stderr).is_empty(), "served nothing\n{out}");
 
-    let raw = server.raw();
-    let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
-    assert!(settled.iter().all(Settled::served), "{settled:#?}");
-    for s in &settled {
-        let order = s.receipt.order_name().to_owned();
-        wait_until(LOG_TIMEOUT, &format!("the stayer to log serving {order}"), || {
-            served(&stayer.stderr_lines()).contains(&(order.clone(), Some("leaver".into())))
-        });
-    }
-    wait_until(LOG_TIMEOUT, "the leaver's bucket and claims to go", || {
-        let a = audit(&raw);
-        a.buckets.keys().eq(["stayer"]) && a.claims.is_empty()
-    });
-    assert_nothing_left(&raw, LOG_TIMEOUT);
+    stayer_served_the_rest(&server, customers, &stayer, None);
     eprintln!("two signals: exited 0 after {took:?}");
 }
 
