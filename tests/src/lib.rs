@@ -302,6 +302,13 @@ impl TestCommand {
         Proc { label, role: self.role, child, lines, readers, started, status: None }
     }
 
+    /// Starts a barista in the background and waits until it logs that it is on shift.
+    pub fn spawn_on_shift(self) -> Proc {
+        let barista = self.spawn();
+        barista.wait_for_stderr("is on shift", LOG_TIMEOUT);
+        barista
+    }
+
     /// Runs the role to completion. If it has not exited after `timeout`, kills it and panics
     /// with what it printed.
     pub fn run(self, timeout: Duration) -> Output {
@@ -337,6 +344,18 @@ pub fn die_with_parent(_cmd: &mut Command) {}
 enum Stream {
     Stdout,
     Stderr,
+}
+
+/// A position in a process's output (how many lines each stream had), from [`Proc::mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    stdout: usize,
+    stderr: usize,
+}
+
+impl Mark {
+    /// Before the first line.
+    pub const START: Mark = Mark { stdout: 0, stderr: 0 };
 }
 
 /// Lines collected from a process, shared with its reader threads.
@@ -405,14 +424,69 @@ impl Proc {
         self.role
     }
 
-    /// The stdout lines printed so far.
+    /// The stdout lines printed so far. Being replaced by the waits below; do not use.
+    #[doc(hidden)]
     pub fn stdout_lines(&self) -> Vec<String> {
         lock(&self.lines.state).stdout.clone()
     }
 
-    /// The stderr lines (the log) printed so far.
+    /// The stderr lines printed so far. Being replaced by the waits below; do not use.
+    #[doc(hidden)]
     pub fn stderr_lines(&self) -> Vec<String> {
         lock(&self.lines.state).stderr.clone()
+    }
+
+    /// Where the process's output stands now: a [`Mark`] to wait for (or, after it exited, to
+    /// look at) only what it prints from here on.
+    pub fn mark(&self) -> Mark {
+        let state = lock(&self.lines.state);
+        Mark { stdout: state.stdout.len(), stderr: state.stderr.len() }
+    }
+
+    /// Waits until `outcome` finds what it looks for in the stderr lines (the log) printed so
+    /// far, and returns it. `outcome` is called again on every new line. Panics, with
+    /// everything the process printed, if it finds nothing within `timeout` or the process
+    /// closes its output (exits) first; `what` names the wait in that message.
+    ///
+    /// This (and its siblings below) is the only way to look at a running process's output:
+    /// a role logs after it acts, so a test that waited for an effect in ZooKeeper must still
+    /// wait for the line that reports it.
+    pub fn wait_log<T>(&self, what: &str, timeout: Duration, outcome: impl FnMut(&[String]) -> Option<T>) -> T {
+        self.wait_output(Stream::Stderr, Mark::START, what, timeout, outcome)
+    }
+
+    /// [`wait_log`](Proc::wait_log) over the stderr lines printed after `mark` only.
+    pub fn wait_log_since<T>(
+        &self,
+        mark: Mark,
+        what: &str,
+        timeout: Duration,
+        outcome: impl FnMut(&[String]) -> Option<T>,
+    ) -> T {
+        self.wait_output(Stream::Stderr, mark, what, timeout, outcome)
+    }
+
+    /// [`wait_log`](Proc::wait_log) over the stdout lines.
+    pub fn wait_stdout<T>(&self, what: &str, timeout: Duration, outcome: impl FnMut(&[String]) -> Option<T>) -> T {
+        self.wait_output(Stream::Stdout, Mark::START, what, timeout, outcome)
+    }
+
+    /// Waits until at least `n` stderr lines satisfy `pred` and returns all those that do
+    /// (`n` or more, in log order).
+    pub fn wait_lines(&self, what: &str, n: usize, timeout: Duration, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        self.wait_log(&format!("{n} lines: {what}"), timeout, |log| {
+            let found: Vec<String> = log.iter().filter(|l| pred(l)).cloned().collect();
+            (found.len() >= n).then_some(found)
+        })
+    }
+
+    /// Waits until a barista has logged at least `n` orders as served ([`served_orders`]) and
+    /// returns them all, in log order.
+    pub fn wait_served(&self, n: usize, timeout: Duration) -> Vec<String> {
+        self.wait_log(&format!("{n} orders served"), timeout, |log| {
+            let served = served_orders(log);
+            (served.len() >= n).then_some(served)
+        })
     }
 
     /// Waits until a stderr line contains `needle` and returns the first such line. Panics, with
@@ -424,18 +498,38 @@ impl Proc {
 
     /// Waits until a stderr line satisfies `pred`; `what` describes it in the panic message.
     pub fn wait_for_stderr_matching(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_log(what, timeout, |log| log.iter().find(|l| pred(l)).cloned())
+    }
+
+    fn wait_output<T>(
+        &self,
+        which: Stream,
+        from: Mark,
+        what: &str,
+        timeout: Duration,
+        mut outcome: impl FnMut(&[String]) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         let mut state = lock(&self.lines.state);
+        let mut seen = None;
         loop {
-            if let Some(line) = state.stderr.iter().find(|l| pred(l)) {
-                return line.clone();
+            let (lines, start) = match which {
+                Stream::Stdout => (&state.stdout, from.stdout),
+                Stream::Stderr => (&state.stderr, from.stderr),
+            };
+            // Look again only when something was printed (or at the start).
+            if seen != Some(lines.len()) {
+                seen = Some(lines.len());
+                if let Some(found) = outcome(&lines[start.min(lines.len())..]) {
+                    return found;
+                }
             }
             let now = Instant::now();
             if now >= deadline || state.closed == 2 {
                 let why = if state.closed == 2 { "it closed its output" } else { "timed out" };
                 drop(state);
                 // Drop prints what the process printed.
-                panic!("{}: no stderr line with {what:?} ({why}; limit {timeout:?})", self.label);
+                panic!("{}: waited for {what} on {which:?} in vain ({why}; limit {timeout:?})", self.label);
             }
             state = self.lines.changed.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
@@ -464,6 +558,13 @@ impl Proc {
             }
         }
         self.status.is_some()
+    }
+
+    /// Sends SIGTERM and waits (up to `timeout`) for the process to exit: then everything it
+    /// printed is in the [`Output`], to check what did or did not happen.
+    pub fn stop(mut self, timeout: Duration) -> Output {
+        self.signal("TERM");
+        self.wait_exit(timeout)
     }
 
     /// Waits for the process to exit and returns what it printed. If it is still running after
@@ -602,6 +703,11 @@ impl Output {
         };
         assert_eq!(self.stdout, expected, "the outcome line on stdout\n{self}");
         self
+    }
+
+    /// The stderr lines printed after `mark` was taken (all of them for [`Mark::START`]).
+    pub fn stderr_since(&self, mark: Mark) -> &[String] {
+        &self.stderr[mark.stderr.min(self.stderr.len())..]
     }
 
     /// The only stdout line; panics unless there is exactly one.
