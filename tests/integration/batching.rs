@@ -23,12 +23,6 @@ use zk_coffee_tests::*;
 const BATCH: usize = 64;
 
 /// Starts a barista and waits until it is on shift.
-fn on_shift(cmd: TestCommand) -> Proc {
-    let b = cmd.spawn();
-    b.wait_for_stderr("is on shift", LOG_TIMEOUT);
-    b
-}
-
 /// A zero-brew barista named `name`.
 fn zero_brew(server: &ZkServer, name: &str) -> TestCommand {
     server.cmd(Role::Barista).args(["--name", name, "--brew-time", "0"])
@@ -79,14 +73,6 @@ fn wait_for_empty_buckets(server: &ZkServer) {
     }
 }
 
-/// Waits until `barista` has logged `n` served orders; returns them.
-fn wait_for_served(barista: &Proc, n: usize) -> Vec<String> {
-    wait_until(LOG_TIMEOUT, &format!("{n} `served` lines in the barista's log"), || {
-        served_orders(&barista.stderr_lines()).len() >= n
-    });
-    served_orders(&barista.stderr_lines())
-}
-
 /// A library session to `server` (what the binaries build from `--zk`).
 fn library_session(server: &ZkServer) -> Session {
     let config = SessionConfig {
@@ -129,19 +115,9 @@ fn a_backlog_placed_before_the_barista_starts_is_served_in_order_in_batches_and_
     assert_eq!(listed.len(), BACKLOG);
     assert_ne!(listed, names, "ZooKeeper listed the bucket in order; the order check below proves nothing");
 
-    let barista = on_shift(zero_brew(&server, "backlog"));
+    let barista = zero_brew(&server, "backlog").spawn_on_shift();
     wait_until(Duration::from_secs(30), "the backlog to be served", || server.children("/orders/backlog") == Some(vec![]));
-    let served = wait_for_served(&barista, BACKLOG);
-    assert_eq!(served, names, "served exactly the backlog, in placement (sequence) order");
-    let events = barista_events(&barista.stderr_lines());
-    for (order, coffee) in &placed {
-        assert!(
-            events.iter().any(|e| e.kind == Brew::Served && e.order == *order && e.coffee == *coffee),
-            "{order} was not served as {coffee}"
-        );
-    }
-    let log = barista.stderr_lines();
-    assert!(!log.iter().any(|l| l.contains("withdrawn") || l.contains("rejected")), "{log:#?}");
+    barista.wait_served(BACKLOG, LOG_TIMEOUT);
 
     let (ledger, version) = ledger_node(&zk, "backlog").expect("the barista's ledger");
     assert_eq!(ledger, ordered, "the ledger counts exactly the orders served, per coffee");
@@ -152,6 +128,19 @@ fn a_backlog_placed_before_the_barista_starts_is_served_in_order_in_batches_and_
     assert_eq!(status.sales_per_coffee(), ordered);
     assert_eq!(status.on_shift(), ["backlog"]);
     assert_eq!(status.queued(), 0);
+
+    // Its whole log, once it has left: exactly the backlog served, in placement (sequence)
+    // order, each as the coffee ordered, nothing withdrawn or rejected.
+    let out = barista.stop(EXIT_TIMEOUT);
+    assert_eq!(served_orders(&out.stderr), names, "served exactly the backlog, in placement (sequence) order");
+    let events = barista_events(&out.stderr);
+    for (order, coffee) in &placed {
+        assert!(
+            events.iter().any(|e| e.kind == Brew::Served && e.order == *order && e.coffee == *coffee),
+            "{order} was not served as {coffee}"
+        );
+    }
+    assert!(!out.stderr.iter().any(|l| l.contains("withdrawn") || l.contains("rejected")), "{out}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,8 +232,8 @@ fn a_load_run_on_two_shared_sessions_adds_up_with_the_baristas_logs_and_ledgers(
     const ORDERS: u64 = 120;
     let server = ZkServer::start();
     server.init_shop();
-    let b1 = on_shift(zero_brew(&server, "b1"));
-    let b2 = on_shift(zero_brew(&server, "b2"));
+    let b1 = zero_brew(&server, "b1").spawn_on_shift();
+    let b2 = zero_brew(&server, "b2").spawn_on_shift();
     // The server's connections now: the two baristas and nothing else.
     let before: u64 = server.mntr()["zk_num_alive_connections"].parse().expect("a count");
     let args = ["--orders", &ORDERS.to_string(), "--concurrency", "8", "--sessions", "2", "--patience", "60"];
@@ -276,29 +265,32 @@ fn a_load_run_on_two_shared_sessions_adds_up_with_the_baristas_logs_and_ledgers(
     let n1 = per_barista.get("b1").copied().unwrap_or(0) as usize;
     let n2 = per_barista.get("b2").copied().unwrap_or(0) as usize;
     assert!(n1 > 0 && n2 > 0, "shorter-of-two sent every order to one barista: {}", summary.line);
-    assert_eq!(wait_for_served(&b1, n1).len(), n1, "b1's log vs {}", summary.line);
-    assert_eq!(wait_for_served(&b2, n2).len(), n2, "b2's log vs {}", summary.line);
     let status = Status::read(server.connect_string(), None);
     assert_eq!(status.sales_per_barista(), per_barista, "ledgers vs {}", summary.line);
     assert_eq!(status.sales_total(), ORDERS);
     assert_eq!(status.on_shift(), ["b1", "b2"]);
+    let (b1, b2) = (b1.stop(EXIT_TIMEOUT), b2.stop(EXIT_TIMEOUT));
+    assert_eq!(served_orders(&b1.stderr).len(), n1, "b1's log vs {}", summary.line);
+    assert_eq!(served_orders(&b2.stderr).len(), n2, "b2's log vs {}", summary.line);
 }
 
 #[test]
 fn a_load_run_rides_out_a_server_restart_and_strands_nothing() {
     let mut server = ZkServer::start();
     server.init_shop();
-    let mut barista = on_shift(zero_brew(&server, "steady"));
+    let mut barista = zero_brew(&server, "steady").spawn_on_shift();
     let mut run = server.cmd(Role::Customer).args(["--duration", "8", "--concurrency", "4", "--patience", "60"]).spawn();
     // In full flight: a few hundred orders served.
-    wait_for_served(&barista, 200);
+    barista.wait_served(200, LOG_TIMEOUT);
 
     server.restart();
     assert!(!run.has_exited(), "the load run ended before the server came back: the restart was not mid-run");
     // Orders placed after the restart are served too (the barista's watch on its bucket was
     // set again, and the load's watch on /orders).
-    let after_restart = served_orders(&barista.stderr_lines()).len();
-    wait_for_served(&barista, after_restart + 20);
+    let restarted = barista.mark();
+    barista.wait_log_since(restarted, "20 orders served after the restart", LOG_TIMEOUT, |since| {
+        (served_orders(since).len() >= 20).then_some(())
+    });
 
     let out = run.wait_exit(Duration::from_secs(40));
     out.assert_code(exit::OK);
@@ -323,8 +315,10 @@ fn a_load_run_rides_out_a_server_restart_and_strands_nothing() {
     barista.wait_for_stderr(&format!("served jacob ({})", receipt.order_name()), LOG_TIMEOUT);
 
     // Counted once each, across the restart: the ledger, the log and the customers agree.
-    let logged = served_orders(&barista.stderr_lines());
     let status = Status::read(server.connect_string(), None);
+    let barista = barista.stop(EXIT_TIMEOUT);
+    barista.assert_code(exit::OK);
+    let logged = served_orders(&barista.stderr);
     let sold = status.sales_total();
     assert!(
         (served + 1..=served + 1 + placed_again).contains(&sold),
@@ -336,8 +330,6 @@ fn a_load_run_rides_out_a_server_restart_and_strands_nothing() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), logged.len(), "an order was logged as served twice");
-    barista.signal("TERM");
-    barista.wait_exit(EXIT_TIMEOUT).assert_code(exit::OK);
 }
 
 #[test]
@@ -361,7 +353,7 @@ fn a_load_runs_orders_rejected_by_a_barista_with_a_new_menu_are_counted_rejected
     server.cmd(Role::ShopInit).args(["--menu", "tesora,sogood"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
     zk.close().expect("close the raw barista's session");
     wait_until(LOG_TIMEOUT, "the raw barista to be off shift", || !server.exists("/barista_group/b1"));
-    let barista = on_shift(zero_brew(&server, "b1"));
+    let barista = zero_brew(&server, "b1").spawn_on_shift();
 
     let out = run.wait_exit(EXIT_TIMEOUT);
     out.assert_code(exit::FAILURE); // not every order was served
@@ -374,17 +366,16 @@ fn a_load_runs_orders_rejected_by_a_barista_with_a_new_menu_are_counted_rejected
 
     // Each was rejected by the barista, withdrawn by its customer (before the load ended),
     // and never counted as sold.
-    let log = barista.stderr_lines();
     for order in &queued {
-        let line = log.iter().find(|l| l.contains(&format!("rejected /orders/b1/{order}: ")));
-        let line = line.unwrap_or_else(|| panic!("the barista did not reject {order}: {log:#?}"));
+        let line = barista.wait_for_stderr(&format!("rejected /orders/b1/{order}: "), LOG_TIMEOUT);
         assert!(line.contains("\"jacob\" is not on the menu (tesora, sogood)"), "{line}");
     }
     assert_eq!(server.children("/orders/b1"), Some(vec![]), "the rejected orders were not withdrawn");
-    assert!(served_orders(&log).is_empty(), "{log:#?}");
     let status = Status::read(server.connect_string(), None);
     assert_eq!(status.sales_total(), 0);
     assert_eq!(status.on_shift(), ["b1"]);
+    let out = barista.stop(EXIT_TIMEOUT);
+    assert!(served_orders(&out.stderr).is_empty(), "{out}");
 }
 
 /// A zero-brew barista often rejects an order before its customer has started to wait for it:
@@ -394,7 +385,7 @@ fn a_load_runs_orders_rejected_by_a_barista_with_a_new_menu_are_counted_rejected
 fn a_load_hears_of_rejections_that_come_before_its_customers_wait() {
     let server = ZkServer::start();
     server.init_shop();
-    let barista = on_shift(zero_brew(&server, "b1"));
+    let barista = zero_brew(&server, "b1").spawn_on_shift();
     server.cmd(Role::ShopInit).args(["--menu", "tesora,sogood"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
     barista.wait_for_stderr("shop menu: tesora, sogood", LOG_TIMEOUT);
     // The barista keeps its last good menu; the load, seeing garbage, falls back to the default

@@ -173,6 +173,7 @@ fn impatient_customer_withdraws_its_order_and_is_not_served() {
     // The barista had started it, notices it was withdrawn, and does not claim to serve it.
     barista.wait_for_stderr(&format!("making jacob for {}", r.order_name()), LOG_TIMEOUT);
     barista.wait_for_stderr(&format!("{} was withdrawn", r.order_name()), LOG_TIMEOUT);
-    assert_eq!(served_orders(&barista.stderr_lines()), Vec::<String>::new(), "a withdrawn order was served");
     assert_eq!(server.children("/orders/slowpoke"), Some(vec![]));
+    let out = barista.stop(EXIT_TIMEOUT);
+    assert_eq!(served_orders(&out.stderr), Vec::<String>::new(), "a withdrawn order was served\n{out}");
 }

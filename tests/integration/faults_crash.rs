@@ -50,21 +50,6 @@ fn a_barista_killed_mid_brew_has_its_queue_and_the_order_in_hand_adopted() {
     let victims: Vec<&str> = settled.iter().filter(|s| s.receipt.barista == "victim").map(|s| s.receipt.order_name()).collect();
     assert!(victims.len() >= 5, "{victims:?}");
 
-    // Every order placed with the victim was served by a rescuer, from the adopted bucket, and
-    // the one in hand was brewed again (at least once).
-    let rescued: Vec<(String, Option<String>)> = rescuers.iter().flat_map(|r| served(&r.stderr_lines())).collect();
-    for order in &victims {
-        wait_until(LOG_TIMEOUT, &format!("a rescuer to log serving {order}"), || {
-            rescuers.iter().any(|r| served(&r.stderr_lines()).contains(&(order.to_string(), Some("victim".into()))))
-        });
-    }
-    assert!(victims.contains(&in_hand.as_str()), "the order in hand {in_hand} was the victim's: {victims:?}");
-    // Exactly one rescuer adopted the bucket.
-    let adopters: Vec<usize> =
-        (0..2).filter(|i| count_lines(&rescuers[*i], "adopting the orphaned bucket of victim") > 0).collect();
-    assert_eq!(adopters.len(), 1, "exactly one adopter; rescued {rescued:?}");
-    assert_eq!(count_lines(&rescuers[adopters[0]], "adopting the orphaned bucket of victim"), 1);
-
     // The orphaned bucket and its claim are gone; nothing is left anywhere.
     wait_until(LOG_TIMEOUT, "the victim's bucket and claim to go", || {
         let a = audit(&raw);
@@ -72,6 +57,19 @@ fn a_barista_killed_mid_brew_has_its_queue_and_the_order_in_hand_adopted() {
     });
     let a = assert_nothing_left(&raw, LOG_TIMEOUT);
     assert_eq!(a.on_shift, ["r1", "r2"].map(String::from).into(), "{a:?}");
+
+    // Every order placed with the victim was served by a rescuer, from the adopted bucket, and
+    // the one in hand was brewed again (at least once). The rescuers' logs are complete once
+    // they have left.
+    let rescuers: Vec<Output> = rescuers.into_iter().map(|r| r.stop(EXIT_TIMEOUT)).collect();
+    let rescued: Vec<(String, Option<String>)> = rescuers.iter().flat_map(|r| served(&r.stderr)).collect();
+    for order in &victims {
+        assert!(rescued.contains(&(order.to_string(), Some("victim".into()))), "no rescuer served {order}: {rescued:?}");
+    }
+    assert!(victims.contains(&in_hand.as_str()), "the order in hand {in_hand} was the victim's: {victims:?}");
+    // Exactly one rescuer adopted the bucket, once.
+    let adoptions: Vec<usize> = rescuers.iter().map(|r| r.count_stderr("adopting the orphaned bucket of victim")).collect();
+    assert!(adoptions == [1, 0] || adoptions == [0, 1], "exactly one adopter: {adoptions:?}; rescued {rescued:?}");
     eprintln!("kill -9 mid-brew: {} customers served, the last {recovered:?} after the kill", settled.len());
 }
 
@@ -98,10 +96,10 @@ fn a_queued_order_withdrawn_for_impatience_is_never_brewed() {
     // The barista has moved past the withdrawn order (it served the one behind it) and never
     // started it.
     barista.wait_for_stderr(&format!("({})", settled[2].receipt.order_name()), LOG_TIMEOUT);
-    let log = barista.stderr_lines();
-    assert!(!made(&log).contains(&withdrawn), "brewed the withdrawn order {withdrawn}:\n{}", log.join("\n"));
-    assert_eq!(made(&log).len(), 2, "{}", log.join("\n"));
     assert_nothing_left(&raw, LOG_TIMEOUT);
+    let out = barista.stop(EXIT_TIMEOUT);
+    assert!(!made(&out.stderr).contains(&withdrawn), "brewed the withdrawn order {withdrawn}\n{out}");
+    assert_eq!(made(&out.stderr).len(), 2, "{out}");
 }
 
 #[test]
@@ -125,9 +123,8 @@ fn a_barista_frozen_past_its_session_comes_back_on_shift_by_itself() {
 
     // It notices its session is gone and registers again, on its own.
     let thawed = Instant::now();
-    wait_until(Duration::from_secs(20), "the thawed barista to be on shift again", || {
-        count_lines(&sleeper, "is on shift") >= 2 && audit(&raw).on_shift.contains("sleeper")
-    });
+    sleeper.wait_lines("on shift twice", 2, Duration::from_secs(20), |l| l.contains("is on shift"));
+    wait_until(Duration::from_secs(20), "the thawed barista to be on shift again", || audit(&raw).on_shift.contains("sleeper"));
     let back_after = thawed.elapsed();
     let member = server.node("/barista_group/sleeper").expect("member");
     assert!(member.ephemeral);
@@ -135,8 +132,8 @@ fn a_barista_frozen_past_its_session_comes_back_on_shift_by_itself() {
     let out = customer(zk, Some("sleeper"), "jacob", "20").run(EXIT_TIMEOUT);
     out.assert_code(exit::OK).assert_within(CUSTOMER_BOUND);
     let r = Receipt::parse(out.single_stdout_line());
-    wait_until(LOG_TIMEOUT, "the sleeper to log serving the new order", || {
-        served(&sleeper.stderr_lines()).contains(&(r.order_name().to_owned(), None))
+    sleeper.wait_log("the sleeper to log serving the new order", LOG_TIMEOUT, |log| {
+        served(log).contains(&(r.order_name().to_owned(), None)).then_some(())
     });
     assert_nothing_left(&raw, LOG_TIMEOUT);
     eprintln!("frozen barista: frozen {frozen_for:?}, on shift again {back_after:?} after SIGCONT");
@@ -217,8 +214,10 @@ fn an_adopter_killed_mid_brew_has_both_queues_adopted_again() {
 
     // The adopter dies mid-brew: its claim goes with its session, and the rescuer adopts both
     // buckets.
-    let before = made(&adopter.stderr_lines()).len();
-    wait_until(LOG_TIMEOUT, "the adopter to start one more order", || made(&adopter.stderr_lines()).len() > before);
+    let before = adopter.mark();
+    adopter.wait_log_since(before, "the adopter to start one more order", LOG_TIMEOUT, |since| {
+        (!made(since).is_empty()).then_some(())
+    });
     adopter.signal("KILL");
     let killed_at = Instant::now();
     let dead = adopter.wait_exit(EXIT_TIMEOUT);
@@ -231,29 +230,30 @@ fn an_adopter_killed_mid_brew_has_both_queues_adopted_again() {
     let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
     assert!(settled.iter().all(Settled::served), "{settled:#?}");
     let recovered = killed_at.elapsed();
-    for owner in ["victim", "adopter"] {
-        let adoptions = count_lines(&rescuer, &format!("adopting the orphaned bucket of {owner}"));
-        assert_eq!(adoptions, 1, "{}", rescuer.stderr_lines().join("\n"));
-    }
-    // Every order was served by the rescuer from the dead owner's bucket, or by the adopter
-    // before it died; the one in its hands was brewed again.
-    let by_adopter: Vec<String> = served(&dead.stderr).into_iter().map(|(o, _)| o).collect();
-    for s in &settled {
-        let (owner, order) = (s.receipt.barista.clone(), s.receipt.order_name().to_owned());
-        wait_until(LOG_TIMEOUT, &format!("{owner}'s {order} to be logged served"), || {
-            served(&rescuer.stderr_lines()).contains(&(order.clone(), Some(owner.clone())))
-                || (owner == "victim" && by_adopter.contains(&order))
-        });
-    }
-    assert!(
-        served(&rescuer.stderr_lines()).contains(&(in_hand.clone(), Some(in_hand_owner.into()))),
-        "the order in hand {in_hand} was not brewed again"
-    );
     wait_until(LOG_TIMEOUT, "the dead baristas' buckets and claims to go", || {
         let a = audit(&raw);
         a.buckets.keys().eq(["rescuer"]) && a.claims.is_empty()
     });
     assert_nothing_left(&raw, LOG_TIMEOUT);
+    let rescuer = rescuer.stop(EXIT_TIMEOUT);
+    for owner in ["victim", "adopter"] {
+        assert_eq!(rescuer.count_stderr(&format!("adopting the orphaned bucket of {owner}")), 1, "{rescuer}");
+    }
+    // Every order was served by the rescuer from the dead owner's bucket, or by the adopter
+    // before it died; the one in its hands was brewed again.
+    let by_adopter: Vec<String> = served(&dead.stderr).into_iter().map(|(o, _)| o).collect();
+    let by_rescuer = served(&rescuer.stderr);
+    for s in &settled {
+        let (owner, order) = (s.receipt.barista.clone(), s.receipt.order_name().to_owned());
+        assert!(
+            by_rescuer.contains(&(order.clone(), Some(owner.clone()))) || (owner == "victim" && by_adopter.contains(&order)),
+            "{owner}'s {order} was served by nobody\n{rescuer}"
+        );
+    }
+    assert!(
+        by_rescuer.contains(&(in_hand.clone(), Some(in_hand_owner.into()))),
+        "the order in hand {in_hand} was not brewed again"
+    );
     eprintln!("adopter killed: {} customers served, the last {recovered:?} after the second kill", settled.len());
 }
 
@@ -282,18 +282,19 @@ fn a_barista_restarted_under_its_name_takes_its_bucket_back_from_the_adopter() {
     let raw = server.raw();
     let settled = settle_customers(customers, CUSTOMER_BOUND, &raw);
     assert!(settled.iter().all(Settled::served), "{settled:#?}");
-    let by_olga2 = served(&olga2.stderr_lines());
+    let left = assert_nothing_left(&raw, LOG_TIMEOUT);
+    assert!(left.claims.is_empty() && left.buckets.keys().eq(["hal", "olga"]), "{left:?}");
+    let killed = olga.wait_exit(EXIT_TIMEOUT);
+    let (olga2, hal) = (olga2.stop(EXIT_TIMEOUT), hal.stop(EXIT_TIMEOUT));
+    let by_olga2 = served(&olga2.stderr);
     assert!(!by_olga2.is_empty() && by_olga2.iter().all(|(_, from)| from.is_none()), "olga served her own bucket: {by_olga2:?}");
-    let by_hal = served(&hal.stderr_lines());
+    let by_hal = served(&hal.stderr);
     assert!(by_hal.len() < coffees.len(), "hal served everything: {by_hal:?}");
     for s in &settled {
         let order = s.receipt.order_name().to_owned();
         assert!(
-            by_olga2.iter().chain(&by_hal).any(|(o, _)| *o == order)
-                || served(&olga.stderr_lines()).iter().any(|(o, _)| *o == order),
+            by_olga2.iter().chain(&by_hal).chain(&served(&killed.stderr)).any(|(o, _)| *o == order),
             "{order} was served by nobody"
         );
     }
-    let left = assert_nothing_left(&raw, LOG_TIMEOUT);
-    assert!(left.claims.is_empty() && left.buckets.keys().eq(["hal", "olga"]), "{left:?}");
 }

@@ -11,18 +11,12 @@ use zk_coffee_tests::*;
 const CUSTOMER_BOUND: Duration = Duration::from_secs(40);
 
 /// Starts a barista and waits until it is on shift.
-fn on_shift(cmd: TestCommand) -> Proc {
-    let b = cmd.spawn();
-    b.wait_for_stderr("is on shift", LOG_TIMEOUT);
-    b
-}
-
 #[test]
 fn killing_the_leader_under_load_loses_nothing() {
     let mut ensemble = Ensemble::start(TICK_MS);
     let zk = ensemble.connect_string().to_owned();
     role(&zk, Role::ShopInit).run(EXIT_TIMEOUT).assert_code(exit::OK);
-    let mut baristas: Vec<Proc> = ["e1", "e2", "e3"].iter().map(|n| on_shift(barista(&zk, n, "0.2"))).collect();
+    let mut baristas: Vec<Proc> = ["e1", "e2", "e3"].iter().map(|n| barista(&zk, n, "0.2").spawn_on_shift()).collect();
 
     // A stream of customers, each arriving once the one before has ordered; the leader dies
     // after the fourth.
@@ -47,7 +41,7 @@ fn killing_the_leader_under_load_loses_nothing() {
     assert!(baristas.iter_mut().all(|b| !b.has_exited()), "the baristas kept their shifts");
     let left = assert_nothing_left(&raw, LOG_TIMEOUT);
     assert_eq!(left.on_shift, ["e1", "e2", "e3"].map(String::from).into(), "{left:?}");
-    let sessions: Vec<usize> = baristas.iter().map(|b| count_lines(b, "is on shift")).collect();
+    let sessions: Vec<usize> = baristas.into_iter().map(|b| b.stop(EXIT_TIMEOUT).count_stderr("is on shift")).collect();
     eprintln!(
         "leader {leader} killed: member {new_leader} leads now; 12 customers served, the last {all_served:?} after the kill; \
          registrations per barista {sessions:?}"
@@ -59,8 +53,8 @@ fn killing_the_member_a_barista_is_connected_to_loses_nothing() {
     let mut ensemble = Ensemble::start(TICK_MS);
     let zk = ensemble.connect_string().to_owned();
     role(&zk, Role::ShopInit).run(EXIT_TIMEOUT).assert_code(exit::OK);
-    let mut target = on_shift(barista(&zk, "target", "0.5"));
-    let other = on_shift(barista(&zk, "other", "0.2"));
+    let mut target = barista(&zk, "target", "0.5").spawn_on_shift();
+    let other = barista(&zk, "other", "0.2").spawn_on_shift();
 
     // Which member holds the target's connection: its sockets, matched against `cons`.
     let ports = ensemble.ports();
@@ -76,7 +70,7 @@ fn killing_the_member_a_barista_is_connected_to_loses_nothing() {
     let mut customers: Vec<Proc> = MENU.iter().map(|c| place(customer(&zk, Some("target"), c, "40"))).collect();
     frozen.thaw();
     target.wait_for_stderr("making ", LOG_TIMEOUT);
-    let lines = target.stderr_lines().len();
+    let before_kill = target.mark();
     ensemble.kill(member);
     let killed_at = Instant::now();
 
@@ -93,12 +87,14 @@ fn killing_the_member_a_barista_is_connected_to_loses_nothing() {
     assert!(!target.has_exited(), "the target kept its shift");
     let left = assert_nothing_left(&raw, LOG_TIMEOUT);
     assert_eq!(left.on_shift, ["other", "target"].map(String::from).into(), "{left:?}");
-    let after: Vec<String> = target.stderr_lines()[lines..]
+    let (target, other) = (target.stop(EXIT_TIMEOUT), other.stop(EXIT_TIMEOUT));
+    let after: Vec<String> = target
+        .stderr_since(before_kill)
         .iter()
         .filter(|l| l.contains("ZooKeeper") || l.contains("on shift"))
         .map(|l| l.split("] ").nth(1).unwrap_or(l).to_owned())
         .collect();
-    let adopted = served(&other.stderr_lines()).iter().filter(|(_, from)| from.as_deref() == Some("target")).count();
+    let adopted = served(&other.stderr).iter().filter(|(_, from)| from.as_deref() == Some("target")).count();
     eprintln!(
         "member {member} (the target's) killed: the target moved within {moved:?} ({after:?}); {} customers served, the last \
          {all_served:?} after the kill ({adopted} by the other barista, adopted)",

@@ -15,12 +15,6 @@ const CUSTOMER_BOUND: Duration = Duration::from_secs(40);
 const OUTAGE: Duration = Duration::from_secs(3 * SESSION_TIMEOUT_SECS);
 
 /// Starts a barista and waits until it is on shift.
-fn on_shift(cmd: TestCommand) -> Proc {
-    let b = cmd.spawn();
-    b.wait_for_stderr("is on shift", LOG_TIMEOUT);
-    b
-}
-
 /// Queues one order per coffee at `barista` while it is frozen, then lets it go on and waits
 /// until it starts the first.
 fn queue_at(zk: &str, barista: &Proc, name: &str, coffees: &[&str], patience: &str) -> Vec<Proc> {
@@ -35,56 +29,80 @@ fn queue_at(zk: &str, barista: &Proc, name: &str, coffees: &[&str], patience: &s
 struct Quiet {
     label: String,
     meter: CpuMeter,
-    lines: usize,
+    from: Mark,
+}
+
+/// An outage window measured by [`Quiet`]: its CPU is checked at once, its log lines once
+/// the role has exited (a line about the window may be written after it).
+struct Window {
+    label: String,
+    what: &'static str,
+    secs: f64,
+    from: Mark,
+    to: Mark,
 }
 
 impl Quiet {
     fn start(label: &str, p: &Proc) -> Quiet {
-        Quiet { label: label.to_owned(), meter: CpuMeter::start(p.pid()), lines: p.stderr_lines().len() }
+        Quiet { label: label.to_owned(), meter: CpuMeter::start(p.pid()), from: p.mark() }
     }
 
-    /// Prints the figures and asserts the role stayed quiet: well under one core, a few log
-    /// lines a second at most.
-    fn check(self, p: &Proc, what: &str) {
+    /// Ends the window: prints the CPU figures and asserts the role used well under one core.
+    fn end(self, p: &Proc, what: &'static str) -> Window {
         let used = self.meter.read();
-        let lines = p.stderr_lines().len() - self.lines;
+        let to = p.mark();
         let secs = used.wall.as_secs_f64();
-        eprintln!(
-            "{what}: {} used {:.1}% of a core ({:?} CPU in {:.1} s) and wrote {lines} log lines ({:.2}/s)",
-            self.label,
-            100.0 * used.share(),
-            used.cpu,
-            secs,
-            lines as f64 / secs
-        );
+        eprintln!("{what}: {} used {:.1}% of a core ({:?} CPU in {secs:.1} s)", self.label, 100.0 * used.share(), used.cpu);
         assert!(used.share() < 0.5, "{}: {:.0}% of a core during the {what}", self.label, 100.0 * used.share());
+        Window { label: self.label, what, secs, from: self.from, to }
+    }
+}
+
+impl Window {
+    /// Asserts the role wrote a few log lines a second at most during the window; `out` is
+    /// what it printed in all, once it exited.
+    fn check_log(&self, out: &Output) {
+        let lines = out.stderr_between(self.from, self.to);
+        let (n, secs) = (lines.len(), self.secs);
+        eprintln!("{}: {} wrote {n} log lines in {secs:.1} s ({:.2}/s)", self.what, self.label, n as f64 / secs);
         assert!(
-            (lines as f64) <= 5.0 + 3.0 * secs,
-            "{}: {lines} log lines in {secs:.1} s during the {what}:\n{}",
+            (n as f64) <= 5.0 + 3.0 * secs,
+            "{}: {n} log lines in {secs:.1} s during the {}:\n{}",
             self.label,
-            p.stderr_lines()[self.lines..].join("\n")
+            self.what,
+            lines.join("\n")
         );
     }
 }
 
 /// Waits until `b` is back on shift after an outage: its membership node exists (owned by a
 /// live session) and it logged either a reconnect within its session or a new registration
-/// since `lines_before`. Returns what it did.
-fn back_on_shift(b: &Proc, name: &str, lines_before: usize, server: &ZkServer) -> &'static str {
-    let mut how = "";
-    wait_until(Duration::from_secs(30), &format!("{name} to be on shift again"), || {
-        let lines = b.stderr_lines();
-        let since = &lines[lines_before.min(lines.len())..];
+/// since `before`. Returns what it did.
+fn back_on_shift(b: &Proc, name: &str, before: Mark, server: &ZkServer) -> &'static str {
+    let how = b.wait_log_since(before, &format!("{name} to be on shift again"), Duration::from_secs(30), |since| {
         if since.iter().any(|l| l.contains("is on shift (session")) {
-            how = "registered again on a new session";
+            Some("registered again on a new session")
         } else if since.iter().any(|l| l.contains("reconnected to ZooKeeper")) {
-            how = "kept its session";
+            Some("kept its session")
         } else {
-            return false;
+            None
         }
+    });
+    wait_until(Duration::from_secs(30), &format!("{name}'s membership node"), || {
         server.exists(&format!("/barista_group/{name}"))
     });
     how
+}
+
+/// Stops the baristas (SIGTERM, exit 0) and checks their windows' log lines.
+fn stop_and_check(baristas: Vec<(Proc, Option<Window>)>) {
+    for (b, window) in baristas {
+        let out = b.stop(EXIT_TIMEOUT);
+        out.assert_code(exit::OK);
+        if let Some(window) = window {
+            window.check_log(&out);
+        }
+    }
 }
 
 #[test]
@@ -92,11 +110,11 @@ fn a_server_restart_within_the_session_timeout_loses_nothing() {
     let mut server = ZkServer::builder().tick_ms(TICK_MS).start();
     server.init_shop();
     let zk = server.connect_string().to_owned();
-    let a = on_shift(barista(&zk, "a", "0.3"));
-    let b = on_shift(barista(&zk, "b", "0.3"));
+    let a = barista(&zk, "a", "0.3").spawn_on_shift();
+    let b = barista(&zk, "b", "0.3").spawn_on_shift();
     let mut customers = queue_at(&zk, &a, "a", &MENU, "40");
     customers.extend(queue_at(&zk, &b, "b", &MENU, "40"));
-    let lines = (a.stderr_lines().len(), b.stderr_lines().len());
+    let lines = (a.mark(), b.mark());
 
     let restarted = Instant::now();
     server.restart();
@@ -126,10 +144,10 @@ fn a_server_down_for_three_session_timeouts_costs_little_and_the_shop_carries_on
     server.init_shop();
     let zk = server.connect_string().to_owned();
     // `busy` has orders queued and one in hand when the server goes; `idle` has nothing to do.
-    let busy = on_shift(barista(&zk, "busy", "0.3"));
-    let idle = on_shift(barista(&zk, "idle", "0.3"));
+    let busy = barista(&zk, "busy", "0.3").spawn_on_shift();
+    let idle = barista(&zk, "idle", "0.3").spawn_on_shift();
     let customers = queue_at(&zk, &busy, "busy", &MENU[..3], "40");
-    let lines = (busy.stderr_lines().len(), idle.stderr_lines().len());
+    let lines = (busy.mark(), idle.mark());
 
     server.stop();
     let down = Instant::now();
@@ -139,9 +157,8 @@ fn a_server_down_for_three_session_timeouts_costs_little_and_the_shop_carries_on
         Quiet::start("waiting customer", &customers[1]),
     ];
     wait_until(OUTAGE + Duration::from_secs(5), "the outage to last three session timeouts", || down.elapsed() >= OUTAGE);
-    for (q, p) in quiet.into_iter().zip([&busy, &idle, &customers[1]]) {
-        q.check(p, "outage");
-    }
+    let [busy_quiet, idle_quiet, customer_quiet] = quiet;
+    let windows = [busy_quiet.end(&busy, "outage"), idle_quiet.end(&idle, "outage"), customer_quiet.end(&customers[1], "outage")];
     server.start_again();
     let up = Instant::now();
 
@@ -163,6 +180,9 @@ fn a_server_down_for_three_session_timeouts_costs_little_and_the_shop_carries_on
          the waiting customers served {served_after:?} after it",
         up - down
     );
+    let [busy_window, idle_window, customer_window] = windows;
+    customer_window.check_log(&settled[1].out);
+    stop_and_check(vec![(busy, Some(busy_window)), (idle, Some(idle_window))]);
 }
 
 #[test]
@@ -172,10 +192,10 @@ fn a_partition_longer_than_the_session_timeout_makes_everyone_start_a_new_sessio
     // Every role reaches the server through the gate; the test's own client does not.
     let gate = Gate::start(server.port());
     let zk = gate.connect_string();
-    let busy = on_shift(barista(&zk, "busy", "0.3"));
-    let idle = on_shift(barista(&zk, "idle", "0.3"));
+    let busy = barista(&zk, "busy", "0.3").spawn_on_shift();
+    let idle = barista(&zk, "idle", "0.3").spawn_on_shift();
     let customers = queue_at(&zk, &busy, "busy", &MENU[..3], "40");
-    let lines = (busy.stderr_lines().len(), idle.stderr_lines().len());
+    let lines = (busy.mark(), idle.mark());
 
     gate.cut();
     let cut = Instant::now();
@@ -189,18 +209,20 @@ fn a_partition_longer_than_the_session_timeout_makes_everyone_start_a_new_sessio
     let raw = server.raw();
     wait_until(Duration::from_secs(20), "the server to expire the baristas' sessions", || audit(&raw).on_shift.is_empty());
     wait_until(OUTAGE + Duration::from_secs(5), "the partition to last three session timeouts", || cut.elapsed() >= OUTAGE);
-    for (q, p) in quiet.into_iter().zip([&busy, &idle, &customers[1]]) {
-        q.check(p, "partition");
-    }
+    let [busy_quiet, idle_quiet, customer_quiet] = quiet;
+    let windows =
+        [busy_quiet.end(&busy, "partition"), idle_quiet.end(&idle, "partition"), customer_quiet.end(&customers[1], "partition")];
     assert_eq!(audit(&raw).buckets["busy"].len(), 3, "the queue (and the order in hand) waits in the bucket");
     gate.open();
     let healed = Instant::now();
 
     // Their sessions are gone: each barista registers again, on its own.
     for (b, name, before) in [(&busy, "busy", lines.0), (&idle, "idle", lines.1)] {
-        wait_until(Duration::from_secs(20), &format!("{name} to register on a new session"), || {
-            let l = b.stderr_lines();
-            l[before..].iter().any(|l| l.contains("is on shift (session 2)")) && server.exists(&format!("/barista_group/{name}"))
+        b.wait_log_since(before, &format!("{name} to register on a new session"), Duration::from_secs(20), |since| {
+            since.iter().find(|l| l.contains("is on shift (session 2)")).cloned()
+        });
+        wait_until(Duration::from_secs(20), &format!("{name}'s membership node"), || {
+            server.exists(&format!("/barista_group/{name}"))
         });
     }
     let back = healed.elapsed();
@@ -214,6 +236,9 @@ fn a_partition_longer_than_the_session_timeout_makes_everyone_start_a_new_sessio
     let left = assert_nothing_left(&raw, LOG_TIMEOUT);
     assert_eq!(left.on_shift, ["busy", "idle"].map(String::from).into(), "{left:?}");
     eprintln!("partition of {:?}: both baristas on shift again {back:?} after it healed, the waiting customers served {served_after:?} after it", healed - cut);
+    let [busy_window, idle_window, customer_window] = windows;
+    customer_window.check_log(&settled[1].out);
+    stop_and_check(vec![(busy, Some(busy_window)), (idle, Some(idle_window))]);
 }
 
 #[test]
@@ -221,7 +246,7 @@ fn a_frozen_server_hangs_no_role_and_the_shop_recovers() {
     let server = ZkServer::builder().tick_ms(TICK_MS).start();
     server.init_shop();
     let zk = server.connect_string().to_owned();
-    let mut brewer = on_shift(barista(&zk, "brewer", "2"));
+    let mut brewer = barista(&zk, "brewer", "2").spawn_on_shift();
     // One customer waits while its coffee is brewed, one is queued behind it.
     let waiting: Vec<Proc> = ["tesora", "jacob"].iter().map(|c| place(customer(&zk, Some("brewer"), c, "20"))).collect();
     brewer.wait_for_stderr("making tesora", LOG_TIMEOUT);
@@ -234,7 +259,7 @@ fn a_frozen_server_hangs_no_role_and_the_shop_recovers() {
     late.assert_within(Duration::from_secs(10));
     assert_eq!(late.code(), Some(exit::UNREACHABLE), "{late}");
     wait_until(OUTAGE + Duration::from_secs(5), "the freeze to last three session timeouts", || frozen.elapsed() >= OUTAGE);
-    quiet.check(&brewer, "freeze");
+    let window = quiet.end(&brewer, "freeze");
     let frozen_for = frozen.thaw();
     let thawed = Instant::now();
 
@@ -250,8 +275,11 @@ fn a_frozen_server_hangs_no_role_and_the_shop_recovers() {
     assert!(!brewer.has_exited(), "the barista kept its shift");
     assert_nothing_left(&raw, LOG_TIMEOUT);
     eprintln!("server frozen {frozen_for:?}: waiting customers {outcomes:?}; a new customer served {recovered:?} after SIGCONT");
+    let out = brewer.stop(EXIT_TIMEOUT);
+    out.assert_code(exit::OK);
+    window.check_log(&out);
     if std::env::var_os("ZK_COFFEE_FAULTS_VERBOSE").is_some() {
-        eprintln!("{}", brewer.stderr_lines().join("\n"));
+        eprintln!("{out}");
     }
 }
 

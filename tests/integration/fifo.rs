@@ -52,9 +52,10 @@ fn orders_queued_before_the_barista_starts_are_served_in_sequence_order() {
     wait_until(EXIT_TIMEOUT, "the bucket to be empty", || server.children("/orders/fifo") == Some(vec![]));
     // The log line follows the deletion: wait for the last one.
     barista.wait_for_stderr(&format!("served {} ({})", MENU[11 % MENU.len()], placed[11]), LOG_TIMEOUT);
-    let made = made_in_order(&barista.stderr_lines());
+    let out = barista.stop(EXIT_TIMEOUT);
+    let made = made_in_order(&out.stderr);
     assert_eq!(made, placed, "served in placement order");
-    for (i, e) in barista_events(&barista.stderr_lines()).iter().filter(|e| e.kind == Brew::Served).enumerate() {
+    for (i, e) in barista_events(&out.stderr).iter().filter(|e| e.kind == Brew::Served).enumerate() {
         assert_eq!(e.coffee, MENU[i % MENU.len()], "made the coffee that was ordered");
     }
 }
@@ -97,7 +98,8 @@ fn customers_ordering_while_the_barista_is_busy_are_served_first_come_first_serv
     sorted.sort();
     assert_eq!(placed, sorted, "customers placed their orders one after another");
     barista.wait_for_stderr(&format!("({})", placed[4]), LOG_TIMEOUT);
-    assert_eq!(made_in_order(&barista.stderr_lines()), placed, "served in placement order");
+    let out = barista.stop(EXIT_TIMEOUT);
+    assert_eq!(made_in_order(&out.stderr), placed, "served in placement order");
     let coffees: Vec<&str> = receipts.iter().map(|r| r.coffee.as_str()).collect();
     assert_eq!(coffees, ["tesora", "swisswater", "jacob", "sogood", "jacob"]);
 }

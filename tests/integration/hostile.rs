@@ -8,17 +8,8 @@ use std::time::Duration;
 
 use zookeeper::{Acl, CreateMode, ZooKeeper};
 
-use zk_coffee_tests::fault::{self, count_lines, CpuMeter, Frozen};
+use zk_coffee_tests::fault::{self, CpuMeter, Frozen};
 use zk_coffee_tests::*;
-
-/// `customer`: the barista rejected the order (not in the harness's `exit` table yet).
-const REJECTED: i32 = 10;
-
-fn on_shift(cmd: TestCommand) -> Proc {
-    let b = cmd.spawn();
-    b.wait_for_stderr("is on shift", LOG_TIMEOUT);
-    b
-}
 
 /// Creates `path` with `data`, open to everyone, as the original program did.
 fn put(zk: &ZooKeeper, path: &str, data: &[u8], mode: CreateMode) -> String {
@@ -89,7 +80,7 @@ fn garbage_from_a_raw_client_is_rejected_or_ignored_while_real_customers_are_ser
     let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
     server.init_shop();
     let zk = server.connect_string().to_owned();
-    let mut barista = on_shift(fault::barista(&zk, "host", "0.2"));
+    let mut barista = fault::barista(&zk, "host", "0.2").spawn_on_shift();
     let customer = |coffee: &str| fault::customer(&zk, None, coffee, "30");
     let mut customers: Vec<Proc> = ["jacob", "tesora", "sogood"].iter().map(|c| customer(c).spawn()).collect();
 
@@ -148,9 +139,10 @@ fn garbage_from_a_raw_client_is_rejected_or_ignored_while_real_customers_are_ser
     assert_eq!(data_of(&raw, "/orders/host/junk"), Some(b"\xff".to_vec()));
     assert_eq!(data_of(&raw, "/orders/orphan/notes"), Some(b"hello".to_vec()));
     assert_eq!(data_of(&raw, &unservable), Some(b"jacob".to_vec()), "an order in a bucket that is nobody's name is left alone");
-    assert_eq!(count_lines(&barista, "ignoring /orders/host/junk"), 1);
-    assert_eq!(count_lines(&barista, "ignoring /orders/orphan/notes"), 1);
-    assert_eq!(count_lines(&barista, "keeping the menu I have"), 1);
+    const SAID_ONCE: [&str; 3] = ["ignoring /orders/host/junk", "ignoring /orders/orphan/notes", "keeping the menu I have"];
+    for needle in SAID_ONCE {
+        barista.wait_for_stderr(needle, LOG_TIMEOUT);
+    }
 
     // shop-status reads the same tree and reports it.
     let status = crate::security::run_shop_status(&[crate::security::os("--zk"), crate::security::os(&zk)]);
@@ -161,12 +153,13 @@ fn garbage_from_a_raw_client_is_rejected_or_ignored_while_real_customers_are_ser
     // Nothing spins: over the whole time the garbage has been there (at least four seconds,
     // the last two with nothing left to do), the barista used a small share of a core and,
     // once done, kept quiet.
-    let log_lines = barista.stderr_lines().len();
+    // The window is a measurement; what the barista logged in it is checked once it has exited.
+    let quiet_from = barista.mark();
     std::thread::sleep(Duration::from_secs(2).max(Duration::from_secs(4).saturating_sub(meter.read().wall)));
+    let quiet_to = barista.mark();
     let cpu = meter.read();
     eprintln!("the barista used {:.1}% of a core over {:.1} s of garbage", 100.0 * cpu.share(), cpu.wall.as_secs_f64());
     assert!(cpu.share() < 0.25, "the barista used {:.0}% of a core with garbage in the shop", 100.0 * cpu.share());
-    assert_eq!(barista.stderr_lines()[log_lines..], [] as [String; 0], "the barista keeps logging with garbage present");
     assert!(!barista.has_exited(), "the barista exited");
     assert_eq!(server.children("/barista_group"), Some(["bad name", "ghost", "host"].map(String::from).to_vec()));
 
@@ -175,9 +168,12 @@ fn garbage_from_a_raw_client_is_rejected_or_ignored_while_real_customers_are_ser
     for member in ["/barista_group/ghost", "/barista_group/bad name"] {
         raw.delete(member, None).expect("remove the foreign members");
     }
-    barista.signal("TERM");
-    let out = barista.wait_exit(EXIT_TIMEOUT);
+    let out = barista.stop(EXIT_TIMEOUT);
     out.assert_code(exit::OK);
+    assert_eq!(out.stderr_between(quiet_from, quiet_to), [] as [String; 0], "the barista kept logging with garbage present");
+    for needle in SAID_ONCE {
+        assert_eq!(out.count_stderr(needle), 1, "{needle:?} said once\n{out}");
+    }
     for order in [&not_utf8, &too_long, &off_menu] {
         assert_eq!(data_of(&raw, order), None, "{order} was left behind\n{out}");
     }
@@ -190,7 +186,7 @@ fn our_customer_whose_order_is_rejected_says_why_and_exits_10() {
     let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
     server.init_shop();
     let zk = server.connect_string().to_owned();
-    let barista = on_shift(fault::barista(&zk, "picky", "0.1"));
+    let barista = fault::barista(&zk, "picky", "0.1").spawn_on_shift();
 
     // The order waits while the barista is stopped; meanwhile a raw client garbles it.
     let frozen = Frozen::freeze(barista.pid());
@@ -202,16 +198,20 @@ fn our_customer_whose_order_is_rejected_says_why_and_exits_10() {
     frozen.thaw();
 
     let out = customer.wait_exit(EXIT_TIMEOUT);
-    out.assert_code(REJECTED);
+    out.assert_code(exit::REJECTED);
     let (reported, coffee, by, reason) = parse_rejected(out.single_stdout_line());
     assert_eq!((reported.as_str(), coffee.as_str(), by.as_str()), (order.as_str(), "jacob", "picky"), "{out}");
     assert_eq!(reason, "the order is not UTF-8 text");
     assert_eq!(data_of(&raw, &order), None, "the rejected order was withdrawn");
     barista.wait_for_stderr(&format!("rejected {order}: the order is not UTF-8 text"), LOG_TIMEOUT);
-    assert!(fault::made(&barista.stderr_lines()).is_empty(), "nothing was brewed: {:#?}", barista.stderr_lines());
 
-    // The barista carries on.
+    // The barista carries on, and brews nothing but the next customer's coffee.
     all_served(vec![fault::customer(&zk, Some("picky"), "sogood", "30").spawn()], "picky");
+    barista.wait_served(1, LOG_TIMEOUT);
+    let out = barista.stop(EXIT_TIMEOUT);
+    let made: Vec<String> =
+        barista_events(&out.stderr).into_iter().filter(|e| e.kind == Brew::Making).map(|e| e.coffee).collect();
+    assert_eq!(made, ["sogood"], "the rejected order was not brewed\n{out}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,18 +225,14 @@ fn overwriting_a_baristas_member_data_does_not_end_its_shift() {
     let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
     server.init_shop();
     let zk = server.connect_string().to_owned();
-    let mut barista = on_shift(TestCommand::new(Role::Barista).zk(&zk).args([
-        "--name",
-        "victim",
-        "--brew-time",
-        "0.1",
-        "--session-timeout",
-        "1",
-    ]));
+    let mut barista = TestCommand::new(Role::Barista)
+        .zk(&zk)
+        .args(["--name", "victim", "--brew-time", "0.1", "--session-timeout", "1"])
+        .spawn_on_shift();
     server.raw().set_data("/barista_group/victim", b"garbage".to_vec(), None).expect("overwrite the member's data");
     // Past the deadline it gave a stale holder of its name: two session timeouts and a second.
     std::thread::sleep(Duration::from_secs(4));
-    assert!(!barista.has_exited(), "the barista left:\n{:#?}", barista.stderr_lines());
+    assert!(!barista.has_exited(), "the barista left");
     all_served(vec![fault::customer(&zk, Some("victim"), "jacob", "10").spawn()], "victim");
     assert!(server.node("/barista_group/victim").expect("still on shift").ephemeral);
 }
@@ -249,14 +245,14 @@ fn an_order_the_barista_cannot_read_does_not_stop_it() {
     let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
     server.init_shop();
     let zk = server.connect_string().to_owned();
-    let mut barista = on_shift(fault::barista(&zk, "reader", "0.1"));
+    let mut barista = fault::barista(&zk, "reader", "0.1").spawn_on_shift();
     let raw = server.raw();
     raw.add_auth("digest", b"stranger:secret".to_vec()).expect("add_auth");
     let sealed = raw
         .create("/orders/reader/coffee", b"jacob".to_vec(), Acl::creator_all().clone(), CreateMode::PersistentSequential)
         .expect("an order only its creator may read");
     all_served(vec![fault::customer(&zk, Some("reader"), "tesora", "10").spawn()], "reader");
-    assert!(!barista.has_exited(), "the barista exited:\n{:#?}", barista.stderr_lines());
+    assert!(!barista.has_exited(), "the barista exited");
     assert_eq!(data_of(&raw, &sealed), Some(b"jacob".to_vec()), "left alone");
 }
 
@@ -267,7 +263,7 @@ fn an_order_the_barista_cannot_read_does_not_stop_it() {
 fn a_long_order_off_the_menu_keeps_its_first_reason() {
     let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
     server.init_shop();
-    let barista = on_shift(fault::barista(server.connect_string(), "long", "0.1"));
+    let barista = fault::barista(server.connect_string(), "long", "0.1").spawn_on_shift();
     let raw = server.raw();
     let order = raw_order(&raw, "/orders/long", "x".repeat(250).as_bytes());
     let first = rejection_of(&raw, &order);
@@ -276,7 +272,9 @@ fn a_long_order_off_the_menu_keeps_its_first_reason() {
     let last = String::from_utf8_lossy(&data_of(&raw, &order).expect("still there")).into_owned();
     assert_eq!(last, format!("rejected: {first}"));
     assert!(first.contains("is not on the menu"), "{first}");
-    assert_eq!(count_lines(&barista, "rejected /orders/long/"), 1, "{:#?}", barista.stderr_lines());
+    barista.wait_served(1, LOG_TIMEOUT);
+    let out = barista.stop(EXIT_TIMEOUT);
+    assert_eq!(out.count_stderr("rejected /orders/long/"), 1, "rejected once\n{out}");
 }
 
 /// `order.rs`: "A rejected order nobody withdraws is deleted by the barista after
@@ -286,7 +284,7 @@ fn a_long_order_off_the_menu_keeps_its_first_reason() {
 fn unwithdrawn_rejected_orders_are_removed_when_the_30_second_grace_ends() {
     let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
     server.init_shop();
-    let barista = on_shift(fault::barista(server.connect_string(), "tidy", "0.1"));
+    let barista = fault::barista(server.connect_string(), "tidy", "0.1").spawn_on_shift();
     let raw = server.raw();
     put(&raw, "/orders/gone", b"", CreateMode::Persistent);
     let orders = [raw_order(&raw, "/orders/tidy", b"latte"), raw_order(&raw, "/orders/gone", b"\xff")];
@@ -297,10 +295,12 @@ fn unwithdrawn_rejected_orders_are_removed_when_the_30_second_grace_ends() {
         orders.iter().all(|o| data_of(&raw, o).is_none())
     });
     assert!(took >= Duration::from_secs(25), "removed after {took:?}, before the grace");
-    let (rejected, removed) = (count_lines(&barista, " rejected /orders/"), count_lines(&barista, " removed /orders/"));
-    assert_eq!((rejected, removed), (2, 2), "{:#?}", barista.stderr_lines());
+    barista.wait_lines("removed /orders/...", 2, LOG_TIMEOUT, |l| l.contains(" removed /orders/"));
     // The emptied orphaned bucket goes too.
     wait_until(LOG_TIMEOUT, "the orphaned bucket to go", || server.children("/orders") == Some(vec!["tidy".to_owned()]));
+    let out = barista.stop(EXIT_TIMEOUT);
+    let (rejected, removed) = (out.count_stderr(" rejected /orders/"), out.count_stderr(" removed /orders/"));
+    assert_eq!((rejected, removed), (2, 2), "each rejected and removed once\n{out}");
 }
 
 /// ZooKeeper's 1 MB limit is on what a client sends, not on a listing: a bucket stuffed by a
@@ -331,17 +331,18 @@ fn a_bucket_listing_over_a_megabyte_is_served_all_the_same() {
     }
     let first = raw_order(&raw, "/orders/stuffed", b"jacob");
     let second = raw_order(&raw, "/orders/stuffed", b"tesora");
-    let mut barista = on_shift(fault::barista(&zk, "stuffed", "0.05"));
+    let mut barista = fault::barista(&zk, "stuffed", "0.05").spawn_on_shift();
     wait_until(LOG_TIMEOUT, "both real orders to be served", || {
         data_of(&raw, &first).is_none() && data_of(&raw, &second).is_none()
     });
-    let served = served_orders(&barista.stderr_lines());
+    let served = barista.wait_served(2, LOG_TIMEOUT);
     assert_eq!(served, [first.rsplit('/').next().expect("name"), second.rsplit('/').next().expect("name")], "in order");
-    assert!(!barista.has_exited(), "{:#?}", barista.stderr_lines());
+    assert!(!barista.has_exited(), "the barista exited");
     // The foreign children are reported in one line, not one each, and do not count as work.
-    let lines = barista.stderr_lines();
-    assert!(lines.iter().any(|l| l.contains("ignoring 20000 children of /orders/stuffed that are not orders")), "{lines:#?}");
+    barista.wait_for_stderr("ignoring 20000 children of /orders/stuffed that are not orders", LOG_TIMEOUT);
+    let serving = barista.mark();
+    let out = barista.stop(EXIT_TIMEOUT);
+    out.assert_code(exit::OK);
+    let lines = out.stderr_between(Mark::START, serving);
     assert!(lines.len() < 20, "{} log lines: {:#?}", lines.len(), &lines[..lines.len().min(30)]);
-    barista.signal("TERM");
-    barista.wait_exit(EXIT_TIMEOUT).assert_code(exit::OK);
 }

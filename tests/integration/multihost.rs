@@ -265,7 +265,9 @@ impl HostProc {
         std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
     }
 
-    fn stderr_lines(&self) -> Vec<String> {
+    /// The log so far: only for the waits below and for messages (the rule of the harness's
+    /// `Proc`: a running role's output is waited for, never read once).
+    fn log_so_far(&self) -> Vec<String> {
         HostProc::lines(&self.stderr)
     }
 
@@ -273,7 +275,7 @@ impl HostProc {
     fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(line) = self.stderr_lines().into_iter().find(|l| l.contains(needle)) {
+            if let Some(line) = self.log_so_far().into_iter().find(|l| l.contains(needle)) {
                 return line;
             }
             let exited = self.child.try_wait().ok().flatten();
@@ -304,11 +306,11 @@ impl HostProc {
             std::thread::sleep(Duration::from_millis(20));
         };
         self.status = Some(status);
-        (status, HostProc::lines(&self.stdout), self.stderr_lines())
+        (status, HostProc::lines(&self.stdout), self.log_so_far())
     }
 
     fn dump(&self) -> String {
-        format!("stdout:\n{}\nstderr:\n{}", HostProc::lines(&self.stdout).join("\n"), self.stderr_lines().join("\n"))
+        format!("stdout:\n{}\nstderr:\n{}", HostProc::lines(&self.stdout).join("\n"), self.log_so_far().join("\n"))
     }
 }
 
@@ -397,7 +399,6 @@ fn a_shop_spread_over_network_namespaces_serves_every_order() {
         let facts = st.facts(name);
         assert_eq!(facts["host"].str(), *host, "{name}'s registration: {facts:?}");
         assert_eq!(facts["pid"].u64(), u64::from(b.pid()));
-        assert_eq!(per_barista.get(name).copied().unwrap_or(0), served_orders(&b.stderr_lines()).len() as u64, "{name}");
     }
     assert_eq!(st.sales_total(), ORDERS);
     assert_eq!((st.orphans(), st.queued()), (vec![], 0));
@@ -411,8 +412,10 @@ fn a_shop_spread_over_network_namespaces_serves_every_order() {
         b.signal("TERM");
     }
     for (_, name, b) in &mut baristas {
-        let (status, _, _) = b.wait_exit(EXIT_TIMEOUT);
+        let (status, _, log) = b.wait_exit(EXIT_TIMEOUT);
         assert!(status.success(), "{name} did not leave cleanly: {status}");
+        // Its whole log, now that it has exited: one `served` line per order in its ledger.
+        assert_eq!(per_barista.get(name.as_str()).copied().unwrap_or(0), served_orders(&log).len() as u64, "{name}");
     }
     let st = status_from(&lan, "cust", None);
     assert!(st.on_shift().is_empty(), "{:?}", st.on_shift());

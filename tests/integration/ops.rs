@@ -13,13 +13,6 @@ use std::time::Duration;
 use support::*;
 use zk_coffee_tests::*;
 
-/// Starts a barista and waits until it is on shift.
-fn on_shift(cmd: TestCommand) -> Proc {
-    let b = cmd.spawn();
-    b.wait_for_stderr("is on shift", LOG_TIMEOUT);
-    b
-}
-
 /// A load run of `orders` orders, `concurrency` at a time, patient enough never to give up.
 fn load(server: &ZkServer, orders: u64, concurrency: u16) -> TestCommand {
     server.cmd(Role::Customer).args([
@@ -52,8 +45,8 @@ fn two_shops_on_one_server_see_neither_each_others_baristas_nor_orders() {
     for (shop, menu) in [("a", "tesora,jacob"), ("b", "tesora,latte")] {
         server.cmd(Role::ShopInit).args(["--shop", shop, "--menu", menu]).run(EXIT_TIMEOUT).assert_code(exit::OK);
     }
-    let mut ba = on_shift(server.cmd(Role::Barista).args(["--shop", "a", "--name", "ba", "--brew-time", "0.05"]));
-    let mut bb = on_shift(server.cmd(Role::Barista).args(["--shop", "b", "--name", "bb", "--brew-time", "0.05"]));
+    let mut ba = server.cmd(Role::Barista).args(["--shop", "a", "--name", "ba", "--brew-time", "0.05"]).spawn_on_shift();
+    let mut bb = server.cmd(Role::Barista).args(["--shop", "b", "--name", "bb", "--brew-time", "0.05"]).spawn_on_shift();
 
     // A customer of shop a asking for shop b's barista finds nobody.
     let out = server.cmd(Role::Customer).args(["--shop", "a", "--barista", "bb", "--patience", "2"]).run(EXIT_TIMEOUT);
@@ -78,11 +71,8 @@ fn two_shops_on_one_server_see_neither_each_others_baristas_nor_orders() {
     assert_eq!(r.barista, "bb");
 
     // The same barista name in both shops: two different baristas, both on shift at once.
-    let twin_a = on_shift(server.cmd(Role::Barista).args(["--shop", "a", "--name", "twin", "--brew-time", "0.05"]));
-    let twin_b = on_shift(server.cmd(Role::Barista).args(["--shop", "b", "--name", "twin", "--brew-time", "0.05"]));
-    for twin in [&twin_a, &twin_b] {
-        assert!(!twin.stderr_lines().iter().any(|l| l.contains("held by another session")), "the twins met");
-    }
+    let twin_a = server.cmd(Role::Barista).args(["--shop", "a", "--name", "twin", "--brew-time", "0.05"]).spawn_on_shift();
+    let twin_b = server.cmd(Role::Barista).args(["--shop", "b", "--name", "twin", "--brew-time", "0.05"]).spawn_on_shift();
 
     let a = Status::read(server.connect_string(), Some("a"));
     let b = Status::read(server.connect_string(), Some("b"));
@@ -111,6 +101,11 @@ fn two_shops_on_one_server_see_neither_each_others_baristas_nor_orders() {
     }
     ba.wait_exit(EXIT_TIMEOUT).assert_code(exit::OK);
     bb.wait_exit(EXIT_TIMEOUT).assert_code(exit::OK);
+    for twin in [twin_a, twin_b] {
+        let out = twin.stop(EXIT_TIMEOUT);
+        out.assert_code(exit::OK);
+        assert_eq!(out.count_stderr("held by another session"), 0, "the twins met\n{out}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,7 +115,7 @@ fn two_shops_on_one_server_see_neither_each_others_baristas_nor_orders() {
 fn a_menu_change_reaches_running_baristas_and_arriving_customers() {
     let server = ZkServer::start();
     server.init_shop();
-    let barista = on_shift(server.cmd(Role::Barista).args(["--name", "m1", "--brew-time", "0.1"]));
+    let barista = server.cmd(Role::Barista).args(["--name", "m1", "--brew-time", "0.1"]).spawn_on_shift();
     let served = |coffee: Option<&str>| {
         let mut cmd = server.cmd(Role::Customer).args(["--patience", "30"]);
         if let Some(coffee) = coffee {
@@ -142,8 +137,10 @@ fn a_menu_change_reaches_running_baristas_and_arriving_customers() {
     let latte = served(Some("latte"));
     assert_eq!(latte.barista, "m1");
     assert!(latte.wait_ms >= 1500, "a latte took {} ms, less than its 1.5 s brew time", latte.wait_ms);
-    let log = barista.stderr_lines();
-    let events: Vec<_> = barista_events(&log).into_iter().filter(|e| e.order == latte.order_name()).collect();
+    let events = barista.wait_log("the latte served", LOG_TIMEOUT, |log| {
+        let events: Vec<BaristaEvent> = barista_events(log).into_iter().filter(|e| e.order == latte.order_name()).collect();
+        events.iter().any(|e| e.kind == Brew::Served).then_some(events)
+    });
     assert_eq!(events.len(), 2, "making and served lines for {}: {events:?}", latte.order);
     assert!(events.iter().all(|e| e.coffee == "latte"));
 
@@ -178,18 +175,18 @@ fn sales_equal_served_orders_after_a_load_run_with_a_barista_restarted_midway() 
     let server = ZkServer::start();
     server.init_shop();
     let barista = |name: &str| server.cmd(Role::Barista).args(["--name", name, "--brew-time", "0.05"]);
-    let b1 = on_shift(barista("b1"));
-    let mut b2 = on_shift(barista("b2"));
-    let b3 = on_shift(barista("b3"));
+    let b1 = barista("b1").spawn_on_shift();
+    let mut b2 = barista("b2").spawn_on_shift();
+    let b3 = barista("b3").spawn_on_shift();
     const ORDERS: u64 = 300;
     let run = load(&server, ORDERS, 6).spawn();
 
     // Midway: b2 leaves on SIGTERM and comes back under its name.
-    wait_until(LOG_TIMEOUT, "b2 to serve a few orders", || served_orders(&b2.stderr_lines()).len() >= 5);
+    b2.wait_served(5, LOG_TIMEOUT);
     b2.signal("TERM");
     let b2_first = b2.wait_exit(EXIT_TIMEOUT);
     b2_first.assert_code(exit::OK);
-    let b2_again = on_shift(barista("b2"));
+    let b2_again = barista("b2").spawn_on_shift();
     let mut run = run;
     assert!(!run.has_exited(), "the load ended before b2 was back: the restart was not midway");
 
@@ -200,22 +197,20 @@ fn sales_equal_served_orders_after_a_load_run_with_a_barista_restarted_midway() 
     assert!(summary.other_outcomes().values().all(|n| *n == 0), "{}", summary.line);
     wait_for_empty_buckets(&server, "");
 
-    // Every served order is in exactly one ledger: the one of the barista that served it (the
-    // restarted b2 carries on with its ledger, and adopters count what they adopted).
-    let logs: Vec<(&str, Vec<String>)> = vec![
-        ("b1", b1.stderr_lines()),
-        ("b2", b2_first.stderr.clone()),
-        ("b2", b2_again.stderr_lines()),
-        ("b3", b3.stderr_lines()),
-    ];
-    let from_logs = served_lines(logs.iter().map(|(n, l)| (*n, l.as_slice())));
     let status = Status::read(server.connect_string(), None);
-    assert_eq!(status.sales_total(), ORDERS, "sales: {:?}", status.sales_per_barista());
-    assert_eq!(status.sales_per_barista(), from_logs, "ledgers vs the baristas' `served` lines");
-    assert!(!served_orders(&b2_again.stderr_lines()).is_empty(), "the restarted b2 served nothing");
-    assert_eq!(status.sales_per_coffee().values().sum::<u64>(), ORDERS);
     assert_eq!(status.on_shift(), ["b1", "b2", "b3"]);
     assert_eq!((status.orphans(), status.queued()), (vec![], 0));
+
+    // Every served order is in exactly one ledger: the one of the barista that served it (the
+    // restarted b2 carries on with its ledger, and adopters count what they adopted). The logs
+    // are complete once the baristas have left.
+    let [b1, b2_again, b3] = [b1, b2_again, b3].map(|b| b.stop(EXIT_TIMEOUT));
+    let logs = [("b1", &b1.stderr), ("b2", &b2_first.stderr), ("b2", &b2_again.stderr), ("b3", &b3.stderr)];
+    let from_logs = served_lines(logs.iter().map(|(n, l)| (*n, l.as_slice())));
+    assert_eq!(status.sales_total(), ORDERS, "sales: {:?}", status.sales_per_barista());
+    assert_eq!(status.sales_per_barista(), from_logs, "ledgers vs the baristas' `served` lines");
+    assert!(!served_orders(&b2_again.stderr).is_empty(), "the restarted b2 served nothing");
+    assert_eq!(status.sales_per_coffee().values().sum::<u64>(), ORDERS);
     // The summary counts orders by the bucket they were placed in.
     let per_bucket = summary.per_barista();
     assert_eq!(per_bucket.values().sum::<u64>(), ORDERS, "{}", summary.line);
@@ -226,13 +221,17 @@ fn sales_equal_served_orders_after_a_load_run_with_a_barista_restarted_midway() 
 fn the_load_summary_matches_what_happened() {
     let server = ZkServer::start();
     server.init_shop();
-    let b1 = on_shift(server.cmd(Role::Barista).args(["--name", "b1", "--brew-time", "0.02"]));
-    let b2 = on_shift(server.cmd(Role::Barista).args(["--name", "b2", "--brew-time", "0.02"]));
-    // Something sold before, so the ledgers' delta is what is checked.
-    server.cmd(Role::Customer).args(["--coffee", "jacob"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
+    let b1 = server.cmd(Role::Barista).args(["--name", "b1", "--brew-time", "0.02"]).spawn_on_shift();
+    let b2 = server.cmd(Role::Barista).args(["--name", "b2", "--brew-time", "0.02"]).spawn_on_shift();
+    // Something sold before, so the ledgers' delta is what is checked: the load's orders are
+    // the ones logged after the marks.
+    let first = server.cmd(Role::Customer).args(["--coffee", "jacob"]).run(EXIT_TIMEOUT);
+    first.assert_code(exit::OK);
+    let first = Receipt::parse(first.single_stdout_line());
+    [&b1, &b2][usize::from(first.barista == "b2")].wait_served(1, LOG_TIMEOUT);
     let before = Status::read(server.connect_string(), None);
     assert_eq!(before.sales_total(), 1);
-    let logged_before = served_lines([("b1", b1.stderr_lines().as_slice()), ("b2", b2.stderr_lines().as_slice())]);
+    let marks = (b1.mark(), b2.mark());
 
     const ORDERS: u64 = 80;
     let out = load(&server, ORDERS, 5).run(Duration::from_secs(120));
@@ -248,9 +247,11 @@ fn the_load_summary_matches_what_happened() {
     // served = sum of per-barista counts = the baristas' `served` lines = the ledgers' delta.
     let per_barista = summary.per_barista();
     assert_eq!(per_barista.values().sum::<u64>(), ORDERS, "{}", summary.line);
-    let logged = served_lines([("b1", b1.stderr_lines().as_slice()), ("b2", b2.stderr_lines().as_slice())]);
-    let logged_delta: BTreeMap<String, u64> =
-        logged.iter().map(|(b, n)| (b.clone(), n - logged_before.get(b).copied().unwrap_or(0))).filter(|(_, n)| *n > 0).collect();
+    let (b1, b2) = (b1.stop(EXIT_TIMEOUT), b2.stop(EXIT_TIMEOUT));
+    let logged_delta: BTreeMap<String, u64> = served_lines([("b1", b1.stderr_since(marks.0)), ("b2", b2.stderr_since(marks.1))])
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
     assert_eq!(per_barista, logged_delta, "summary per barista vs the baristas' logs");
     let ledger_delta: BTreeMap<String, u64> = after
         .sales_per_barista()
@@ -280,7 +281,7 @@ fn the_load_summary_matches_what_happened() {
 fn a_load_run_for_a_duration_reports_progress_and_adds_up() {
     let server = ZkServer::start();
     server.init_shop();
-    let b = on_shift(server.cmd(Role::Barista).args(["--name", "solo", "--brew-time", "0.05"]));
+    let b = server.cmd(Role::Barista).args(["--name", "solo", "--brew-time", "0.05"]).spawn_on_shift();
     let out = server.cmd(Role::Customer).args(["--duration", "6", "--concurrency", "2"]).run(Duration::from_secs(60));
     out.assert_code(exit::OK);
     let progress: Vec<&String> = out.stderr.iter().filter(|l| l.contains(" INFO ") && l.contains("progress: ")).collect();
@@ -291,7 +292,8 @@ fn a_load_run_for_a_duration_reports_progress_and_adds_up() {
     assert!(summary.figure("elapsed_s") >= 6.0, "{}", summary.line);
     assert_eq!(summary.per_barista(), BTreeMap::from([("solo".to_owned(), served)]));
     wait_for_empty_buckets(&server, "");
-    assert_eq!(served_orders(&b.stderr_lines()).len() as u64, served);
+    let b = b.stop(EXIT_TIMEOUT);
+    assert_eq!(served_orders(&b.stderr).len() as u64, served, "{b}");
     assert_eq!(Status::read(server.connect_string(), None).sales_total(), served);
 }
 
@@ -350,7 +352,7 @@ fn launch_sh_starts_shows_and_stops_baristas_on_this_host() {
     let host = short_hostname();
     // {host}_1 is already on shift (as a systemd unit would name it): launch.sh must skip it.
     let mut squatter =
-        on_shift(server.cmd(Role::Barista).args(["--shop", "s1", "--name", &format!("{host}_1"), "--brew-time", "0.05"]));
+        server.cmd(Role::Barista).args(["--shop", "s1", "--name", &format!("{host}_1"), "--brew-time", "0.05"]).spawn_on_shift();
 
     let barista = Role::Barista.path();
     let shop_status = shop_status_bin();

@@ -38,17 +38,10 @@ fn three_baristas_serve_six_customers_and_leave_cleanly_on_sigterm() {
     let orders: BTreeSet<&str> = receipts.iter().map(|r| r.order.as_str()).collect();
     assert_eq!(orders.len(), 6, "six distinct orders: {receipts:?}");
 
-    // Each order was made and served by the barista the customer named, for the coffee it asked.
+    // Each barista logs serving what it served (after deleting the order).
     for r in &receipts {
-        let b = &baristas[names[&r.barista]];
-        b.wait_for_stderr(&format!("served {} ({})", r.coffee, r.order_name()), LOG_TIMEOUT);
-        let events = barista_events(&b.stderr_lines());
-        let making =
-            BaristaEvent { kind: Brew::Making, coffee: r.coffee.clone(), order: r.order_name().into(), adopted_from: None };
-        assert!(events.contains(&making), "{events:?}");
+        baristas[names[&r.barista]].wait_for_stderr(&format!("served {} ({})", r.coffee, r.order_name()), LOG_TIMEOUT);
     }
-    let served: usize = baristas.iter().map(|b| served_orders(&b.stderr_lines()).len()).sum();
-    assert_eq!(served, 6, "the baristas served six coffees in all");
 
     // The tree: the two roots with data "0", each barista's ephemeral member, empty bucket and
     // sales ledger; no orders, no adoption claims.
@@ -78,11 +71,22 @@ fn three_baristas_serve_six_customers_and_leave_cleanly_on_sigterm() {
     for b in &mut baristas {
         b.signal("TERM");
     }
-    for b in baristas {
-        let out = b.wait_exit(EXIT_TIMEOUT);
+    let outs: Vec<Output> = baristas.into_iter().map(|b| b.wait_exit(EXIT_TIMEOUT)).collect();
+    for out in &outs {
         out.assert_code(exit::OK);
         assert!(out.stderr.iter().any(|l| l.contains("left the group")), "{out}");
     }
+    // Each order was made and served by the barista the customer named, for the coffee it
+    // asked, and by nobody else: six coffees in all.
+    for r in &receipts {
+        let events = barista_events(&outs[names[&r.barista]].stderr);
+        for kind in [Brew::Making, Brew::Served] {
+            let event = BaristaEvent { kind, coffee: r.coffee.clone(), order: r.order_name().into(), adopted_from: None };
+            assert!(events.contains(&event), "{event:?} not in {events:?}");
+        }
+    }
+    let served: usize = outs.iter().map(|o| served_orders(&o.stderr).len()).sum();
+    assert_eq!(served, 6, "the baristas served six coffees in all");
     // The ledgers stay: they are the shop's sales history.
     let mut expected = shop_nodes.clone();
     expected.extend(ledgers);

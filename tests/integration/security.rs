@@ -139,12 +139,6 @@ fn assert_raw_client_refused(zk: &ZooKeeper, barista: &str, who: &str) {
     assert!(zk.exists("/barista_group", false).expect("exists needs no rights").is_some());
 }
 
-fn on_shift(cmd: TestCommand) -> Proc {
-    let b = cmd.spawn();
-    b.wait_for_stderr("is on shift", LOG_TIMEOUT);
-    b
-}
-
 /// Parses a served customer's line and checks who served it.
 fn served_by(out: &Output, barista: &str) -> Receipt {
     out.assert_code(exit::OK);
@@ -168,7 +162,8 @@ fn each_role_does_what_it_may_and_gets_exit_7_for_the_rest() {
     assert!(!acl.contains("secret"), "only digests are stored: {acl:?}");
 
     // Staff register and serve; customers order (here with ZK_CREDENTIALS) and are served.
-    let mut barista = on_shift(with_creds(server.cmd(Role::Barista), &creds.staff).args(["--name", "b1", "--brew-time", "0.1"]));
+    let barista =
+        with_creds(server.cmd(Role::Barista), &creds.staff).args(["--name", "b1", "--brew-time", "0.1"]).spawn_on_shift();
     let out =
         server.cmd(Role::Customer).env("ZK_CREDENTIALS", &creds.customer_auth).args(["--coffee", "jacob"]).run(EXIT_TIMEOUT);
     served_by(&out, "b1");
@@ -248,9 +243,9 @@ fn each_role_does_what_it_may_and_gets_exit_7_for_the_rest() {
     assert_raw_client_refused(&raw_as(server.connect_string(), Some(&wrong)), "b1", "wrong password");
 
     // Nothing of the above disturbed the barista.
-    assert!(!barista.stderr_lines().iter().any(|l| l.contains("not authorized")), "{:?}", barista.stderr_lines());
-    barista.signal("TERM");
-    barista.wait_exit(EXIT_TIMEOUT).assert_code(exit::OK);
+    let out = barista.stop(EXIT_TIMEOUT);
+    out.assert_code(exit::OK);
+    assert_eq!(out.count_stderr("not authorized"), 0, "{out}");
 }
 
 #[test]
@@ -259,10 +254,12 @@ fn a_shop_secured_with_other_credentials_is_closed_to_this_shops_roles() {
     let (a, b) = (Creds::new("shopa"), Creds::new("shopb"));
     a.secure(server.cmd(Role::ShopInit)).args(["--shop", "a"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
     b.secure(server.cmd(Role::ShopInit)).args(["--shop", "b"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
-    let ba =
-        on_shift(with_creds(server.cmd(Role::Barista), &a.staff).args(["--shop", "a", "--name", "ba", "--brew-time", "0.05"]));
-    let bb =
-        on_shift(with_creds(server.cmd(Role::Barista), &b.staff).args(["--shop", "b", "--name", "bb", "--brew-time", "0.05"]));
+    let ba = with_creds(server.cmd(Role::Barista), &a.staff)
+        .args(["--shop", "a", "--name", "ba", "--brew-time", "0.05"])
+        .spawn_on_shift();
+    let bb = with_creds(server.cmd(Role::Barista), &b.staff)
+        .args(["--shop", "b", "--name", "bb", "--brew-time", "0.05"])
+        .spawn_on_shift();
 
     // Each shop's customer is served at home ...
     let out = with_creds(server.cmd(Role::Customer), &a.customer).args(["--shop", "a"]).run(EXIT_TIMEOUT);
@@ -369,7 +366,7 @@ fn converting_an_open_shop_with_a_queue_shuts_out_anonymous_and_keeps_serving() 
     server.init_shop();
     // The barista already has the staff's credentials (harmless in an open shop), as an
     // operator preparing the conversion would give them.
-    let mut barista = on_shift(with_creds(fault::barista(server.connect_string(), "conv", "0.1"), &creds.staff));
+    let barista = with_creds(fault::barista(server.connect_string(), "conv", "0.1"), &creds.staff).spawn_on_shift();
 
     // Orders queue while it is stopped: ours, with the customers' credentials, and one from the
     // original program (anonymous, open ACL).
@@ -413,9 +410,10 @@ fn converting_an_open_shop_with_a_queue_shuts_out_anonymous_and_keeps_serving() 
         with_creds(fault::customer(server.connect_string(), Some("conv"), "sogood", "30"), &creds.customer).run(EXIT_TIMEOUT);
     let later = served_by(&out, "conv");
     assert!(later.sequence() > r.sequence());
-    assert!(!barista.stderr_lines().iter().any(|l| l.contains("not authorized")), "{:?}", barista.stderr_lines());
-    barista.signal("TERM");
-    barista.wait_exit(EXIT_TIMEOUT).assert_code(exit::OK);
+    barista.wait_for_stderr(&format!("served sogood ({})", later.order_name()), LOG_TIMEOUT);
+    let out = barista.stop(EXIT_TIMEOUT);
+    out.assert_code(exit::OK);
+    assert_eq!(out.count_stderr("not authorized"), 0, "{out}");
 }
 
 #[test]
@@ -424,15 +422,14 @@ fn a_secured_barista_keeps_serving_across_a_server_restart() {
     let creds = Creds::new("restart");
     creds.secure(server.cmd(Role::ShopInit)).run(EXIT_TIMEOUT).assert_code(exit::OK);
     let zk = server.connect_string().to_owned();
-    let mut barista = on_shift(with_creds(fault::barista(&zk, "steady", "0.1"), &creds.staff));
+    let mut barista = with_creds(fault::barista(&zk, "steady", "0.1"), &creds.staff).spawn_on_shift();
     let customer = |coffee: &str| with_creds(fault::customer(&zk, Some("steady"), coffee, "30"), &creds.customer);
     served_by(&customer("jacob").run(EXIT_TIMEOUT), "steady");
 
-    let before = barista.stderr_lines().len();
+    let before = barista.mark();
     server.restart();
-    let since = |b: &Proc| b.stderr_lines()[before..].to_vec();
-    wait_until(Duration::from_secs(30), "the barista to reconnect or register again", || {
-        since(&barista).iter().any(|l| l.contains("reconnected to ZooKeeper") || l.contains("is on shift (session"))
+    barista.wait_log_since(before, "the barista to reconnect or register again", Duration::from_secs(30), |log| {
+        log.iter().find(|l| l.contains("reconnected to ZooKeeper") || l.contains("is on shift (session")).cloned()
     });
     // Orders placed after the restart are served, by a barista whose credentials still count.
     let meter = CpuMeter::start(barista.pid());
@@ -442,12 +439,13 @@ fn a_secured_barista_keeps_serving_across_a_server_restart() {
     let cpu = meter.read();
     assert!(cpu.share() < 0.5, "the barista used {:.0}% of a core after the restart", 100.0 * cpu.share());
     assert!(!barista.has_exited(), "the barista exited after the restart");
-    let log = since(&barista);
-    assert!(!log.iter().any(|l| l.contains("not authorized") || l.contains("AuthFailed")), "{log:#?}");
     let admin = raw_as(&zk, Some(&creds.admin_auth));
     assert_eq!(admin.get_children("/barista_group", false).expect("list"), ["steady"]);
-    barista.signal("TERM");
-    barista.wait_exit(EXIT_TIMEOUT).assert_code(exit::OK);
+    barista.wait_served(4, LOG_TIMEOUT);
+    let out = barista.stop(EXIT_TIMEOUT);
+    out.assert_code(exit::OK);
+    let log = out.stderr_since(before);
+    assert!(!log.iter().any(|l| l.contains("not authorized") || l.contains("AuthFailed")), "{log:#?}");
 }
 
 #[test]
@@ -456,7 +454,7 @@ fn an_open_shop_keeps_the_wire_contract_next_to_a_secured_one() {
     let creds = Creds::new("neighbour");
     server.cmd(Role::ShopInit).args(["--shop", "open"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
     creds.secure(server.cmd(Role::ShopInit)).args(["--shop", "closed"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
-    let mut barista = on_shift(server.cmd(Role::Barista).args(["--shop", "open", "--name", "ours", "--brew-time", "0.1"]));
+    let mut barista = server.cmd(Role::Barista).args(["--shop", "open", "--name", "ours", "--brew-time", "0.1"]).spawn_on_shift();
 
     // The original customer, knowing nothing of ACLs, in the open shop.
     let zk = server.raw_chroot("/shops/open");
@@ -526,7 +524,7 @@ fn a_barista_running_across_the_conversion_makes_its_new_nodes_secured() {
     let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
     let creds = Creds::new("across");
     server.init_shop();
-    let barista = on_shift(with_creds(
+    let barista = with_creds(
         TestCommand::new(Role::Barista).zk(server.connect_string()).args([
             "--name",
             "across",
@@ -536,7 +534,8 @@ fn a_barista_running_across_the_conversion_makes_its_new_nodes_secured() {
             "1",
         ]),
         &creds.staff,
-    ));
+    )
+    .spawn_on_shift();
     creds.secure(server.cmd(Role::ShopInit)).run(EXIT_TIMEOUT).assert_code(exit::OK);
     // Frozen past its session: it registers again on a new one.
     let frozen = Frozen::freeze(barista.pid());

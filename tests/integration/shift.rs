@@ -77,10 +77,8 @@ fn sigterm_hands_the_queue_over_to_a_colleague_on_shift() {
     assert!(barista_events(&out.stderr).is_empty(), "the leaver made nothing\n{out}");
 
     let orders = all_served(customers, "leaver");
-    stayer.wait_for_stderr(&format!("({}) (adopted from leaver)", orders[2]), LOG_TIMEOUT);
-    let events = barista_events(&stayer.stderr_lines());
-    assert!(events.iter().all(|e| e.adopted_from.as_deref() == Some("leaver")), "{events:?}");
-    assert_eq!(served_orders(&stayer.stderr_lines()), orders, "the colleague served the handed-over queue in order");
+    let served = stayer.wait_served(orders.len(), LOG_TIMEOUT);
+    assert_eq!(served, orders, "the colleague served the handed-over queue in order");
     wait_until(LOG_TIMEOUT, "the emptied bucket and the claim to go", || {
         server.children("/orders") == Some(vec!["stayer".to_owned()]) && server.tree("/zk-coffee/claims").is_empty()
     });
@@ -90,6 +88,10 @@ fn sigterm_hands_the_queue_over_to_a_colleague_on_shift() {
     );
     expected.sort();
     assert_eq!(server.tree("/"), expected);
+    let stayer = stayer.stop(EXIT_TIMEOUT);
+    let events = barista_events(&stayer.stderr);
+    assert!(events.iter().all(|e| e.adopted_from.as_deref() == Some("leaver")), "{events:?}");
+    assert_eq!(served_orders(&stayer.stderr), orders, "the colleague served the handed-over queue in order, and nothing else");
 }
 
 #[test]
@@ -109,14 +111,15 @@ fn a_killed_baristas_queue_is_adopted_once_its_session_expires() {
 
     let orders = all_served(customers, "victim");
     rescuer.wait_for_stderr("adopting the orphaned bucket of victim", LOG_TIMEOUT);
-    rescuer.wait_for_stderr(&format!("({}) (adopted from victim)", orders[1]), LOG_TIMEOUT);
-    let events = barista_events(&rescuer.stderr_lines());
-    assert!(events.iter().all(|e| e.adopted_from.as_deref() == Some("victim")), "{events:?}");
-    assert_eq!(served_orders(&rescuer.stderr_lines()), orders);
+    assert_eq!(rescuer.wait_served(orders.len(), LOG_TIMEOUT), orders);
     wait_until(LOG_TIMEOUT, "the orphaned bucket and the claim to go", || {
         server.children("/orders") == Some(vec!["rescuer".to_owned()]) && server.tree("/zk-coffee/claims").is_empty()
     });
     assert_eq!(server.children("/barista_group"), Some(vec!["rescuer".to_owned()]));
+    let rescuer = rescuer.stop(EXIT_TIMEOUT);
+    let events = barista_events(&rescuer.stderr);
+    assert!(events.iter().all(|e| e.adopted_from.as_deref() == Some("victim")), "{events:?}");
+    assert_eq!(served_orders(&rescuer.stderr), orders);
 }
 
 #[test]

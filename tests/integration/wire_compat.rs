@@ -37,8 +37,13 @@ fn a_raw_customer_is_served_by_our_barista() {
     assert_eq!(event.event_type, WatchedEventType::NodeDeleted, "{event:?}");
     assert_eq!(event.path.as_deref(), Some(order.as_str()));
     assert!(zk.exists(&order, false).expect("exists").is_none());
-    barista.wait_for_stderr(&format!("served jacob ({name})"), LOG_TIMEOUT);
-    assert!(barista.stderr_lines().iter().any(|l| l.ends_with(&format!("making jacob for {name}"))));
+    let events = barista.wait_log("jacob served", LOG_TIMEOUT, |log| {
+        let events = barista_events(log);
+        events.iter().any(|e| e.kind == Brew::Served).then_some(events)
+    });
+    let made_then_served: Vec<(Brew, &str, &str)> =
+        events.iter().map(|e| (e.kind, e.coffee.as_str(), e.order.as_str())).collect();
+    assert_eq!(made_then_served, [(Brew::Making, "jacob", name.as_str()), (Brew::Served, "jacob", name.as_str())]);
 }
 
 /// The original barista's loop, for one order: returns the coffee it served.

@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use zookeeper::{ZkError, ZooKeeper};
 
 use crate::{
-    connect_raw, exit, lock, max_servers, slots, spawn_watchdog, temp_root, unique_name, wait_until, zk_script, Output, Permit,
-    Proc, Receipt, Role, TestCommand,
+    barista_events, connect_raw, exit, lock, max_servers, slots, spawn_watchdog, temp_root, unique_name, wait_until, zk_script,
+    Brew, Output, Permit, Proc, Receipt, Role, TestCommand,
 };
 
 /// The session timeout (seconds) the fault tests give every role: short, so that expiry and
@@ -677,31 +677,14 @@ pub fn place(cmd: TestCommand) -> Proc {
     c
 }
 
-/// How many stderr lines of `p` contain `needle`.
-pub fn count_lines(p: &Proc, needle: &str) -> usize {
-    p.stderr_lines().iter().filter(|l| l.contains(needle)).count()
-}
-
-/// The order names (e.g. `coffee0000000003`) for which the log lines say `making`.
+/// The order names (e.g. `coffee0000000003`) for which the log lines say `making`
+/// ([`barista_events`]).
 pub fn made(lines: &[String]) -> Vec<String> {
-    lines
-        .iter()
-        .filter_map(|l| l.split_once("] making ").map(|(_, rest)| rest))
-        .filter_map(|rest| rest.split(' ').nth(2).map(str::to_owned))
-        .collect()
+    barista_events(lines).into_iter().filter(|e| e.kind == Brew::Making).map(|e| e.order).collect()
 }
 
-/// The order names for which the log lines say `served`, with the owner when adopted.
+/// The order names for which the log lines say `served` ([`barista_events`]), with the owner
+/// when adopted.
 pub fn served(lines: &[String]) -> Vec<(String, Option<String>)> {
-    lines
-        .iter()
-        .filter_map(|l| l.split_once("] served ").map(|(_, rest)| rest))
-        .filter_map(|rest| {
-            // `{coffee} ({order})` or `{coffee} ({order}) (adopted from {owner})`
-            let (_, after) = rest.split_once(" (")?;
-            let (order, tail) = after.split_once(')')?;
-            let owner = tail.strip_prefix(" (adopted from ").and_then(|t| t.strip_suffix(')')).map(str::to_owned);
-            Some((order.to_owned(), owner))
-        })
-        .collect()
+    barista_events(lines).into_iter().filter(|e| e.kind == Brew::Served).map(|e| (e.order, e.adopted_from)).collect()
 }

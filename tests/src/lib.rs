@@ -10,9 +10,13 @@
 //! - [`Role`] and [`TestCommand`]: run one of the workspace's binaries (`barista`, `customer`,
 //!   `shop-init`) with `--zk` and arguments, either to completion ([`TestCommand::run`]) or in
 //!   the background ([`TestCommand::spawn`] → [`Proc`]).
-//! - [`Proc`]: a running role. Its stdout and stderr lines are collected by reader threads so a
-//!   test can wait for a log line; it is killed when the guard drops.
-//! - [`Output`]: what a finished role printed and how it exited.
+//! - [`Proc`]: a running role. Its stdout and stderr lines are collected by reader threads; it
+//!   is killed when the guard drops. A test can only *wait* for what a running role prints
+//!   ([`Proc::wait_log`] and the waits beside it, each with a deadline): a role logs after it
+//!   acts, so reading its output once after waiting for an effect in ZooKeeper would race the
+//!   line that reports it. What did *not* happen, or how often something was said, is checked
+//!   on the [`Output`] once the role has exited ([`Proc::stop`]), with [`Mark`]s for windows.
+//! - [`Output`]: what a finished role printed and how it exited: complete, so read it freely.
 //! - [`Dir`]: a unique temporary directory, removed on drop.
 //! - [`wait_until`]: wait for a condition with a deadline (no bare sleeps in tests).
 //! - [`exit`]: the binaries' documented exit codes, the contract the tests check.
@@ -66,6 +70,10 @@ pub mod exit {
     pub const NOT_AUTHORIZED: i32 = 7;
     /// `barista`: name in use by a live barista.
     pub const NAME_IN_USE: i32 = 8;
+    /// `customer`: every barista's queue was full.
+    pub const SHOP_FULL: i32 = 9;
+    /// `customer`: the barista rejected the order (it was withdrawn).
+    pub const REJECTED: i32 = 10;
 }
 
 /// The seed program's menu, in menu order.
@@ -424,18 +432,6 @@ impl Proc {
         self.role
     }
 
-    /// The stdout lines printed so far. Being replaced by the waits below; do not use.
-    #[doc(hidden)]
-    pub fn stdout_lines(&self) -> Vec<String> {
-        lock(&self.lines.state).stdout.clone()
-    }
-
-    /// The stderr lines printed so far. Being replaced by the waits below; do not use.
-    #[doc(hidden)]
-    pub fn stderr_lines(&self) -> Vec<String> {
-        lock(&self.lines.state).stderr.clone()
-    }
-
     /// Where the process's output stands now: a [`Mark`] to wait for (or, after it exited, to
     /// look at) only what it prints from here on.
     pub fn mark(&self) -> Mark {
@@ -456,13 +452,7 @@ impl Proc {
     }
 
     /// [`wait_log`](Proc::wait_log) over the stderr lines printed after `mark` only.
-    pub fn wait_log_since<T>(
-        &self,
-        mark: Mark,
-        what: &str,
-        timeout: Duration,
-        outcome: impl FnMut(&[String]) -> Option<T>,
-    ) -> T {
+    pub fn wait_log_since<T>(&self, mark: Mark, what: &str, timeout: Duration, outcome: impl FnMut(&[String]) -> Option<T>) -> T {
         self.wait_output(Stream::Stderr, mark, what, timeout, outcome)
     }
 
@@ -708,6 +698,17 @@ impl Output {
     /// The stderr lines printed after `mark` was taken (all of them for [`Mark::START`]).
     pub fn stderr_since(&self, mark: Mark) -> &[String] {
         &self.stderr[mark.stderr.min(self.stderr.len())..]
+    }
+
+    /// The stderr lines printed between two marks taken while the role ran.
+    pub fn stderr_between(&self, from: Mark, to: Mark) -> &[String] {
+        let end = to.stderr.min(self.stderr.len());
+        &self.stderr[from.stderr.min(end)..end]
+    }
+
+    /// How many stderr lines contain `needle`.
+    pub fn count_stderr(&self, needle: &str) -> usize {
+        self.stderr.iter().filter(|l| l.contains(needle)).count()
     }
 
     /// The only stdout line; panics unless there is exactly one.
