@@ -1358,6 +1358,30 @@ mod tests {
         assert_eq!(served_orders(&log), ["coffee0000000000", "coffee0000000007"]);
     }
 
+    /// The waits look at what was printed before they began as well as after, and a wait for
+    /// a line that never comes ends when the role closes its output, not at the deadline.
+    /// (Runs the built `barista --help`: no server needed.)
+    #[test]
+    fn waits_see_the_whole_output_and_end_with_it() {
+        let help = TestCommand::new(Role::Barista).arg("--help").spawn();
+        let usage = help.wait_stdout("the usage line", LOG_TIMEOUT, |out| out.iter().find(|l| l.starts_with("Usage:")).cloned());
+        assert_eq!(usage, "Usage: barista [OPTIONS]");
+        let mark = help.mark();
+        let out = help.wait_exit(EXIT_TIMEOUT);
+        out.assert_code(exit::OK);
+        assert!(out.stdout.len() > 10, "{out}");
+        assert!(out.stderr_since(mark).is_empty() && out.stderr_between(Mark::START, mark).is_empty(), "{out}");
+
+        let help = TestCommand::new(Role::Barista).arg("--help").spawn();
+        let started = Instant::now();
+        let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            help.wait_for_stderr("a line barista --help never prints", Duration::from_secs(60))
+        }));
+        let message = *waited.expect_err("the wait fails").downcast::<String>().expect("a panic message");
+        assert!(message.contains("it closed its output"), "{message}");
+        assert!(started.elapsed() < Duration::from_secs(30), "the wait ran to its deadline");
+    }
+
     #[test]
     fn order_sequences() {
         assert_eq!(order_sequence("coffee0000000042"), Some(42));
