@@ -456,13 +456,7 @@ impl Proc {
     }
 
     /// [`wait_log`](Proc::wait_log) over the stderr lines printed after `mark` only.
-    pub fn wait_log_since<T>(
-        &self,
-        mark: Mark,
-        what: &str,
-        timeout: Duration,
-        outcome: impl FnMut(&[String]) -> Option<T>,
-    ) -> T {
+    pub fn wait_log_since<T>(&self, mark: Mark, what: &str, timeout: Duration, outcome: impl FnMut(&[String]) -> Option<T>) -> T {
         self.wait_output(Stream::Stderr, mark, what, timeout, outcome)
     }
 

@@ -238,6 +238,8 @@ enum Round {
     Continue,
     /// Nothing came for `leave_after_idle`.
     Idle,
+    /// A stop was requested while waiting for our name to be free: we are not on shift.
+    StoppedWaiting,
 }
 
 impl Barista<'_> {
@@ -251,6 +253,9 @@ impl Barista<'_> {
                     }
                 }
                 Ok(Round::Idle) => return self.leave(ShiftEnd::Idle),
+                // Not in the group (another session holds our name): nothing to leave or hand
+                // over; our bucket is the holder's, or an orphan to adopt.
+                Ok(Round::StoppedWaiting) => return Ok(ShiftEnd::Stopped),
                 Err(e) if e.is_transient() => {
                     let (since, backoff) = outage.unwrap_or_else(|| {
                         warn!("{e}; will keep trying");
@@ -270,7 +275,9 @@ impl Barista<'_> {
         if self.registered != Some(self.session.generation()) {
             // Claims are ephemeral: a new session holds none of the old ones.
             self.adopted.clear();
-            self.register()?;
+            if !self.register()? {
+                return Ok(Round::StoppedWaiting);
+            }
             self.staff_changed = true;
         }
         // Each flag is cleared only once its work is done, so an outage in between means it is
@@ -438,8 +445,8 @@ impl Barista<'_> {
     ///
     /// Meanwhile it holds the claim on its own bucket (unless an adopter still does), so that
     /// no other barista takes the bucket for an orphan in the moment before the membership
-    /// node exists.
-    fn register(&mut self) -> Result<()> {
+    /// node exists. `false` if a stop was requested while it waited for our name to be free.
+    fn register(&mut self) -> Result<bool> {
         let name = self.config.name.clone();
         // The shop may have been secured since we looked: our nodes must get its ACLs.
         security::install(&self.session)?;
@@ -454,10 +461,12 @@ impl Barista<'_> {
             if self.session.ensure_persistent(&layout::bucket(&name), b"")? {
                 debug!("created my bucket {}", layout::bucket(&name));
             }
-            joined |= self.join_group(&name, &registration)? == Take::Created;
+            let take = self.join_group(&name, &registration)?;
             if holding {
                 self.session.delete(&own_claim, None)?;
             }
+            let Some(take) = take else { return Ok(false) };
+            joined |= take == Take::Created;
             if self.session.generation() != generation {
                 continue;
             }
@@ -468,13 +477,15 @@ impl Barista<'_> {
             } else {
                 debug!("still on shift (session {generation})");
             }
-            return Ok(());
+            return Ok(true);
         }
         Err(Error::ConnectionLost { op: format!("register {name}"), waited: self.session.session_timeout() })
     }
 
     /// Creates our membership node, waiting for a stale one of a previous process to expire.
-    fn join_group(&mut self, name: &BaristaName, registration: &Registration) -> Result<Take> {
+    /// `None` if a stop was requested while it waited: a stop is a clean end, not a name
+    /// conflict.
+    fn join_group(&mut self, name: &BaristaName, registration: &Registration) -> Result<Option<Take>> {
         let member = layout::member(name);
         // The previous holder of this name may be a dead session the server has not expired
         // yet (a restart under the same name): wait for it up to two session timeouts before
@@ -483,7 +494,11 @@ impl Barista<'_> {
         let mut announced = false;
         let mut take = self.take_ephemeral(&member, registration)?;
         while take == Take::HeldByOther {
-            if Instant::now() >= deadline || self.shutdown.state() != Stop::No {
+            if self.shutdown.state() != Stop::No {
+                info!("stopped while waiting for {member} to be free; I was not on shift");
+                return Ok(None);
+            }
+            if Instant::now() >= deadline {
                 return Err(Error::NameInUse(name.to_string()));
             }
             if !announced {
@@ -496,7 +511,7 @@ impl Barista<'_> {
             take = self.take_ephemeral(&member, registration)?;
         }
         self.watch_exists(&member, Wake::Membership)?;
-        Ok(take)
+        Ok(Some(take))
     }
 
     /// Creates the ephemeral `path` holding `registration`. A node left by one of our own
