@@ -209,3 +209,91 @@ fn a_holder_registered_elsewhere_is_waited_out_whatever_its_pid() {
     assert!(member.contains(&format!("pid={}", here.pid())), "{member}");
     here.stop(EXIT_TIMEOUT).assert_code(exit::OK);
 }
+
+/// What the shipped unit does to `/proc`, as a command line to wrap a role in: a private mount
+/// namespace with procfs mounted `subset=pid` (`ProcSubset=pid`: no `/proc/sys`, so no boot id
+/// file) and `hidepid=invisible` (`ProtectProc=invisible`: other users' processes are not
+/// there), then the unprivileged `uid` (each instance is a `DynamicUser` of its own). This
+/// stands in for running the unit: the test machine need not run systemd as PID 1. Needs root;
+/// `None` (after saying so) where mount namespaces are not permitted and
+/// `ZK_COFFEE_SKIP_NETNS=1` is set, as for the other namespace tests.
+fn unit_sandbox(uid: u32) -> Option<Vec<String>> {
+    const MOUNT_PROC: &str = "mount -t proc -o subset=pid,hidepid=invisible proc /proc";
+    let unshare = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c"];
+    let probe = format!("{MOUNT_PROC} && ! cat /proc/sys/kernel/random/boot_id 2>/dev/null && test -r /proc/self/stat");
+    let out = std::process::Command::new(unshare[0]).args(&unshare[1..]).arg(&probe).output().expect("run unshare");
+    if !out.status.success() {
+        let why = format!("cannot emulate the unit's /proc ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        assert!(std::env::var_os("ZK_COFFEE_SKIP_NETNS").is_some_and(|v| v == "1"), "{why} (needs root)");
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    let run_as = format!("{MOUNT_PROC} && exec setpriv --reuid={uid} --regid={uid} --clear-groups --pdeathsig=KILL -- \"$@\"");
+    Some(unshare.iter().map(|s| s.to_string()).chain([run_as, "unit-sandbox".into()]).collect())
+}
+
+/// This boot's id as the unit's `%B` gives it: 32 hex digits, no dashes.
+fn percent_b() -> String {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("read the boot id");
+    id.trim().replace('-', "")
+}
+
+/// Under the unit's `/proc` restrictions (see [`unit_sandbox`]), with the boot id handed in as
+/// the unit does (`BARISTA_BOOT_ID=%B`): a barista killed and restarted in the same unit takes
+/// its node over at once; a live twin in another unit (another user: invisible in `/proc`,
+/// EPERM to `kill(pid, 0)`) is waited out; and without the boot id a restart cannot tell and
+/// waits for the expiry, which is why the unit passes it.
+#[test]
+fn under_the_units_proc_restrictions_a_restart_takes_over_and_a_hidden_twin_is_waited_out() {
+    let Some(unit_1) = unit_sandbox(61001) else { return };
+    let unit_2 = unit_sandbox(61002).expect("a second sandbox");
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    let boot_id = percent_b();
+    let in_unit = |unit: &[String], name: &str, session_timeout: &str| {
+        TestCommand::new(Role::Barista)
+            .wrapped_in(unit)
+            .zk(zk)
+            .args(["--session-timeout", session_timeout, "--name", name, "--brew-time", "0.1"])
+            .env("BARISTA_BOOT_ID", &boot_id)
+    };
+
+    // Killed and restarted in the same unit: taken over at once.
+    let mut victim = in_unit(&unit_1, "b", "4").spawn_on_shift();
+    let member = String::from_utf8(server.node("/barista_group/b").expect("on shift").data).expect("text");
+    for fact in [format!("boot_id={boot_id}"), "pid_ns=".into(), "pid_start=".into()] {
+        assert!(member.contains(&fact), "{fact} missing from {member:?}");
+    }
+    let victim_pid = victim.pid();
+    victim.signal("KILL");
+    victim.wait_exit(EXIT_TIMEOUT);
+    let restarted = Instant::now();
+    let again = in_unit(&unit_1, "b", "4").spawn();
+    again.wait_for_stderr(
+        &format!("took over /barista_group/b from a dead holder on this host (pid {victim_pid} is gone)"),
+        LOG_TIMEOUT,
+    );
+    again.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    let on_shift = restarted.elapsed();
+    assert!(on_shift < Duration::from_secs(3), "on shift {on_shift:?} after the restart (session timeout 4 s)");
+
+    // A live twin in another unit: not ours to see, so alive.
+    let twin = in_unit(&unit_2, "t", "2").spawn_on_shift();
+    let out = in_unit(&unit_1, "t", "1").run(EXIT_TIMEOUT);
+    out.assert_code(exit::NAME_IN_USE);
+    let why = format!("waiting for it to expire (pid {} exists and is not mine to look at)", twin.pid());
+    assert!(out.stderr.iter().any(|l| l.contains(&why)), "no {why:?}\n{out}");
+
+    // Without the boot id (/proc/sys is hidden) nothing can be told: it waits for the expiry.
+    let mut victim = in_unit(&unit_1, "c", "2").spawn_on_shift();
+    victim.signal("KILL");
+    victim.wait_exit(EXIT_TIMEOUT);
+    let blind = in_unit(&unit_1, "c", "2").env_remove("BARISTA_BOOT_ID").spawn();
+    blind.wait_for_stderr("waiting for it to expire (its boot is unknown)", LOG_TIMEOUT);
+    blind.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    for p in [again, twin, blind] {
+        p.stop(EXIT_TIMEOUT).assert_code(exit::OK);
+    }
+    eprintln!("under the unit's /proc: on shift {on_shift:?} after kill -9 and a restart");
+}
