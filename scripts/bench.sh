@@ -222,6 +222,7 @@ run backlog-large bench backlog --orders "$BACKLOG_LARGE"
 run scale bench scale --baristas "$SCALE_B" --orders "$SCALE_N"
 run rss bench rss --settle "$RSS_SETTLE"
 run recovery bench recovery --session-timeout "$RECOVERY_TIMEOUT" --trials "$RECOVERY_TRIALS"
+run restart bench restart --session-timeout "$RECOVERY_TIMEOUT" --trials "$RECOVERY_TRIALS"
 
 # ---------------------------------------------------------------------------------------
 # The table

@@ -47,6 +47,7 @@ const ROWS: &[&str] = &[
     "RSS, idle barista",
     "RSS, waiting customer",
     "kill -9 of a busy barista → first orphan served",
+    "kill -9 of a busy barista, restarted at once → first order served",
     "SIGTERM → clean exit",
 ];
 

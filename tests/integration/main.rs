@@ -20,6 +20,7 @@ mod ops;
 mod outage;
 mod properties;
 mod protected_create;
+mod restart;
 mod scene;
 mod security;
 mod shift;

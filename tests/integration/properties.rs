@@ -396,9 +396,12 @@ proptest! {
         version in field(),
         started in any::<u64>(),
         brew_ms in any::<u64>(),
+        boot_id in prop::option::of("[0-9a-f]{32}"),
+        pid_ns in prop::option::of(any::<u64>()),
+        pid_start in prop::option::of(any::<u64>()),
         garbage in prop_oneof![prop::collection::vec(any::<u8>(), 0..100), key_value_text().prop_map(String::into_bytes)],
     ) {
-        let r = Registration { process_token: token, generation, host, pid, version, started, brew_ms };
+        let r = Registration { process_token: token, generation, host, pid, version, started, brew_ms, boot_id, pid_ns, pid_start };
         prop_assert_eq!(Registration::decode(&r.encode()), Some(r));
         let _ = Registration::decode(&garbage);
     }

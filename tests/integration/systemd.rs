@@ -19,6 +19,10 @@ fn the_barista_unit_passes_systemd_analyze_verify() {
         "ProtectSystem=strict",
         "PrivateTmp=yes",
         "Environment=BARISTA_NAME=%l_%i",
+        // ProcSubset=pid hides the boot id file: a restart needs it to take over at once.
+        "Environment=BARISTA_BOOT_ID=%B",
+        "ProcSubset=pid",
+        "ProtectProc=invisible",
     ] {
         assert!(unit.lines().any(|l| l == directive), "the unit lacks {directive}");
     }

@@ -226,12 +226,14 @@ pub struct TestCommand {
     role: Role,
     args: Vec<OsString>,
     env: Vec<(OsString, Option<OsString>)>,
+    /// A command the role runs under (it must exec the role, keeping its pid); empty: none.
+    wrapper: Vec<OsString>,
 }
 
 impl TestCommand {
     /// The role with no arguments at all (not even `--zk`).
     pub fn new(role: Role) -> TestCommand {
-        TestCommand { role, args: Vec::new(), env: vec![("RUST_LOG".into(), Some("info".into()))] }
+        TestCommand { role, args: Vec::new(), env: vec![("RUST_LOG".into(), Some("info".into()))], wrapper: Vec::new() }
     }
 
     /// Adds `--zk CONNECT`.
@@ -267,6 +269,14 @@ impl TestCommand {
         self
     }
 
+    /// Runs the role under `wrapper`, a command line that ends by exec'ing the role's binary
+    /// (appended to it, with the role's arguments) in the same process, so the pid is the
+    /// role's: e.g. `unshare --mount ... --` to give it a sandbox.
+    pub fn wrapped_in<S: AsRef<OsStr>>(mut self, wrapper: &[S]) -> TestCommand {
+        self.wrapper = wrapper.iter().map(|w| w.as_ref().to_owned()).collect();
+        self
+    }
+
     /// The role this command runs.
     pub fn role(&self) -> Role {
         self.role
@@ -289,7 +299,14 @@ impl TestCommand {
 
     /// Starts the role in the background.
     pub fn spawn(self) -> Proc {
-        let mut cmd = Command::new(self.role.path());
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(self.role.path());
+                cmd
+            }
+            None => Command::new(self.role.path()),
+        };
         cmd.args(&self.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         clean_env(&mut cmd);
         for (key, value) in &self.env {

@@ -35,6 +35,16 @@ struct Args {
     /// long; the rest wait in the bucket for the next barista to adopt.
     #[arg(long, env = "BARISTA_DRAIN_TIMEOUT", default_value = "30", value_name = "SECS", value_parser = cli::parse_duration)]
     drain_timeout: Duration,
+
+    /// This boot's id, used only when /proc/sys/kernel/random/boot_id cannot be read (the
+    /// systemd unit hides /proc/sys and passes %B). With it, a barista restarted on the same
+    /// host takes over the membership node of its dead predecessor at once.
+    #[arg(long, env = "BARISTA_BOOT_ID", value_name = "ID", value_parser = parse_boot_id)]
+    boot_id: Option<String>,
+}
+
+fn parse_boot_id(s: &str) -> Result<String, String> {
+    zk_coffee::liveness::normalise_boot_id(s).ok_or_else(|| format!("{s:?} is not a boot id (32 hex digits, dashes allowed)"))
 }
 
 fn main() -> ExitCode {
@@ -51,6 +61,7 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
         brew_time: args.brew_time,
         leave_after_idle: args.leave_after_idle,
         drain_timeout: args.drain_timeout,
+        boot_id: args.boot_id,
     };
     let session = args.connect.connect()?;
     let end = barista::run(&session, &config, &shutdown, &tell_systemd);

@@ -85,9 +85,20 @@ impl Env {
 
     /// Starts a barista process named `name` on `chroot`.
     pub fn barista(&self, chroot: &str, name: &str, brew: Duration, extra: &[&str]) -> Result<Proc> {
+        self.barista_logged(chroot, name, name, brew, extra)
+    }
+
+    /// [`Env::barista`] with its stderr in the log `log` (a second process under the same
+    /// name keeps the first one's log).
+    pub fn barista_logged(&self, chroot: &str, name: &str, log: &str, brew: Duration, extra: &[&str]) -> Result<Proc> {
         let mut cmd = self.command("barista", chroot);
         cmd.args(["--name", name, "--brew-time", &format!("{}ms", brew.as_millis())]).args(extra);
-        Proc::spawn(cmd, name, self.log(name)?)
+        Proc::spawn(cmd, name, self.log(log)?)
+    }
+
+    /// What a child logged so far in `log` (see [`Env::barista_logged`]).
+    pub fn log_text(&self, log: &str) -> String {
+        std::fs::read_to_string(self.logs.join(format!("{log}.log"))).unwrap_or_default()
     }
 
     /// Starts `customer` with `args` (its stdout is piped, stderr goes to a log).

@@ -1,5 +1,5 @@
 //! The shop itself, as its real processes: throughput and latency under load, draining a
-//! backlog, 100 baristas, memory, and recovery from a crash.
+//! backlog, 100 baristas, memory, recovery from a crash, and a crash followed by a restart.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -397,5 +397,79 @@ pub fn recovery(env: &Env, session_timeout: Duration, orders: usize, brew: Durat
         all_served.ms(100.0),
         ms(exit),
         status.code().unwrap_or(-1),
+    ))
+}
+
+/// `restart`: `kill -9` of a barista busy brewing with orders queued behind it, then at once a
+/// new barista process under its name (what systemd's `Restart=on-failure` does, without its
+/// `RestartSec=` pause): the time from the restart until the first of its queued orders is
+/// served, `trials` times (a new name each time). The restarted barista brews in zero time,
+/// so the figure is the protocol's. A colleague is on shift throughout: it must adopt nothing
+/// (it never sees the restarted barista's membership node go).
+pub fn restart(env: &Env, session_timeout: Duration, orders: usize, brew: Duration, trials: usize) -> Result<String> {
+    let chroot = env.chroot("restart");
+    env.shop_init(&chroot)?;
+    let zk = Arc::new(connect(&env.connect_string(&chroot), Duration::from_secs(10))?);
+    let timeout_arg = format!("{}ms", session_timeout.as_millis());
+    let extra = ["--session-timeout", timeout_arg.as_str()];
+    let colleague_log = format!("restart-colleague-{}", std::process::id());
+    let mut baristas = vec![env.barista_logged(&chroot, "colleague", &colleague_log, Duration::ZERO, &extra)?];
+    let (mut to_first, mut killed_to_first, mut to_all) = (Stats::default(), Stats::default(), Stats::default());
+    let mut took_over = 0;
+    for trial in 1..=trials.max(1) {
+        let victim_name = format!("b{trial}");
+        let mut victim = env.barista_logged(&chroot, &victim_name, &format!("restart-{victim_name}-killed"), brew, &extra)?;
+        await_members(&zk, 1 + trial, ON_SHIFT_TIMEOUT)?;
+        let bucket = layout::bucket(&name(&victim_name)?);
+        place_raw_orders(&zk, &bucket, orders, 1)?;
+        // Let the victim take the first order in hand (it brews for `brew`).
+        std::thread::sleep(Duration::from_millis(500));
+        let queue = queued(&zk, &bucket)?;
+        if queue.len() != orders {
+            return Err(format!("expected {orders} queued orders, found {}", queue.len()));
+        }
+        let (tx, rx) = mpsc::channel();
+        for order in &queue {
+            let tx = tx.clone();
+            zk.exists_w(order, move |_: WatchedEvent| {
+                let _ = tx.send(Instant::now());
+            })
+            .map_err(|e| format!("exists_w {order}: {e:?}"))?;
+        }
+        let killed = Instant::now();
+        victim.signal(libc::SIGKILL);
+        let _ = victim.wait_exit(Duration::from_secs(5));
+        let restarted = Instant::now();
+        let log = format!("restart-{victim_name}-restarted");
+        baristas.push(env.barista_logged(&chroot, &victim_name, &log, Duration::ZERO, &extra)?);
+        let wait = session_timeout * 3 + Duration::from_secs(30);
+        let first = rx.recv_timeout(wait).map_err(|_| "no order of the restarted barista was served")?;
+        let mut last = first;
+        for _ in 1..queue.len() {
+            last = rx.recv_timeout(wait).map_err(|_| "not every order of the restarted barista was served")?;
+        }
+        to_first.push(first.saturating_duration_since(restarted));
+        killed_to_first.push(first.saturating_duration_since(killed));
+        to_all.push(last.saturating_duration_since(restarted));
+        if env.log_text(&log).contains("from a dead holder on this host") {
+            took_over += 1;
+        }
+    }
+    let clean = stop_all(&mut baristas, STOP_GRACE);
+    let adopted = env.log_text(&colleague_log).matches("adopting the orphaned bucket").count();
+    let _ = zk.close();
+    remove_chroot(env, &chroot);
+    Ok(format!(
+        "restart session_timeout_s={:.1} trials={} orders={orders} victim_brew_ms={} restart_to_first_served_min_ms={:.1} \
+         restart_to_first_served_p50_ms={:.1} restart_to_first_served_max_ms={:.1} kill9_to_first_served_max_ms={:.1} \
+         restart_to_all_served_max_ms={:.1} took_over={took_over} adopted_by_colleague={adopted} baristas_clean_exit={clean}",
+        session_timeout.as_secs_f64(),
+        to_first.len(),
+        brew.as_millis(),
+        to_first.ms(0.0),
+        to_first.ms(50.0),
+        to_first.ms(100.0),
+        killed_to_first.ms(100.0),
+        to_all.ms(100.0),
     ))
 }

@@ -284,6 +284,31 @@ pub fn render(text: &str) -> Result<String> {
         "≤ session timeout + 1 s",
         Some(worst <= timeout + 1.0),
     );
+    // A crash followed by a restart under the same name, next to the recovery above.
+    let after_restart = t.num("restart", "restart_to_first_served_max_ms")?;
+    let adopted = t.num("restart", "adopted_by_colleague")?;
+    t.row(
+        "kill -9 of a busy barista, restarted at once → first order served",
+        format!(
+            "max {after_restart:.0} ms after the restart (min {:.0}, p50 {:.0})",
+            t.num("restart", "restart_to_first_served_min_ms")?,
+            t.num("restart", "restart_to_first_served_p50_ms")?
+        ),
+        format!(
+            "{} trials; session timeout {} s; {} orders queued; a new process under the same name started at once (zero brew) \
+             took the dead one's node over {} time(s) and served its own queue (all by {:.0} ms); the colleague on shift \
+             adopted {adopted:.0}; kill -9 → first served max {:.0} ms, against max {worst:.2} s by adoption without a restart \
+             (the row above)",
+            t.text("restart", "trials")?,
+            t.num("restart", "session_timeout_s")?,
+            t.text("restart", "orders")?,
+            t.text("restart", "took_over")?,
+            t.num("restart", "restart_to_all_served_max_ms")?,
+            t.num("restart", "kill9_to_first_served_max_ms")?,
+        ),
+        "≤ 1 s after the restart, nothing adopted",
+        Some(after_restart <= 1000.0 && adopted == 0.0),
+    );
     let code = t.text("recovery", "sigterm_exit_code")?;
     t.row(
         "SIGTERM → clean exit",

@@ -26,6 +26,14 @@
 //! is left then waits in the bucket for the next barista to adopt. An empty bucket is removed.
 //! A second stop request leaves at once: the order in hand stays queued and is adopted.
 //!
+//! **Restarts.** A barista started under a name whose membership node is still held by
+//! another session waits for that node to go (a stale node of a dead session goes when the
+//! server expires it), up to two session timeouts, then calls the name taken. When the
+//! holder's registration shows a process on this host, in this boot, whose pid is gone or
+//! reused (see [`crate::liveness`]), it is certainly dead: its node is replaced with ours in
+//! one transaction, so no colleague ever sees us leave and adopts our bucket, and we serve
+//! at once. A stop requested while waiting ends the shift cleanly.
+//!
 //! **Outages.** While ZooKeeper is unreachable the barista waits with backoff and carries on
 //! when it returns; after a lost session it registers again on the new one.
 //!
@@ -43,6 +51,7 @@ use crate::config::{self, ShopConfig};
 use crate::duration::human;
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName, OrderName};
+use crate::liveness::{self, Origin, Verdict};
 use crate::lock;
 use crate::order::{self, Payload};
 use crate::queue::Queue;
@@ -77,6 +86,9 @@ pub struct BaristaConfig {
     /// When leaving with orders queued and nobody else on shift, serve them for at most this
     /// long; the rest waits for the next barista.
     pub drain_timeout: Duration,
+    /// This boot's id, for when the kernel's `/proc/sys/kernel/random/boot_id` cannot be read
+    /// (the systemd unit hides `/proc/sys` and passes `%B`); `None`: the kernel's only.
+    pub boot_id: Option<String>,
 }
 
 /// Why the shift ended.
@@ -141,6 +153,7 @@ pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown, miles
         wakes: rx,
         wake_tx: tx,
         process_token: format!("{:016x}", rand::random::<u64>()),
+        origin: Origin::of_this_process(config.boot_id.as_deref()),
         started: SystemTime::now(),
         registered: None,
         staff_changed: true,
@@ -171,6 +184,9 @@ struct Barista<'m> {
     wake_tx: Sender<Wake>,
     /// Tells our membership and claim nodes (of any of our sessions) from another process's.
     process_token: String,
+    /// Where this process runs (read once): recorded in our registrations, and compared with a
+    /// stale holder's to tell whether it is certainly gone.
+    origin: Origin,
     started: SystemTime,
     /// The session generation our membership node belongs to.
     registered: Option<u64>,
@@ -238,6 +254,8 @@ enum Round {
     Continue,
     /// Nothing came for `leave_after_idle`.
     Idle,
+    /// A stop was requested while waiting for our name to be free: we are not on shift.
+    StoppedWaiting,
 }
 
 impl Barista<'_> {
@@ -251,6 +269,9 @@ impl Barista<'_> {
                     }
                 }
                 Ok(Round::Idle) => return self.leave(ShiftEnd::Idle),
+                // Not in the group (another session holds our name): nothing to leave or hand
+                // over; our bucket is the holder's, or an orphan to adopt.
+                Ok(Round::StoppedWaiting) => return Ok(ShiftEnd::Stopped),
                 Err(e) if e.is_transient() => {
                     let (since, backoff) = outage.unwrap_or_else(|| {
                         warn!("{e}; will keep trying");
@@ -270,7 +291,9 @@ impl Barista<'_> {
         if self.registered != Some(self.session.generation()) {
             // Claims are ephemeral: a new session holds none of the old ones.
             self.adopted.clear();
-            self.register()?;
+            if !self.register()? {
+                return Ok(Round::StoppedWaiting);
+            }
             self.staff_changed = true;
         }
         // Each flag is cleared only once its work is done, so an outage in between means it is
@@ -426,6 +449,7 @@ impl Barista<'_> {
 
     fn registration(&self, generation: u64) -> Registration {
         Registration::for_this_process(
+            &self.origin,
             self.process_token.clone(),
             generation,
             self.config.brew_time.as_millis() as u64,
@@ -438,8 +462,8 @@ impl Barista<'_> {
     ///
     /// Meanwhile it holds the claim on its own bucket (unless an adopter still does), so that
     /// no other barista takes the bucket for an orphan in the moment before the membership
-    /// node exists.
-    fn register(&mut self) -> Result<()> {
+    /// node exists. `false` if a stop was requested while it waited for our name to be free.
+    fn register(&mut self) -> Result<bool> {
         let name = self.config.name.clone();
         // The shop may have been secured since we looked: our nodes must get its ACLs.
         security::install(&self.session)?;
@@ -454,10 +478,12 @@ impl Barista<'_> {
             if self.session.ensure_persistent(&layout::bucket(&name), b"")? {
                 debug!("created my bucket {}", layout::bucket(&name));
             }
-            joined |= self.join_group(&name, &registration)? == Take::Created;
+            let take = self.join_group(&name, &registration)?;
             if holding {
                 self.session.delete(&own_claim, None)?;
             }
+            let Some(take) = take else { return Ok(false) };
+            joined |= take == Take::Created;
             if self.session.generation() != generation {
                 continue;
             }
@@ -468,43 +494,63 @@ impl Barista<'_> {
             } else {
                 debug!("still on shift (session {generation})");
             }
-            return Ok(());
+            return Ok(true);
         }
         Err(Error::ConnectionLost { op: format!("register {name}"), waited: self.session.session_timeout() })
     }
 
     /// Creates our membership node, waiting for a stale one of a previous process to expire.
-    fn join_group(&mut self, name: &BaristaName, registration: &Registration) -> Result<Take> {
+    /// `None` if a stop was requested while it waited: a stop is a clean end, not a name
+    /// conflict.
+    fn join_group(&mut self, name: &BaristaName, registration: &Registration) -> Result<Option<Take>> {
         let member = layout::member(name);
         // The previous holder of this name may be a dead session the server has not expired
         // yet (a restart under the same name): wait for it up to two session timeouts before
         // calling the name taken.
         let deadline = Instant::now() + self.session.session_timeout() * 2 + Duration::from_secs(1);
-        let mut announced = false;
-        let mut take = self.take_ephemeral(&member, registration)?;
+        let mut announced: Option<String> = None;
+        let (mut take, mut holder) = self.take_ephemeral_from(&member, registration)?;
+        let was_held = take == Take::HeldByOther;
         while take == Take::HeldByOther {
-            if Instant::now() >= deadline || self.shutdown.state() != Stop::No {
+            if self.shutdown.state() != Stop::No {
+                info!("stopped while waiting for {member} to be free; I was not on shift");
+                return Ok(None);
+            }
+            if Instant::now() >= deadline {
                 return Err(Error::NameInUse(name.to_string()));
             }
-            if !announced {
-                info!("{member} is held by another session; waiting for it to expire");
-                announced = true;
+            let why = holder.take().unwrap_or_else(|| "it holds data I did not write".into());
+            if announced.as_ref() != Some(&why) {
+                info!("{member} is held by another session; waiting for it to expire ({why})");
+                announced = Some(why);
             }
             if self.watch_exists(&member, Wake::Membership)? != Some(false) {
                 self.wait(deadline.saturating_duration_since(Instant::now()).min(MAX_WAIT));
             }
-            take = self.take_ephemeral(&member, registration)?;
+            (take, holder) = self.take_ephemeral_from(&member, registration)?;
         }
         self.watch_exists(&member, Wake::Membership)?;
-        Ok(take)
+        // Held by another when we came, ours now: we joined, even if the create (or the
+        // replacing transaction) was retried after a connection loss and found itself done.
+        if was_held && take == Take::AlreadyOurs {
+            take = Take::Created;
+        }
+        Ok(Some(take))
     }
 
     /// Creates the ephemeral `path` holding `registration`. A node left by one of our own
-    /// earlier sessions is replaced.
+    /// earlier sessions is replaced, and so is one left by a process that is certainly gone
+    /// (see [`crate::liveness`]).
     fn take_ephemeral(&self, path: &str, registration: &Registration) -> Result<Take> {
+        self.take_ephemeral_from(path, registration).map(|(take, _)| take)
+    }
+
+    /// [`Barista::take_ephemeral`], and when another holds the node, why it counts as alive
+    /// (`None`: its data is no registration).
+    fn take_ephemeral_from(&self, path: &str, registration: &Registration) -> Result<(Take, Option<String>)> {
         for _ in 0..3 {
             if self.session.create_ephemeral(path, &registration.encode())? {
-                return Ok(Take::Created);
+                return Ok((Take::Created, None));
             }
             let Some(node) = self.session.read(path)? else { continue };
             if Some(node.ephemeral_owner) == self.session.session_id() {
@@ -517,20 +563,36 @@ impl Barista<'_> {
                     }
                     self.session.set_if_version(path, &registration.encode(), node.version)?;
                 }
-                return Ok(Take::AlreadyOurs);
+                return Ok((Take::AlreadyOurs, None));
             }
             let (data, version) = (node.data, node.version);
             match Registration::decode(&data) {
                 // Made by this session: earlier, or by a create retried after a loss.
-                Some(r) if r == *registration => return Ok(Take::AlreadyOurs),
+                Some(r) if r == *registration => return Ok((Take::AlreadyOurs, None)),
                 Some(r) if r.process_token == self.process_token => {
                     debug!("replacing {path} left by my session {}", r.generation);
                     self.session.delete(path, Some(version))?;
                 }
-                _ => return Ok(Take::HeldByOther),
+                Some(r) => match liveness::judge(&r, &self.origin, &liveness::Kernel) {
+                    // Replaced, not deleted: nobody ever sees the node absent (a colleague
+                    // seeing our membership node go would adopt our bucket).
+                    Verdict::Gone(gone) => {
+                        if self.session.replace_with_ephemeral(path, version, &registration.encode())? {
+                            info!("took over {path} from a dead holder on this host ({gone})");
+                            return Ok((Take::Created, None));
+                        }
+                        // It changed or went meanwhile (or the transaction was retried after
+                        // it committed): look again.
+                    }
+                    Verdict::MaybeAlive(alive) => {
+                        debug!("{path} is held by pid {} of {}: {alive}", r.pid, r.host);
+                        return Ok((Take::HeldByOther, Some(alive)));
+                    }
+                },
+                None => return Ok((Take::HeldByOther, None)),
             }
         }
-        Ok(Take::HeldByOther)
+        Ok((Take::HeldByOther, None))
     }
 
     /// Claims the buckets whose owners are not on shift, and releases claims on buckets whose

@@ -29,7 +29,7 @@ Exit codes:
 /// Every environment variable the binaries read (besides `RUST_LOG`). Tests and the
 /// benchmark clear them for the processes they start, so a developer's shell cannot change
 /// what they measure.
-pub const ENVIRONMENT: [&str; 19] = [
+pub const ENVIRONMENT: [&str; 20] = [
     "ZK_SERVERS",
     "ZK_SESSION_TIMEOUT",
     "ZK_CONNECT_TIMEOUT",
@@ -44,6 +44,7 @@ pub const ENVIRONMENT: [&str; 19] = [
     "BARISTA_BREW_TIME",
     "BARISTA_LEAVE_AFTER_IDLE",
     "BARISTA_DRAIN_TIMEOUT",
+    "BARISTA_BOOT_ID",
     "CUSTOMER_COFFEE",
     "CUSTOMER_BARISTA",
     "CUSTOMER_CHOOSE",

@@ -21,6 +21,7 @@
 //!   the load generator's customers.
 //! - [`load`]: many customers at once from one process, and the summary of a run.
 //! - [`registration`]: what a barista writes into its membership node.
+//! - [`liveness`]: whether the process behind a stale registration is certainly gone.
 //! - [`menu`]: the coffees on offer.
 //! - [`order`]: what an order's data may hold, and how a barista rejects one it cannot make.
 //! - [`config`]: the shop's configuration in ZooKeeper (menu, brew times, maximum queue).
@@ -56,6 +57,7 @@ pub mod customer;
 pub mod duration;
 pub mod error;
 pub mod layout;
+pub mod liveness;
 pub mod load;
 pub mod menu;
 pub mod order;

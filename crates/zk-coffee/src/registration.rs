@@ -3,9 +3,16 @@
 //!
 //! The original program only lists `/barista_group`'s children and never reads their data, so
 //! the data is ours to use. It is plain `key=value` lines, readable with `zkCli.sh get`.
+//!
+//! Besides host and pid it records the boot id, the pid namespace and the pid's start time,
+//! so that a barista restarted on the same host can tell that the process behind a stale node
+//! is certainly gone (see [`crate::liveness`]). Registrations written before those facts
+//! existed still decode; the facts are then unknown.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::liveness::Origin;
 
 /// The facts in a membership node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,29 +32,53 @@ pub struct Registration {
     pub started: u64,
     /// How long it brews one coffee, in milliseconds.
     pub brew_ms: u64,
+    /// The boot id of its host (32 hex digits), if known.
+    pub boot_id: Option<String>,
+    /// Its pid namespace (inode), if known.
+    pub pid_ns: Option<u64>,
+    /// When its pid started, in clock ticks since boot, if known.
+    pub pid_start: Option<u64>,
 }
 
 impl Registration {
-    /// The facts for this process.
-    pub fn for_this_process(process_token: String, generation: u64, brew_ms: u64, started: SystemTime) -> Registration {
+    /// The facts for the process at `origin` (read once, with [`Origin::of_this_process`]).
+    pub fn for_this_process(
+        origin: &Origin,
+        process_token: String,
+        generation: u64,
+        brew_ms: u64,
+        started: SystemTime,
+    ) -> Registration {
         Registration {
             process_token,
             generation,
-            host: hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
-            pid: std::process::id(),
+            host: origin.host.clone(),
+            pid: origin.pid,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             started: started.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             brew_ms,
+            boot_id: origin.boot_id.clone(),
+            pid_ns: origin.pid_ns,
+            pid_start: origin.pid_start,
         }
     }
 
-    /// The node's data.
+    /// The node's data. Unknown facts are left out.
     pub fn encode(&self) -> Vec<u8> {
-        format!(
+        let mut text = format!(
             "token={}.{}\nhost={}\npid={}\nversion={}\nstarted={}\nbrew_ms={}\n",
             self.process_token, self.generation, self.host, self.pid, self.version, self.started, self.brew_ms
-        )
-        .into_bytes()
+        );
+        if let Some(id) = &self.boot_id {
+            text.push_str(&format!("boot_id={id}\n"));
+        }
+        if let Some(ns) = self.pid_ns {
+            text.push_str(&format!("pid_ns={ns}\n"));
+        }
+        if let Some(start) = self.pid_start {
+            text.push_str(&format!("pid_start={start}\n"));
+        }
+        text.into_bytes()
     }
 
     /// Parses a node's data; `None` if it is not a registration we wrote.
@@ -63,6 +94,10 @@ impl Registration {
             version: fields.get("version")?.to_string(),
             started: fields.get("started")?.parse().ok()?,
             brew_ms: fields.get("brew_ms")?.parse().ok()?,
+            // Absent (an older barista) or unreadable: unknown, which counts as alive.
+            boot_id: fields.get("boot_id").and_then(|id| crate::liveness::normalise_boot_id(id)),
+            pid_ns: fields.get("pid_ns").and_then(|ns| ns.parse().ok()),
+            pid_start: fields.get("pid_start").and_then(|t| t.parse().ok()),
         })
     }
 }
@@ -73,8 +108,17 @@ mod tests {
 
     #[test]
     fn registrations_round_trip() {
-        let r = Registration::for_this_process("ab12".into(), 3, 2000, SystemTime::now());
+        let r = Registration::for_this_process(&Origin::of_this_process(None), "ab12".into(), 3, 2000, SystemTime::now());
+        assert!(r.pid_start.is_some(), "{r:?}");
         assert_eq!(Registration::decode(&r.encode()), Some(r));
+    }
+
+    #[test]
+    fn registrations_of_older_baristas_decode_with_their_origin_unknown() {
+        let old = b"token=ab12.3\nhost=h1\npid=42\nversion=0.1.0\nstarted=1700000000\nbrew_ms=2000\n";
+        let r = Registration::decode(old).expect("an older registration");
+        assert_eq!((r.host.as_str(), r.pid, r.generation), ("h1", 42, 3));
+        assert_eq!((r.boot_id, r.pid_ns, r.pid_start), (None, None, None));
     }
 
     #[test]

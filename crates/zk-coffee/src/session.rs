@@ -784,6 +784,36 @@ impl Session {
         self.create(path, data, zkc::CreateMode::Ephemeral)
     }
 
+    /// In one transaction: deletes `path` if it is still at `version` and creates it again as
+    /// an ephemeral node of this session holding `data`, so that nobody ever sees it absent.
+    /// `false` if nothing happened because the node moved or went meanwhile.
+    ///
+    /// Retried on connection loss like any call; a transaction that committed before the
+    /// connection dropped then reports `false` on the retry (the node is ours, at version 0):
+    /// the caller reads the node again to tell.
+    pub fn replace_with_ephemeral(&self, path: &str, version: i32, data: &[u8]) -> Result<bool> {
+        let acl = self.acl_for(path);
+        let options = zkc::CreateMode::Ephemeral.with_acls(zkc::Acls::new(&acl));
+        let options = &options;
+        let result = self.call(path, |c| async move {
+            let mut multi = c.new_multi_writer();
+            multi.add_delete(path, Some(version))?;
+            multi.add_create(path, data, options)?;
+            match multi.commit().await {
+                Ok(_) => Ok(Ok(())),
+                Err(zkc::MultiWriteError::RequestFailed { source }) => Err(source),
+                Err(zkc::MultiWriteError::OperationFailed { index, source }) => Ok(Err((index, source))),
+            }
+        });
+        match result {
+            Ok(Ok(())) => Ok(true),
+            // The delete found the node gone or changed (or a twin made it again in between).
+            Ok(Err((_, zkc::Error::NoNode | zkc::Error::BadVersion | zkc::Error::NodeExists))) => Ok(false),
+            Ok(Err((_, code))) => Err(Failure::Zk(code).into_error("replace", path)),
+            Err(f) => Err(f.into_error("replace", path)),
+        }
+    }
+
     /// From now on, nodes this session creates get the ACL `protection` gives for their path.
     pub fn protect_with(&self, protection: Protection) {
         *lock(&self.inner.protection) = Some(protection);
