@@ -22,6 +22,7 @@ mod properties;
 mod protected_create;
 mod scene;
 mod security;
+mod session;
 mod shift;
 mod systemd;
 mod wire_compat;

@@ -30,7 +30,7 @@ use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -167,7 +167,7 @@ struct Handle {
 }
 
 /// Someone who wants to hear about [`SessionEvent`]s.
-type Listener = Box<dyn Fn(SessionEvent) + Send>;
+type Listener = Box<dyn Fn(SessionEvent) + Send + Sync>;
 /// Decides who may do what to a node this session creates, from its path.
 pub type Protection = Arc<dyn Fn(&str) -> Vec<Grant> + Send + Sync>;
 
@@ -205,7 +205,10 @@ impl Grant {
 struct Inner {
     config: SessionConfig,
     current: Mutex<Option<Handle>>,
-    subscribers: Mutex<Vec<(u64, Listener)>>,
+    /// Read-locked while telling them, so that news told by several threads (and the client's
+    /// executor) at once never waits for another's listener; a subscription's removal waits,
+    /// so a listener never runs after its subscription is dropped.
+    subscribers: RwLock<Vec<(u64, Listener)>>,
     /// Numbers the subscriptions, so each can be removed.
     next_subscription: AtomicU64,
     generation: AtomicU64,
@@ -265,7 +268,7 @@ impl Session {
             inner: Arc::new(Inner {
                 config,
                 current: Mutex::new(None),
-                subscribers: Mutex::new(Vec::new()),
+                subscribers: RwLock::new(Vec::new()),
                 next_subscription: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
                 closing: AtomicBool::new(false),
@@ -310,9 +313,9 @@ impl Session {
     /// dropped. It runs on the client's executor or inside a call: it must only record or
     /// send, never call the session.
     #[must_use = "the listener is removed when the subscription is dropped"]
-    pub fn subscribe(&self, listener: impl Fn(SessionEvent) + Send + 'static) -> Subscription {
+    pub fn subscribe(&self, listener: impl Fn(SessionEvent) + Send + Sync + 'static) -> Subscription {
         let id = self.inner.next_subscription.fetch_add(1, Ordering::SeqCst);
-        lock(&self.inner.subscribers).push((id, Box::new(listener)));
+        self.inner.subscribers.write().unwrap_or_else(|p| p.into_inner()).push((id, Box::new(listener)));
         Subscription { inner: Arc::downgrade(&self.inner), id }
     }
 
@@ -387,23 +390,24 @@ impl Session {
         });
     }
 
-    /// The live client; replaces a dead one first (a new session).
-    /// The live client; replaces a dead one first (a new session), waiting at most `wait` for
-    /// it to connect.
-    fn client(&self, wait: Duration) -> Result<zkc::Client> {
+    /// The live client with its session's generation, taken together under one lock (a
+    /// generation read apart could be a newer session's, which an expiry heard from this
+    /// client would then drop); replaces a dead one first (a new session), waiting at most
+    /// `wait` for it to connect.
+    fn client(&self, wait: Duration) -> Result<(zkc::Client, u64)> {
         let mut current = lock(&self.inner.current);
         if let Some(h) = current.as_ref().filter(|h| !h.dead.load(Ordering::SeqCst)) {
-            return Ok(h.client.clone());
+            return Ok((h.client.clone(), h.generation));
         }
         if let Some(old) = current.take() {
             warn!("ZooKeeper session {} is gone; starting a new session", old.generation);
         }
         let handle = self.open(wait)?;
-        let client = handle.client.clone();
+        let taken = (handle.client.clone(), handle.generation);
         *current = Some(handle);
         drop(current);
         self.notify(SessionEvent::Lost);
-        Ok(client)
+        Ok(taken)
     }
 
     /// The client of session `generation`, if it is still the live one.
@@ -420,7 +424,7 @@ impl Session {
     }
 
     fn notify(&self, event: SessionEvent) {
-        for (_, listener) in lock(&self.inner.subscribers).iter() {
+        for (_, listener) in self.inner.subscribers.read().unwrap_or_else(|p| p.into_inner()).iter() {
             listener(event);
         }
     }
@@ -437,14 +441,13 @@ impl Session {
         F: Fn(zkc::Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, zkc::Error>>,
     {
-        let client = self.client(timeout).map_err(|e| match e {
+        let (client, generation) = self.client(timeout).map_err(|e| match e {
             e @ Error::Usage(_) => Failure::Fatal(e),
             e => {
                 debug!("{e}");
                 Failure::Lost(Duration::ZERO)
             }
         })?;
-        let generation = self.generation();
         match block_on_for(timeout, f(client)) {
             // The client fails requests in flight on a broken connection with the connection's
             // own error (`Custom`: an I/O error, or no response within 2/5 of the session
@@ -453,6 +456,8 @@ impl Session {
                 Err(Failure::Lost(Duration::ZERO))
             }
             Some(Err(zkc::Error::SessionExpired | zkc::Error::ClientClosed | zkc::Error::SessionMoved)) => {
+                // This client's session, not necessarily the current one: another thread may
+                // have replaced it meanwhile.
                 self.forget(generation);
                 Err(Failure::Lost(Duration::ZERO))
             }
@@ -959,7 +964,7 @@ pub struct Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.upgrade() {
-            lock(&inner.subscribers).retain(|(id, _)| *id != self.id);
+            inner.subscribers.write().unwrap_or_else(|p| p.into_inner()).retain(|(id, _)| *id != self.id);
         }
     }
 }

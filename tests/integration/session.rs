@@ -1,0 +1,82 @@
+//! The session layer (`zk_coffee::Session`) driven directly against a real server: how a lost
+//! session is told and replaced while threads share it, and how a protected create finds its
+//! node again after a connection loss.
+
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use zk_coffee::session::SessionEvent;
+use zk_coffee::{Session, SessionConfig};
+use zk_coffee_tests::fault::Gate;
+use zk_coffee_tests::*;
+
+/// A session to `connect` with a short timeout (the servers here run with tickTime 200 ms).
+fn connect(connect: &str, timeout: Duration) -> Session {
+    let config = SessionConfig {
+        credentials: None,
+        servers: connect.parse().expect("a valid connect string"),
+        session_timeout: timeout,
+        connect_timeout: Duration::from_secs(10),
+    };
+    Session::connect(config).expect("connect the session")
+}
+
+/// Makes the server expire the session `session` is on (it reaches the server through
+/// `gate`): cuts the gate until the server has dropped the session's ephemeral `probe`, then
+/// lets the client through again, which then learns that its session is gone.
+fn expire(server: &ZkServer, gate: &Gate, session: &Session, probe: &str) {
+    assert!(session.create_ephemeral(probe, b"").expect("create the probe"), "{probe} exists already");
+    gate.cut();
+    wait_until(Duration::from_secs(20), "the server to expire the session", || !server.exists(probe));
+    gate.open();
+}
+
+/// Load mode shares a session among threads. A call that took the client of a session, and
+/// hears "expired" from it after another thread has already replaced that session, must not
+/// make the session drop the new, healthy one.
+#[test]
+fn an_expiry_heard_by_a_call_on_a_replaced_session_leaves_the_new_session_alone() {
+    let server = ZkServer::builder().tick_ms(200).start();
+    let gate = Gate::start(server.port());
+    let session = connect(&gate.connect_string(), Duration::from_secs(1));
+
+    // The thread "old-call" is held inside its call, right after it took the client of a new
+    // session: the listener runs there when the call opens a session (a subscriber told of a
+    // lost session runs inside the call that replaces it).
+    let (held_tx, held) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let _subscription = session.subscribe(move |event| {
+        if event == SessionEvent::Lost && std::thread::current().name() == Some("old-call") {
+            let _ = held_tx.send(());
+            let _ = release_rx.lock().expect("release").recv_timeout(Duration::from_secs(60));
+        }
+    });
+    // Session 1 ends; the next call opens session 2.
+    session.close();
+    let caller = session.clone();
+    let old_call = std::thread::Builder::new()
+        .name("old-call".into())
+        .spawn(move || caller.exists("/").map(|_| ()))
+        .expect("start the old call");
+    held.recv_timeout(Duration::from_secs(20)).expect("the old call to open session 2");
+    assert_eq!(session.generation(), 2);
+
+    // Meanwhile session 2 expires and this thread replaces it with session 3.
+    expire(&server, &gate, &session, "/probe");
+    wait_until(Duration::from_secs(20), "this thread to get a new session", || {
+        session.exists("/").is_ok() && session.generation() == 3
+    });
+    let healthy = session.session_id();
+
+    // The old call goes on with session 2's client, which answers "session expired".
+    release.send(()).expect("release the old call");
+    let _ = old_call.join().expect("the old call did not panic");
+    assert!(session.exists("/").expect("a call on the healthy session"));
+    assert_eq!(
+        (session.generation(), session.session_id()),
+        (3, healthy),
+        "the old call's expiry dropped the healthy session 3 and made a new one"
+    );
+}
