@@ -3,7 +3,7 @@
 //! node again after a connection loss.
 
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use zk_coffee::session::SessionEvent;
@@ -79,4 +79,26 @@ fn an_expiry_heard_by_a_call_on_a_replaced_session_leaves_the_new_session_alone(
         (3, healthy),
         "the old call's expiry dropped the healthy session 3 and made a new one"
     );
+}
+
+/// One expiry is one piece of news: subscribers hear `Lost` once, whether the client's state
+/// or a call finding the session gone notices it first.
+#[test]
+fn one_expiry_is_told_to_subscribers_once() {
+    let server = ZkServer::builder().tick_ms(200).start();
+    let gate = Gate::start(server.port());
+    let session = connect(&gate.connect_string(), Duration::from_secs(1));
+    let told: Arc<Mutex<Vec<SessionEvent>>> = Arc::default();
+    let heard = Arc::clone(&told);
+    let _subscription = session.subscribe(move |event| heard.lock().expect("events").push(event));
+    let lost = || told.lock().expect("events").iter().filter(|e| **e == SessionEvent::Lost).count();
+
+    expire(&server, &gate, &session, "/probe");
+    // The client hears of the expiry from the server when it gets through again...
+    wait_until(Duration::from_secs(20), "the subscriber to hear that the session is lost", || lost() >= 1);
+    // ...and the next call replaces the session.
+    assert!(session.exists("/").expect("a call on the new session"));
+    assert_eq!(session.generation(), 2, "one new session");
+    assert!(session.create_ephemeral("/probe", b"").expect("the probe again"), "the new session is healthy");
+    assert_eq!(lost(), 1, "one expiry told more than once: {:?}", told.lock().expect("events"));
 }

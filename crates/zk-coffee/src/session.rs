@@ -11,8 +11,8 @@
 //! to absorb here:
 //!
 //! - A lost session (expired, closed) is terminal for a client: the next call makes a new one
-//!   (a new session). Subscribers hear [`SessionEvent::Lost`] and can compare
-//!   [`Session::generation`] to learn that their ephemerals must be made again.
+//!   (a new session). Subscribers hear [`SessionEvent::Lost`] once per lost session and can
+//!   compare [`Session::generation`] to learn that their ephemerals must be made again.
 //! - Every call waits at most its deadline; connection loss is retried with backoff until the
 //!   operation deadline (the session timeout), then the caller gets [`Error::ConnectionLost`].
 //!   Making a new session during a call counts against the same deadline.
@@ -153,7 +153,9 @@ pub enum SessionEvent {
     /// ephemerals are kept). Worth a look at anything that may have changed meanwhile.
     Reconnected,
     /// The session is gone (expired or closed): its ephemerals are gone, and the next call runs
-    /// on a new session.
+    /// on a new session. Told once per session, as soon as the client or a call learns it;
+    /// [`Session::generation`] has moved on by then. A session we closed is not news, but a
+    /// call after [`Session::close`] opens a new one and tells it.
     Lost,
 }
 
@@ -164,6 +166,9 @@ struct Handle {
     generation: u64,
     /// Set when the session expired or closed: every call on it would fail.
     dead: Arc<AtomicBool>,
+    /// Set once subscribers were told that it ended (or when we closed it: not news), so that
+    /// the client's report and a call hearing "expired" tell them once between them.
+    told: Arc<AtomicBool>,
 }
 
 /// Someone who wants to hear about [`SessionEvent`]s.
@@ -211,9 +216,10 @@ struct Inner {
     subscribers: RwLock<Vec<(u64, Listener)>>,
     /// Numbers the subscriptions, so each can be removed.
     next_subscription: AtomicU64,
+    /// The generation of the newest session opened.
     generation: AtomicU64,
-    /// Set by [`Session::close`]: the end of the session is ours, not news.
-    closing: AtomicBool,
+    /// The newest generation known to be lost (0: none yet).
+    lost: AtomicU64,
     /// The ACLs of nodes we create; `None`: open to everyone, as the original program did.
     protection: Mutex<Option<Protection>>,
 }
@@ -271,7 +277,7 @@ impl Session {
                 subscribers: RwLock::new(Vec::new()),
                 next_subscription: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
-                closing: AtomicBool::new(false),
+                lost: AtomicU64::new(0),
                 protection: Mutex::new(None),
             }),
         };
@@ -304,9 +310,16 @@ impl Session {
         lock(&self.inner.current).as_ref().map(|h| h.client.session_id().0)
     }
 
-    /// Which session we are on: changes each time a lost session is replaced.
+    /// Which session calls run on: changes as soon as the current session is known to be lost
+    /// (the next call opens the new one), so a subscriber told [`SessionEvent::Lost`] already
+    /// sees the new number.
     pub fn generation(&self) -> u64 {
-        self.inner.generation.load(Ordering::SeqCst)
+        let newest = self.inner.generation.load(Ordering::SeqCst);
+        if self.inner.lost.load(Ordering::SeqCst) >= newest {
+            newest + 1
+        } else {
+            newest
+        }
     }
 
     /// Calls `listener` with every [`SessionEvent`] until the returned [`Subscription`] is
@@ -344,16 +357,16 @@ impl Session {
             }
             None => return Err(Error::Unreachable { servers, waited: started.elapsed() }),
         };
-        let dead = Arc::new(AtomicBool::new(false));
-        self.watch_state(&client, generation, Arc::clone(&dead));
+        let (dead, told) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        self.watch_state(&client, generation, Arc::clone(&dead), Arc::clone(&told));
         self.inner.generation.store(generation, Ordering::SeqCst);
         info!("connected to ZooKeeper at {servers} (session {generation})");
-        Ok(Handle { client, generation, dead })
+        Ok(Handle { client, generation, dead, told })
     }
 
     /// Follows the client's state on its executor: reports reconnects, and marks the handle
     /// dead (and tells subscribers) when the session ends.
-    fn watch_state(&self, client: &zkc::Client, generation: u64, dead: Arc<AtomicBool>) {
+    fn watch_state(&self, client: &zkc::Client, generation: u64, dead: Arc<AtomicBool>, told: Arc<AtomicBool>) {
         let mut states = client.state_watcher();
         let inner = Arc::downgrade(&self.inner);
         let _detached = asyncs::spawn(async move {
@@ -379,7 +392,8 @@ impl Session {
                     }
                     zkc::SessionState::Expired | zkc::SessionState::AuthFailed | zkc::SessionState::Closed => {
                         dead.store(true, Ordering::SeqCst);
-                        if !session.inner.closing.load(Ordering::SeqCst) {
+                        session.inner.lost.fetch_max(generation, Ordering::SeqCst);
+                        if !told.swap(true, Ordering::SeqCst) {
                             warn!("lost ZooKeeper session {generation} ({state:?})");
                             session.notify(SessionEvent::Lost);
                         }
@@ -399,14 +413,22 @@ impl Session {
         if let Some(h) = current.as_ref().filter(|h| !h.dead.load(Ordering::SeqCst)) {
             return Ok((h.client.clone(), h.generation));
         }
-        if let Some(old) = current.take() {
-            warn!("ZooKeeper session {} is gone; starting a new session", old.generation);
-        }
+        // Told already, unless the end went unreported so far; a closed session (none here)
+        // was not news, its successor is.
+        let tell = match current.take() {
+            Some(old) => {
+                warn!("ZooKeeper session {} is gone; starting a new session", old.generation);
+                !old.told.swap(true, Ordering::SeqCst)
+            }
+            None => true,
+        };
         let handle = self.open(wait)?;
         let taken = (handle.client.clone(), handle.generation);
         *current = Some(handle);
         drop(current);
-        self.notify(SessionEvent::Lost);
+        if tell {
+            self.notify(SessionEvent::Lost);
+        }
         Ok(taken)
     }
 
@@ -416,10 +438,18 @@ impl Session {
         current.as_ref().filter(|h| h.generation == generation && !h.dead.load(Ordering::SeqCst)).map(|h| h.client.clone())
     }
 
-    /// Marks the client of session `generation` dead, so that the next call makes a new one.
+    /// Marks the client of session `generation` dead, so that the next call makes a new one,
+    /// and tells subscribers unless the client's report told them already.
     fn forget(&self, generation: u64) {
-        if let Some(h) = lock(&self.inner.current).as_ref().filter(|h| h.generation == generation) {
-            h.dead.store(true, Ordering::SeqCst);
+        let current = lock(&self.inner.current);
+        let Some(h) = current.as_ref().filter(|h| h.generation == generation) else { return };
+        h.dead.store(true, Ordering::SeqCst);
+        self.inner.lost.fetch_max(generation, Ordering::SeqCst);
+        let told = Arc::clone(&h.told);
+        drop(current);
+        if !told.swap(true, Ordering::SeqCst) {
+            warn!("lost ZooKeeper session {generation} (a call found it gone)");
+            self.notify(SessionEvent::Lost);
         }
     }
 
@@ -899,8 +929,9 @@ impl Session {
 
     /// Ends the session: ephemerals go at once. Waits a moment for the server to confirm.
     pub fn close(&self) {
-        self.inner.closing.store(true, Ordering::SeqCst);
         let Some(handle) = lock(&self.inner.current).take() else { return };
+        // The end of this session is ours, not news.
+        handle.told.store(true, Ordering::SeqCst);
         let mut states = handle.client.state_watcher();
         drop(handle.client);
         let closed = block_on_for(self.inner.config.session_timeout, async {
