@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use zk_coffee::session::SessionEvent;
 use zk_coffee::{Session, SessionConfig};
+use zk_coffee_tests::blackhole::{Blackhole, GET_ACL};
 use zk_coffee_tests::fault::Gate;
 use zk_coffee_tests::*;
 
@@ -101,4 +102,31 @@ fn one_expiry_is_told_to_subscribers_once() {
     assert_eq!(session.generation(), 2, "one new session");
     assert!(session.create_ephemeral("/probe", b"").expect("the probe again"), "the new session is healthy");
     assert_eq!(lost(), 1, "one expiry told more than once: {:?}", told.lock().expect("events"));
+}
+
+/// After a connection loss a protected create looks for its node by the tag in its ACL. Its
+/// node is one of the newest in the parent: it must not read the ACL of every other child
+/// first (thousands of calls in a busy bucket).
+#[test]
+fn a_protected_create_cut_off_finds_its_node_among_thousands_with_few_reads() {
+    let server = ZkServer::builder().tick_ms(200).start();
+    let raw = server.raw();
+    let open = zookeeper::Acl::open_unsafe().clone();
+    raw.create("/bucket", Vec::new(), open.clone(), zookeeper::CreateMode::Persistent).expect("create the bucket");
+    let others = 2000;
+    for _ in 0..others {
+        raw.create("/bucket/coffee", b"tesora".to_vec(), open.clone(), zookeeper::CreateMode::PersistentSequential)
+            .expect("an older order");
+    }
+
+    let proxy = Blackhole::start(server.port());
+    let session = connect(&format!("127.0.0.1:{}", proxy.port()), Duration::from_secs(2));
+    proxy.arm(b"/bucket/coffee");
+    let found = session.create_sequential_protected("/bucket/coffee", b"jacob", "0123456789abcdef").expect("the create");
+    assert_eq!(proxy.swallowed(), 1, "the create's reply was not cut off");
+    assert_eq!(found.as_deref(), Some(format!("/bucket/coffee{others:010}").as_str()), "found the node it created");
+    assert_eq!(server.children("/bucket").map(|c| c.len()), Some(others + 1), "created exactly once");
+    let reads = proxy.requests(GET_ACL);
+    eprintln!("read {reads} ACLs among {} children to find the newest", others + 1);
+    assert!(reads <= 8, "read {reads} ACLs among {} children to find the newest", others + 1);
 }

@@ -48,6 +48,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The ACL scheme of the tag that lets a protected create find its node again.
 const TAG_SCHEME: &str = "digest";
+/// The most ACLs a protected create reads in one round trip while it looks for its node. It
+/// reads the newest child first and twice as many each round after: its own node, among the
+/// newest, costs one read, and a bucket of 10 000 orders without it under 170 round trips.
+const MAX_TAG_READS: usize = 64;
 
 /// A validated ZooKeeper connect string: `host:port[,host:port...][/chroot]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -858,7 +862,9 @@ impl Session {
     /// `None` if the parent does not exist. Safe to use across connection loss: the node carries
     /// an extra ACL entry naming `tag` (read permission for an identity nobody has; the node
     /// stays open to everyone as before), and after a loss the parent's children are searched
-    /// for that tag before creating again, so the node is created exactly once.
+    /// for that tag, newest first, before creating again, so the node is created exactly once.
+    /// A search that cannot finish by the create's deadline (three session timeouts) fails with
+    /// [`Error::ConnectionLost`] rather than create a second node.
     pub fn create_sequential_protected(&self, prefix: &str, data: &[u8], tag: &str) -> Result<Option<String>> {
         check_path(prefix)?;
         let (parent, base) = prefix.rsplit_once('/').ok_or_else(|| Error::usage(format!("bad prefix {prefix:?}")))?;
@@ -869,6 +875,7 @@ impl Session {
         let options = zkc::CreateMode::PersistentSequential.with_acls(zkc::Acls::new(&acls));
         let options = &options;
         let started = Instant::now();
+        let limit = self.inner.config.session_timeout * 3;
         let mut backoff = FIRST_BACKOFF;
         loop {
             match self.call_once(prefix, |c| async move { c.create(prefix, data, options).await }) {
@@ -878,13 +885,12 @@ impl Session {
                 Err(f) => return Err(f.into_error("create", prefix)),
             }
             // The create may have happened before the connection dropped: look for our tag.
-            if let Some(found) = self.find_tagged(parent, base, &marker)? {
+            if let Some(found) = self.find_tagged(parent, base, &marker, started, limit)? {
                 info!("found my order {found} after a connection loss");
                 return Ok(Some(found));
             }
             // Never made, or made and already served (then this is a second coffee).
             info!("no order of mine under {parent} after a connection loss; placing it again");
-            let limit = self.inner.config.session_timeout * 3;
             if started.elapsed() + backoff > limit {
                 return Err(Error::ConnectionLost { op: format!("create {prefix}"), waited: started.elapsed() });
             }
@@ -893,17 +899,58 @@ impl Session {
         }
     }
 
-    /// The child of `parent` named `base` + sequence whose ACL holds `marker`, if any.
-    fn find_tagged(&self, parent: &str, base: &str, marker: &zkc::Acl) -> Result<Option<String>> {
+    /// The child of `parent` named `base` + sequence whose ACL holds `marker`, if any. Reads
+    /// the ACLs newest first (highest sequence number), in rounds of growing size sent
+    /// together; when `started + limit` passes before it knows, it fails rather than say
+    /// "not there": the caller would create the node a second time.
+    fn find_tagged(
+        &self,
+        parent: &str,
+        base: &str,
+        marker: &zkc::Acl,
+        started: Instant,
+        limit: Duration,
+    ) -> Result<Option<String>> {
         let Some(children) = self.children(parent)? else { return Ok(None) };
-        for child in children.iter().filter(|c| c.starts_with(base)) {
-            let path = if parent == "/" { format!("/{child}") } else { format!("{parent}/{child}") };
-            let p = path.as_str();
-            match self.call(p, |c| async move { c.get_acl(p).await }) {
-                Ok((acl, _)) if acl.contains(marker) => return Ok(Some(path)),
-                Ok(_) | Err(Failure::Zk(zkc::Error::NoNode)) => {}
-                Err(f) => return Err(f.into_error("read the ACL of", &path)),
+        let mut newest_first: Vec<(i64, String)> = children
+            .into_iter()
+            .filter_map(|child| {
+                let sequence = child.strip_prefix(base)?.parse::<i64>().ok()?;
+                let path = if parent == "/" { format!("/{child}") } else { format!("{parent}/{child}") };
+                Some((sequence, path))
+            })
+            .collect();
+        newest_first.sort_unstable_by_key(|(sequence, _)| std::cmp::Reverse(*sequence));
+        let total = newest_first.len();
+        let (mut looked, mut round) = (0, 1);
+        while looked < total {
+            if started.elapsed() >= limit {
+                return Err(Error::ConnectionLost {
+                    op: format!("find my order under {parent} (looked at {looked} of {total} in time)"),
+                    waited: started.elapsed(),
+                });
             }
+            let paths: Vec<&str> = newest_first[looked..total.min(looked + round)].iter().map(|(_, p)| p.as_str()).collect();
+            let paths = &paths;
+            let acls = self.call(paths[0], |c| async move {
+                let pending: Vec<_> = paths.iter().map(|p| c.get_acl(p)).collect();
+                let mut acls = Vec::with_capacity(pending.len());
+                for acl in pending {
+                    match acl.await {
+                        Ok((acl, _)) => acls.push(acl),
+                        // Served meanwhile.
+                        Err(zkc::Error::NoNode) => acls.push(Vec::new()),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(acls)
+            });
+            let acls = acls.map_err(|f| f.into_error("read the ACL of", paths[0]))?;
+            if let Some(i) = acls.iter().position(|acl| acl.contains(marker)) {
+                return Ok(Some(paths[i].to_owned()));
+            }
+            looked += paths.len();
+            round = (round * 2).min(MAX_TAG_READS);
         }
         Ok(None)
     }
