@@ -130,3 +130,22 @@ fn a_protected_create_cut_off_finds_its_node_among_thousands_with_few_reads() {
     eprintln!("read {reads} ACLs among {} children to find the newest", others + 1);
     assert!(reads <= 8, "read {reads} ACLs among {} children to find the newest", others + 1);
 }
+
+/// Paths come from the shop's layout, never from the user: a relative one is a bug, reported
+/// as an internal failure (exit 1), not as a usage error (exit 2: "you typed it wrong"), and
+/// nothing is sent.
+#[test]
+fn a_relative_path_is_an_internal_failure_not_a_usage_error() {
+    let server = ZkServer::start();
+    let session = connect(server.connect_string(), Duration::from_secs(4));
+    for bad in ["orders", "/orders/"] {
+        match session.exists(bad) {
+            Err(e @ zk_coffee::Error::Internal { .. }) => {
+                assert_eq!(i32::from(e.exit_code()), exit::FAILURE, "{e}");
+                assert!(e.to_string().starts_with("internal failure"), "{e}");
+            }
+            other => panic!("{bad:?} gave {other:?}"),
+        }
+    }
+    assert!(session.exists("/").expect("an absolute path"));
+}

@@ -239,7 +239,7 @@ fn check_path(path: &str) -> Result<()> {
     if path.starts_with('/') && (path == "/" || !path.ends_with('/')) {
         Ok(())
     } else {
-        Err(Error::usage(format!("internal error: {path:?} is not an absolute znode path")))
+        Err(Error::internal(format!("{path:?} is not an absolute znode path")))
     }
 }
 
@@ -476,7 +476,7 @@ impl Session {
         Fut: Future<Output = std::result::Result<T, zkc::Error>>,
     {
         let (client, generation) = self.client(timeout).map_err(|e| match e {
-            e @ Error::Usage(_) => Failure::Fatal(e),
+            e @ (Error::Usage(_) | Error::Internal { .. }) => Failure::Fatal(e),
             e => {
                 debug!("{e}");
                 Failure::Lost(Duration::ZERO)
@@ -700,7 +700,7 @@ impl Session {
                 let answer = match answer {
                     zkc::MultiReadResult::Data { data, stat } => Ok(NodeData::new(data, &stat)),
                     zkc::MultiReadResult::Error { err } => Err(Failure::Zk(err)),
-                    other => Err(Failure::Fatal(Error::usage(format!("internal error: reading {path} gave {other:?}")))),
+                    other => Err(Failure::Fatal(Error::internal(format!("reading {path} gave {other:?}")))),
                 };
                 optional(answer, "read", path)
             })
@@ -867,7 +867,7 @@ impl Session {
     /// [`Error::ConnectionLost`] rather than create a second node.
     pub fn create_sequential_protected(&self, prefix: &str, data: &[u8], tag: &str) -> Result<Option<String>> {
         check_path(prefix)?;
-        let (parent, base) = prefix.rsplit_once('/').ok_or_else(|| Error::usage(format!("bad prefix {prefix:?}")))?;
+        let (parent, base) = prefix.rsplit_once('/').ok_or_else(|| Error::internal(format!("bad prefix {prefix:?}")))?;
         let parent = if parent.is_empty() { "/" } else { parent };
         let marker = zkc::Acl::new(zkc::Permission::READ, zkc::AuthId::new(TAG_SCHEME, &format!("zk-coffee-tag-{tag}:{tag}")));
         let mut acls = self.acl_for(prefix);
@@ -1146,10 +1146,15 @@ mod tests {
     }
 
     #[test]
-    fn relative_paths_are_refused() {
+    fn relative_paths_are_refused_as_internal_failures() {
         assert!(check_path("/orders").is_ok());
         assert!(check_path("/").is_ok());
-        assert!(check_path("orders").is_err());
-        assert!(check_path("/orders/").is_err());
+        for bad in ["orders", "/orders/"] {
+            // Paths come from `layout`, never from the user: a bad one is a bug (exit 1).
+            match check_path(bad) {
+                Err(e @ Error::Internal { .. }) => assert_eq!(e.exit_code(), crate::error::exit::FAILURE),
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
     }
 }
