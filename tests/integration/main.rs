@@ -23,6 +23,7 @@ mod protected_create;
 mod restart;
 mod scene;
 mod security;
+mod session;
 mod shift;
 mod systemd;
 mod wire_compat;

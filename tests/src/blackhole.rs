@@ -6,12 +6,19 @@
 //! client request containing it is still forwarded to the server, but from then on nothing the
 //! server sends on that connection reaches the client (the connection stays open, like a
 //! partition). Later connections are forwarded normally.
+//!
+//! It also counts the requests clients send by operation code ([`Blackhole::requests`]), so a
+//! test can tell how many calls a client made.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+
+/// ZooKeeper's operation code of `getACL` (`ZooDefs.OpCode.getACL`).
+pub const GET_ACL: i32 = 6;
 
 /// A running proxy; stops accepting when dropped (open connections end with their peers).
 pub struct Blackhole {
@@ -24,6 +31,8 @@ struct State {
     pattern: Mutex<Option<Vec<u8>>>,
     /// How many connections have been cut off so far.
     swallowed: AtomicUsize,
+    /// Requests clients sent, by operation code (the connect request of each connection left out).
+    requests: Mutex<HashMap<i32, usize>>,
     stop: AtomicBool,
 }
 
@@ -32,7 +41,12 @@ impl Blackhole {
     pub fn start(target_port: u16) -> Blackhole {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
-        let state = Arc::new(State { pattern: Mutex::new(None), swallowed: AtomicUsize::new(0), stop: AtomicBool::new(false) });
+        let state = Arc::new(State {
+            pattern: Mutex::new(None),
+            swallowed: AtomicUsize::new(0),
+            requests: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+        });
         let accept_state = Arc::clone(&state);
         thread::spawn(move || {
             for client in listener.incoming() {
@@ -64,6 +78,42 @@ impl Blackhole {
     pub fn swallowed(&self) -> usize {
         self.state.swallowed.load(Ordering::SeqCst)
     }
+
+    /// How many requests with operation code `op` (e.g. [`GET_ACL`]) clients have sent so far,
+    /// on every connection.
+    pub fn requests(&self, op: i32) -> usize {
+        self.state.requests.lock().expect("requests").get(&op).copied().unwrap_or(0)
+    }
+}
+
+/// Splits what a client sends into ZooKeeper frames (a 4-byte length, then the frame) and
+/// counts the requests by operation code (the second int of a request's header, after the xid).
+/// The first frame of a connection is its connect request, which has no header.
+#[derive(Default)]
+struct Frames {
+    pending: Vec<u8>,
+    connected: bool,
+}
+
+impl Frames {
+    fn feed(&mut self, bytes: &[u8], requests: &Mutex<HashMap<i32, usize>>) {
+        self.pending.extend_from_slice(bytes);
+        loop {
+            let Some(len) = self.pending.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize) else {
+                return;
+            };
+            if self.pending.len() < 4 + len {
+                return;
+            }
+            let frame: Vec<u8> = self.pending.drain(..4 + len).skip(4).collect();
+            if !self.connected {
+                self.connected = true;
+            } else if let Some(op) = frame.get(4..8) {
+                let op = i32::from_be_bytes([op[0], op[1], op[2], op[3]]);
+                *requests.lock().expect("requests").entry(op).or_default() += 1;
+            }
+        }
+    }
 }
 
 impl Drop for Blackhole {
@@ -81,11 +131,13 @@ fn pipe(client: TcpStream, server: TcpStream, state: Arc<State>) {
     let (up_cut, up_state) = (Arc::clone(&cut), Arc::clone(&state));
     thread::spawn(move || {
         let mut buf = [0u8; 64 * 1024];
+        let mut frames = Frames::default();
         loop {
             let n = match client_r.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            frames.feed(&buf[..n], &up_state.requests);
             let mut pattern = up_state.pattern.lock().expect("pattern");
             if let Some(p) = pattern.as_ref() {
                 if buf[..n].windows(p.len()).any(|w| w == p.as_slice()) {

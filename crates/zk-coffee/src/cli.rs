@@ -15,8 +15,8 @@ use crate::shutdown::{Shutdown, Stop};
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success (customer: served)
-  1  unexpected failure (ZooKeeper refused an operation)
-  2  bad flags, environment or names
+  1  unexpected failure (ZooKeeper refused an operation; an internal failure)
+  2  bad flags, environment or names (only what the user typed or set)
   3  customer: gave up waiting and withdrew the order
   4  customer: no barista available
   5  ZooKeeper unreachable, or the connection could not be regained
@@ -165,7 +165,7 @@ pub fn stop_on_signals(shutdown: &Shutdown, forced_code: u8) -> Result<()> {
             });
         }
     })
-    .map_err(|e| Error::usage(format!("cannot install the signal handler: {e}")))
+    .map_err(|e| Error::internal(format!("cannot install the signal handler: {e}")))
 }
 
 /// Parses the command line. `--help` and `--version` print and exit 0; any other problem

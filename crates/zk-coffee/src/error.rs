@@ -2,8 +2,10 @@
 //!
 //! Errors are grouped the way an operator thinks about them: the flags or environment were wrong
 //! (`Usage`), ZooKeeper could not be reached or misbehaved (`Unreachable`, `ZooKeeper`), the
-//! shop's tree is not what the protocol expects (`ShopNotInitialised`, `NameInUse`), or a shop
-//! condition ended the role (`NoBarista`). Every message is one line that names the problem.
+//! shop's tree is not what the protocol expects (`ShopNotInitialised`, `NameInUse`), a shop
+//! condition ended the role (`NoBarista`), or the program itself failed (`Internal`: a bug, or
+//! the system refused it a thread or a signal handler). Every message is one line that names
+//! the problem.
 
 use std::time::Duration;
 
@@ -58,6 +60,11 @@ pub enum Error {
     /// Any other ZooKeeper failure, with the operation and path it happened on.
     #[error("ZooKeeper refused to {op} {path}: {code}")]
     ZooKeeper { op: String, path: String, code: String },
+
+    /// The program failed, not its user: a broken internal invariant (a bug), or the system
+    /// refused what the program needs to run (a thread, a signal handler).
+    #[error("internal failure, not a usage error (a bug unless the system is out of resources): {what}")]
+    Internal { what: String },
 }
 
 /// A `Result` whose error is the library's [`enum@Error`].
@@ -67,9 +74,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub mod exit {
     /// Success (`customer`: the order was served).
     pub const OK: u8 = 0;
-    /// An unexpected failure (ZooKeeper refused an operation, a protocol problem).
+    /// An unexpected failure (ZooKeeper refused an operation, a protocol problem, an internal
+    /// failure).
     pub const FAILURE: u8 = 1;
-    /// Bad flags, environment or names (also what clap uses for a usage error).
+    /// Bad flags, environment or names (also what clap uses for a usage error); only the
+    /// user's input, never an internal failure.
     pub const USAGE: u8 = 2;
     /// `customer`: gave up waiting and withdrew the order.
     pub const GAVE_UP: u8 = 3;
@@ -101,7 +110,7 @@ impl Error {
             Error::ShopFull(_) => exit::SHOP_FULL,
             Error::Left(_) => exit::GAVE_UP,
             Error::NotAuthorized { .. } => exit::NOT_AUTHORIZED,
-            Error::ZooKeeper { .. } | Error::BadConfig(_) => exit::FAILURE,
+            Error::ZooKeeper { .. } | Error::BadConfig(_) | Error::Internal { .. } => exit::FAILURE,
         }
     }
 
@@ -113,6 +122,11 @@ impl Error {
     /// Shorthand for a usage error.
     pub fn usage(msg: impl Into<String>) -> Error {
         Error::Usage(msg.into())
+    }
+
+    /// Shorthand for an internal failure.
+    pub fn internal(what: impl Into<String>) -> Error {
+        Error::Internal { what: what.into() }
     }
 }
 
@@ -139,6 +153,15 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n, "exit codes collide: {codes:?}");
+    }
+
+    #[test]
+    fn internal_failures_exit_1_and_usage_errors_2() {
+        let internal = Error::internal("\"orders\" is not an absolute znode path");
+        assert_eq!(internal.exit_code(), exit::FAILURE);
+        assert!(internal.to_string().starts_with("internal failure, not a usage error"), "{internal}");
+        assert!(!internal.is_transient());
+        assert_eq!(Error::usage("bad --patience").exit_code(), exit::USAGE);
     }
 
     #[test]

@@ -258,7 +258,7 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
             })
         })
         .collect::<std::io::Result<_>>()
-        .map_err(|e| Error::usage(format!("cannot start the customer threads: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot start the customer threads: {e}")))?;
 
     let mut last_report = Instant::now();
     while workers.iter().any(|w| !w.is_finished()) {

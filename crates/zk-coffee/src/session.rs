@@ -11,8 +11,8 @@
 //! to absorb here:
 //!
 //! - A lost session (expired, closed) is terminal for a client: the next call makes a new one
-//!   (a new session). Subscribers hear [`SessionEvent::Lost`] and can compare
-//!   [`Session::generation`] to learn that their ephemerals must be made again.
+//!   (a new session). Subscribers hear [`SessionEvent::Lost`] once per lost session and can
+//!   compare [`Session::generation`] to learn that their ephemerals must be made again.
 //! - Every call waits at most its deadline; connection loss is retried with backoff until the
 //!   operation deadline (the session timeout), then the caller gets [`Error::ConnectionLost`].
 //!   Making a new session during a call counts against the same deadline.
@@ -30,7 +30,7 @@ use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -48,6 +48,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The ACL scheme of the tag that lets a protected create find its node again.
 const TAG_SCHEME: &str = "digest";
+/// The most ACLs a protected create reads in one round trip while it looks for its node. It
+/// reads the newest child first and twice as many each round after: its own node, among the
+/// newest, costs one read, and a bucket of 10 000 orders without it under 170 round trips.
+const MAX_TAG_READS: usize = 64;
 
 /// A validated ZooKeeper connect string: `host:port[,host:port...][/chroot]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +157,9 @@ pub enum SessionEvent {
     /// ephemerals are kept). Worth a look at anything that may have changed meanwhile.
     Reconnected,
     /// The session is gone (expired or closed): its ephemerals are gone, and the next call runs
-    /// on a new session.
+    /// on a new session. Told once per session, as soon as the client or a call learns it;
+    /// [`Session::generation`] has moved on by then. A session we closed is not news, but a
+    /// call after [`Session::close`] opens a new one and tells it.
     Lost,
 }
 
@@ -164,10 +170,13 @@ struct Handle {
     generation: u64,
     /// Set when the session expired or closed: every call on it would fail.
     dead: Arc<AtomicBool>,
+    /// Set once subscribers were told that it ended (or when we closed it: not news), so that
+    /// the client's report and a call hearing "expired" tell them once between them.
+    told: Arc<AtomicBool>,
 }
 
 /// Someone who wants to hear about [`SessionEvent`]s.
-type Listener = Box<dyn Fn(SessionEvent) + Send>;
+type Listener = Box<dyn Fn(SessionEvent) + Send + Sync>;
 /// Decides who may do what to a node this session creates, from its path.
 pub type Protection = Arc<dyn Fn(&str) -> Vec<Grant> + Send + Sync>;
 
@@ -205,12 +214,16 @@ impl Grant {
 struct Inner {
     config: SessionConfig,
     current: Mutex<Option<Handle>>,
-    subscribers: Mutex<Vec<(u64, Listener)>>,
+    /// Read-locked while telling them, so that news told by several threads (and the client's
+    /// executor) at once never waits for another's listener; a subscription's removal waits,
+    /// so a listener never runs after its subscription is dropped.
+    subscribers: RwLock<Vec<(u64, Listener)>>,
     /// Numbers the subscriptions, so each can be removed.
     next_subscription: AtomicU64,
+    /// The generation of the newest session opened.
     generation: AtomicU64,
-    /// Set by [`Session::close`]: the end of the session is ours, not news.
-    closing: AtomicBool,
+    /// The newest generation known to be lost (0: none yet).
+    lost: AtomicU64,
     /// The ACLs of nodes we create; `None`: open to everyone, as the original program did.
     protection: Mutex<Option<Protection>>,
 }
@@ -226,7 +239,7 @@ fn check_path(path: &str) -> Result<()> {
     if path.starts_with('/') && (path == "/" || !path.ends_with('/')) {
         Ok(())
     } else {
-        Err(Error::usage(format!("internal error: {path:?} is not an absolute znode path")))
+        Err(Error::internal(format!("{path:?} is not an absolute znode path")))
     }
 }
 
@@ -265,10 +278,10 @@ impl Session {
             inner: Arc::new(Inner {
                 config,
                 current: Mutex::new(None),
-                subscribers: Mutex::new(Vec::new()),
+                subscribers: RwLock::new(Vec::new()),
                 next_subscription: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
-                closing: AtomicBool::new(false),
+                lost: AtomicU64::new(0),
                 protection: Mutex::new(None),
             }),
         };
@@ -301,18 +314,25 @@ impl Session {
         lock(&self.inner.current).as_ref().map(|h| h.client.session_id().0)
     }
 
-    /// Which session we are on: changes each time a lost session is replaced.
+    /// Which session calls run on: changes as soon as the current session is known to be lost
+    /// (the next call opens the new one), so a subscriber told [`SessionEvent::Lost`] already
+    /// sees the new number.
     pub fn generation(&self) -> u64 {
-        self.inner.generation.load(Ordering::SeqCst)
+        let newest = self.inner.generation.load(Ordering::SeqCst);
+        if self.inner.lost.load(Ordering::SeqCst) >= newest {
+            newest + 1
+        } else {
+            newest
+        }
     }
 
     /// Calls `listener` with every [`SessionEvent`] until the returned [`Subscription`] is
     /// dropped. It runs on the client's executor or inside a call: it must only record or
     /// send, never call the session.
     #[must_use = "the listener is removed when the subscription is dropped"]
-    pub fn subscribe(&self, listener: impl Fn(SessionEvent) + Send + 'static) -> Subscription {
+    pub fn subscribe(&self, listener: impl Fn(SessionEvent) + Send + Sync + 'static) -> Subscription {
         let id = self.inner.next_subscription.fetch_add(1, Ordering::SeqCst);
-        lock(&self.inner.subscribers).push((id, Box::new(listener)));
+        self.inner.subscribers.write().unwrap_or_else(|p| p.into_inner()).push((id, Box::new(listener)));
         Subscription { inner: Arc::downgrade(&self.inner), id }
     }
 
@@ -341,16 +361,16 @@ impl Session {
             }
             None => return Err(Error::Unreachable { servers, waited: started.elapsed() }),
         };
-        let dead = Arc::new(AtomicBool::new(false));
-        self.watch_state(&client, generation, Arc::clone(&dead));
+        let (dead, told) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        self.watch_state(&client, generation, Arc::clone(&dead), Arc::clone(&told));
         self.inner.generation.store(generation, Ordering::SeqCst);
         info!("connected to ZooKeeper at {servers} (session {generation})");
-        Ok(Handle { client, generation, dead })
+        Ok(Handle { client, generation, dead, told })
     }
 
     /// Follows the client's state on its executor: reports reconnects, and marks the handle
     /// dead (and tells subscribers) when the session ends.
-    fn watch_state(&self, client: &zkc::Client, generation: u64, dead: Arc<AtomicBool>) {
+    fn watch_state(&self, client: &zkc::Client, generation: u64, dead: Arc<AtomicBool>, told: Arc<AtomicBool>) {
         let mut states = client.state_watcher();
         let inner = Arc::downgrade(&self.inner);
         let _detached = asyncs::spawn(async move {
@@ -376,7 +396,8 @@ impl Session {
                     }
                     zkc::SessionState::Expired | zkc::SessionState::AuthFailed | zkc::SessionState::Closed => {
                         dead.store(true, Ordering::SeqCst);
-                        if !session.inner.closing.load(Ordering::SeqCst) {
+                        session.inner.lost.fetch_max(generation, Ordering::SeqCst);
+                        if !told.swap(true, Ordering::SeqCst) {
                             warn!("lost ZooKeeper session {generation} ({state:?})");
                             session.notify(SessionEvent::Lost);
                         }
@@ -387,23 +408,32 @@ impl Session {
         });
     }
 
-    /// The live client; replaces a dead one first (a new session).
-    /// The live client; replaces a dead one first (a new session), waiting at most `wait` for
-    /// it to connect.
-    fn client(&self, wait: Duration) -> Result<zkc::Client> {
+    /// The live client with its session's generation, taken together under one lock (a
+    /// generation read apart could be a newer session's, which an expiry heard from this
+    /// client would then drop); replaces a dead one first (a new session), waiting at most
+    /// `wait` for it to connect.
+    fn client(&self, wait: Duration) -> Result<(zkc::Client, u64)> {
         let mut current = lock(&self.inner.current);
         if let Some(h) = current.as_ref().filter(|h| !h.dead.load(Ordering::SeqCst)) {
-            return Ok(h.client.clone());
+            return Ok((h.client.clone(), h.generation));
         }
-        if let Some(old) = current.take() {
-            warn!("ZooKeeper session {} is gone; starting a new session", old.generation);
-        }
+        // Told already, unless the end went unreported so far; a closed session (none here)
+        // was not news, its successor is.
+        let tell = match current.take() {
+            Some(old) => {
+                warn!("ZooKeeper session {} is gone; starting a new session", old.generation);
+                !old.told.swap(true, Ordering::SeqCst)
+            }
+            None => true,
+        };
         let handle = self.open(wait)?;
-        let client = handle.client.clone();
+        let taken = (handle.client.clone(), handle.generation);
         *current = Some(handle);
         drop(current);
-        self.notify(SessionEvent::Lost);
-        Ok(client)
+        if tell {
+            self.notify(SessionEvent::Lost);
+        }
+        Ok(taken)
     }
 
     /// The client of session `generation`, if it is still the live one.
@@ -412,15 +442,23 @@ impl Session {
         current.as_ref().filter(|h| h.generation == generation && !h.dead.load(Ordering::SeqCst)).map(|h| h.client.clone())
     }
 
-    /// Marks the client of session `generation` dead, so that the next call makes a new one.
+    /// Marks the client of session `generation` dead, so that the next call makes a new one,
+    /// and tells subscribers unless the client's report told them already.
     fn forget(&self, generation: u64) {
-        if let Some(h) = lock(&self.inner.current).as_ref().filter(|h| h.generation == generation) {
-            h.dead.store(true, Ordering::SeqCst);
+        let current = lock(&self.inner.current);
+        let Some(h) = current.as_ref().filter(|h| h.generation == generation) else { return };
+        h.dead.store(true, Ordering::SeqCst);
+        self.inner.lost.fetch_max(generation, Ordering::SeqCst);
+        let told = Arc::clone(&h.told);
+        drop(current);
+        if !told.swap(true, Ordering::SeqCst) {
+            warn!("lost ZooKeeper session {generation} (a call found it gone)");
+            self.notify(SessionEvent::Lost);
         }
     }
 
     fn notify(&self, event: SessionEvent) {
-        for (_, listener) in lock(&self.inner.subscribers).iter() {
+        for (_, listener) in self.inner.subscribers.read().unwrap_or_else(|p| p.into_inner()).iter() {
             listener(event);
         }
     }
@@ -437,14 +475,13 @@ impl Session {
         F: Fn(zkc::Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, zkc::Error>>,
     {
-        let client = self.client(timeout).map_err(|e| match e {
-            e @ Error::Usage(_) => Failure::Fatal(e),
+        let (client, generation) = self.client(timeout).map_err(|e| match e {
+            e @ (Error::Usage(_) | Error::Internal { .. }) => Failure::Fatal(e),
             e => {
                 debug!("{e}");
                 Failure::Lost(Duration::ZERO)
             }
         })?;
-        let generation = self.generation();
         match block_on_for(timeout, f(client)) {
             // The client fails requests in flight on a broken connection with the connection's
             // own error (`Custom`: an I/O error, or no response within 2/5 of the session
@@ -453,6 +490,8 @@ impl Session {
                 Err(Failure::Lost(Duration::ZERO))
             }
             Some(Err(zkc::Error::SessionExpired | zkc::Error::ClientClosed | zkc::Error::SessionMoved)) => {
+                // This client's session, not necessarily the current one: another thread may
+                // have replaced it meanwhile.
                 self.forget(generation);
                 Err(Failure::Lost(Duration::ZERO))
             }
@@ -661,7 +700,7 @@ impl Session {
                 let answer = match answer {
                     zkc::MultiReadResult::Data { data, stat } => Ok(NodeData::new(data, &stat)),
                     zkc::MultiReadResult::Error { err } => Err(Failure::Zk(err)),
-                    other => Err(Failure::Fatal(Error::usage(format!("internal error: reading {path} gave {other:?}")))),
+                    other => Err(Failure::Fatal(Error::internal(format!("reading {path} gave {other:?}")))),
                 };
                 optional(answer, "read", path)
             })
@@ -853,10 +892,12 @@ impl Session {
     /// `None` if the parent does not exist. Safe to use across connection loss: the node carries
     /// an extra ACL entry naming `tag` (read permission for an identity nobody has; the node
     /// stays open to everyone as before), and after a loss the parent's children are searched
-    /// for that tag before creating again, so the node is created exactly once.
+    /// for that tag, newest first, before creating again, so the node is created exactly once.
+    /// A search that cannot finish by the create's deadline (three session timeouts) fails with
+    /// [`Error::ConnectionLost`] rather than create a second node.
     pub fn create_sequential_protected(&self, prefix: &str, data: &[u8], tag: &str) -> Result<Option<String>> {
         check_path(prefix)?;
-        let (parent, base) = prefix.rsplit_once('/').ok_or_else(|| Error::usage(format!("bad prefix {prefix:?}")))?;
+        let (parent, base) = prefix.rsplit_once('/').ok_or_else(|| Error::internal(format!("bad prefix {prefix:?}")))?;
         let parent = if parent.is_empty() { "/" } else { parent };
         let marker = zkc::Acl::new(zkc::Permission::READ, zkc::AuthId::new(TAG_SCHEME, &format!("zk-coffee-tag-{tag}:{tag}")));
         let mut acls = self.acl_for(prefix);
@@ -864,6 +905,7 @@ impl Session {
         let options = zkc::CreateMode::PersistentSequential.with_acls(zkc::Acls::new(&acls));
         let options = &options;
         let started = Instant::now();
+        let limit = self.inner.config.session_timeout * 3;
         let mut backoff = FIRST_BACKOFF;
         loop {
             match self.call_once(prefix, |c| async move { c.create(prefix, data, options).await }) {
@@ -873,13 +915,12 @@ impl Session {
                 Err(f) => return Err(f.into_error("create", prefix)),
             }
             // The create may have happened before the connection dropped: look for our tag.
-            if let Some(found) = self.find_tagged(parent, base, &marker)? {
+            if let Some(found) = self.find_tagged(parent, base, &marker, started, limit)? {
                 info!("found my order {found} after a connection loss");
                 return Ok(Some(found));
             }
             // Never made, or made and already served (then this is a second coffee).
             info!("no order of mine under {parent} after a connection loss; placing it again");
-            let limit = self.inner.config.session_timeout * 3;
             if started.elapsed() + backoff > limit {
                 return Err(Error::ConnectionLost { op: format!("create {prefix}"), waited: started.elapsed() });
             }
@@ -888,17 +929,58 @@ impl Session {
         }
     }
 
-    /// The child of `parent` named `base` + sequence whose ACL holds `marker`, if any.
-    fn find_tagged(&self, parent: &str, base: &str, marker: &zkc::Acl) -> Result<Option<String>> {
+    /// The child of `parent` named `base` + sequence whose ACL holds `marker`, if any. Reads
+    /// the ACLs newest first (highest sequence number), in rounds of growing size sent
+    /// together; when `started + limit` passes before it knows, it fails rather than say
+    /// "not there": the caller would create the node a second time.
+    fn find_tagged(
+        &self,
+        parent: &str,
+        base: &str,
+        marker: &zkc::Acl,
+        started: Instant,
+        limit: Duration,
+    ) -> Result<Option<String>> {
         let Some(children) = self.children(parent)? else { return Ok(None) };
-        for child in children.iter().filter(|c| c.starts_with(base)) {
-            let path = if parent == "/" { format!("/{child}") } else { format!("{parent}/{child}") };
-            let p = path.as_str();
-            match self.call(p, |c| async move { c.get_acl(p).await }) {
-                Ok((acl, _)) if acl.contains(marker) => return Ok(Some(path)),
-                Ok(_) | Err(Failure::Zk(zkc::Error::NoNode)) => {}
-                Err(f) => return Err(f.into_error("read the ACL of", &path)),
+        let mut newest_first: Vec<(i64, String)> = children
+            .into_iter()
+            .filter_map(|child| {
+                let sequence = child.strip_prefix(base)?.parse::<i64>().ok()?;
+                let path = if parent == "/" { format!("/{child}") } else { format!("{parent}/{child}") };
+                Some((sequence, path))
+            })
+            .collect();
+        newest_first.sort_unstable_by_key(|(sequence, _)| std::cmp::Reverse(*sequence));
+        let total = newest_first.len();
+        let (mut looked, mut round) = (0, 1);
+        while looked < total {
+            if started.elapsed() >= limit {
+                return Err(Error::ConnectionLost {
+                    op: format!("find my order under {parent} (looked at {looked} of {total} in time)"),
+                    waited: started.elapsed(),
+                });
             }
+            let paths: Vec<&str> = newest_first[looked..total.min(looked + round)].iter().map(|(_, p)| p.as_str()).collect();
+            let paths = &paths;
+            let acls = self.call(paths[0], |c| async move {
+                let pending: Vec<_> = paths.iter().map(|p| c.get_acl(p)).collect();
+                let mut acls = Vec::with_capacity(pending.len());
+                for acl in pending {
+                    match acl.await {
+                        Ok((acl, _)) => acls.push(acl),
+                        // Served meanwhile.
+                        Err(zkc::Error::NoNode) => acls.push(Vec::new()),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(acls)
+            });
+            let acls = acls.map_err(|f| f.into_error("read the ACL of", paths[0]))?;
+            if let Some(i) = acls.iter().position(|acl| acl.contains(marker)) {
+                return Ok(Some(paths[i].to_owned()));
+            }
+            looked += paths.len();
+            round = (round * 2).min(MAX_TAG_READS);
         }
         Ok(None)
     }
@@ -924,8 +1006,9 @@ impl Session {
 
     /// Ends the session: ephemerals go at once. Waits a moment for the server to confirm.
     pub fn close(&self) {
-        self.inner.closing.store(true, Ordering::SeqCst);
         let Some(handle) = lock(&self.inner.current).take() else { return };
+        // The end of this session is ours, not news.
+        handle.told.store(true, Ordering::SeqCst);
         let mut states = handle.client.state_watcher();
         drop(handle.client);
         let closed = block_on_for(self.inner.config.session_timeout, async {
@@ -989,7 +1072,7 @@ pub struct Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.upgrade() {
-            lock(&inner.subscribers).retain(|(id, _)| *id != self.id);
+            inner.subscribers.write().unwrap_or_else(|p| p.into_inner()).retain(|(id, _)| *id != self.id);
         }
     }
 }
@@ -1093,10 +1176,15 @@ mod tests {
     }
 
     #[test]
-    fn relative_paths_are_refused() {
+    fn relative_paths_are_refused_as_internal_failures() {
         assert!(check_path("/orders").is_ok());
         assert!(check_path("/").is_ok());
-        assert!(check_path("orders").is_err());
-        assert!(check_path("/orders/").is_err());
+        for bad in ["orders", "/orders/"] {
+            // Paths come from `layout`, never from the user: a bad one is a bug (exit 1).
+            match check_path(bad) {
+                Err(e @ Error::Internal { .. }) => assert_eq!(e.exit_code(), crate::error::exit::FAILURE),
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
     }
 }
