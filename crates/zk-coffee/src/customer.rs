@@ -333,7 +333,7 @@ fn wait_for_a_barista(roster: &Roster, config: &CustomerConfig, deadline: Instan
     let _stop_hook = shutdown.on_request(move || {
         let _ = stop_tx.send(());
     });
-    roster.tell_on_change(tx);
+    let _wait = roster.tell_on_change(tx);
     let on_shift = roster.on_shift()?;
     let wanted_on_shift = match &config.barista {
         Some(wanted) => on_shift.contains(wanted),
