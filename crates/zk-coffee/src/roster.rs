@@ -5,7 +5,9 @@
 //! The listing is redone only after the group changed (the watch fired) or the connection did
 //! (a reconnect or a new session), and then once for all the customers sharing the roster. Each
 //! listing sets one watch, which fires once, and the next listing comes only after it fired
-//! (or the connection changed): one outstanding watch on the group per roster.
+//! (or the connection changed): one outstanding watch on the group per roster. Only members
+//! whose nodes are ephemeral are baristas on shift; each member's node is read once, when it
+//! first appears (see [`Members`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +18,7 @@ use crate::error::Result;
 use crate::layout::BaristaName;
 use crate::lock;
 use crate::session::{Session, Subscription};
-use crate::shop;
+use crate::shop::Members;
 
 /// The baristas on shift, kept current. Cheap to clone; clones share the listing.
 #[derive(Clone)]
@@ -26,9 +28,10 @@ pub struct Roster {
 
 struct Inner {
     session: Session,
-    /// The last listing (`None`: none yet). Held while listing again, so that customers
-    /// sharing the roster wait for one listing instead of each making its own.
-    listing: Mutex<Option<Vec<BaristaName>>>,
+    /// The members as read so far, and the last listing (`None`: none yet). Held while
+    /// listing again, so that customers sharing the roster wait for one listing instead of
+    /// each making its own.
+    listing: Mutex<(Members, Option<Vec<BaristaName>>)>,
     /// The group or the connection changed since the last listing.
     stale: AtomicBool,
     /// Customers waiting for the group to change.
@@ -107,7 +110,7 @@ impl Roster {
             });
             Inner {
                 session: session.clone(),
-                listing: Mutex::new(None),
+                listing: Mutex::new((Members::new(false), None)),
                 stale: AtomicBool::new(false),
                 waiters: Arc::default(),
                 _subscription: subscription,
@@ -116,10 +119,11 @@ impl Roster {
         Roster { inner }
     }
 
-    /// The baristas on shift, sorted by name: the last listing, unless something changed
-    /// since.
+    /// The baristas on shift (ephemeral members, see [`Members`]), sorted by name: the last
+    /// listing, unless something changed since.
     pub fn on_shift(&self) -> Result<Vec<BaristaName>> {
-        let mut listing = lock(&self.inner.listing);
+        let mut guard = lock(&self.inner.listing);
+        let (members, listing) = &mut *guard;
         if self.inner.stale.swap(false, Ordering::SeqCst) || listing.is_none() {
             let me = Arc::downgrade(&self.inner);
             let notify = move || {
@@ -127,7 +131,7 @@ impl Roster {
                     inner.changed();
                 }
             };
-            match shop::watch_baristas_on_shift(&self.inner.session, notify) {
+            match members.watch(&self.inner.session, notify) {
                 Ok(on_shift) => *listing = Some(on_shift),
                 Err(e) => {
                     self.inner.stale.store(true, Ordering::SeqCst);
