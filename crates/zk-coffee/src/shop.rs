@@ -114,13 +114,18 @@ pub fn not_initialised(session: &Session, path: &str) -> Error {
 /// customers do not order from it, baristas adopt its bucket as an orphan. Members whose names
 /// could not be ours are skipped.
 ///
-/// Each member is read once, when first listed (the reads of new members go out together, in
-/// one request), and remembered while it stays in the group, so a roster listing the group
-/// again after a change reads only the newcomers.
+/// A barista is read once, when first listed (the reads of new members go out together, in one
+/// request), and remembered while it stays in the group, so a roster listing the group again
+/// after a change reads only the newcomers. A member that is no barista is read again at each
+/// listing (there are few, if any), so that a barista who takes its name once it is removed is
+/// seen on shift. (A barista's node removed and made again as a persistent one between two
+/// listings is still taken for the barista.)
 #[derive(Debug, Default)]
 pub struct Members {
-    /// The members read so far, by name: whether each is a barista (its node ephemeral).
+    /// The members as last read, by name: whether each is a barista (its node ephemeral).
     known: HashMap<String, bool>,
+    /// The members reported as no baristas, so that each is reported once while it stays.
+    reported: HashSet<String>,
     /// Report a member that is not a barista at `info` (for a barista's operator) rather than
     /// `debug`.
     loud: bool,
@@ -129,7 +134,7 @@ pub struct Members {
 impl Members {
     /// Nothing known yet; `loud` reports members that are no baristas at `info`, once each.
     pub fn new(loud: bool) -> Members {
-        Members { known: HashMap::new(), loud }
+        Members { known: HashMap::new(), reported: HashSet::new(), loud }
     }
 
     /// The baristas on shift, sorted by name.
@@ -167,7 +172,8 @@ impl Members {
             .collect();
         names.sort();
         let listed: HashSet<&str> = names.iter().map(BaristaName::as_str).collect();
-        self.known.retain(|name, _| listed.contains(name.as_str()));
+        self.known.retain(|name, barista| *barista && listed.contains(name.as_str()));
+        self.reported.retain(|name| listed.contains(name.as_str()));
         let new: Vec<&BaristaName> = names.iter().filter(|n| !self.known.contains_key(n.as_str())).collect();
         // Unreadable members count as baristas (as before anyone looked) and are read again
         // next time.
@@ -178,7 +184,7 @@ impl Members {
                 match read {
                     Ok(Some(node)) => {
                         let on_shift = node.ephemeral_owner != 0;
-                        if !on_shift {
+                        if !on_shift && self.reported.insert(name.to_string()) {
                             let why = "its node is persistent, so it is not a barista on shift (its bucket is an orphan)";
                             if self.loud {
                                 info!("ignoring {path}: {why}");
