@@ -1,4 +1,5 @@
-//! The customer's side: waiting for a barista to come on shift, and leaving on SIGTERM.
+//! The customer's side: waiting for a barista to come on shift, leaving on SIGTERM, and a full
+//! shop (`--max-queue`).
 
 use zk_coffee_tests::*;
 
@@ -60,4 +61,55 @@ fn sigterm_ends_a_customer_waiting_for_a_barista() {
     let out = customer.wait_exit(EXIT_TIMEOUT);
     out.assert_within(std::time::Duration::from_secs(10)).assert_code(exit::GAVE_UP);
     assert_eq!(server.tree("/orders"), Vec::<String>::new(), "no order was placed");
+}
+
+/// `--max-queue N` (or the shop's `shop-init --max-queue N`): a customer skips queues of N
+/// orders or more. With every queue full it orders nothing and exits 9 (`shop-full exit=9`);
+/// with one queue below N it orders there.
+#[test]
+fn a_full_shop_turns_the_customer_away_and_a_short_queue_takes_it() {
+    use zookeeper::{Acl, CreateMode};
+    let server = ZkServer::start();
+    server.init_shop();
+    // Two baristas each busy with a long brew, so their queues stay as they are.
+    let _slow: Vec<Proc> = ["b1", "b2"]
+        .iter()
+        .map(|b| server.cmd(Role::Barista).args(["--name", b, "--brew-time", "600"]).spawn_on_shift())
+        .collect();
+    let raw = server.raw();
+    let order = |bucket: &str| {
+        raw.create(
+            &format!("/orders/{bucket}/coffee"),
+            b"jacob".to_vec(),
+            Acl::open_unsafe().clone(),
+            CreateMode::PersistentSequential,
+        )
+        .expect("place an order")
+    };
+    let queue = |bucket: &str| server.children(&format!("/orders/{bucket}")).expect("the bucket").len();
+    for bucket in ["b1", "b1", "b2", "b2"] {
+        order(bucket);
+    }
+    let customer = || server.cmd(Role::Customer).args(["--coffee", "tesora", "--max-queue", "2", "--patience", "3"]);
+
+    let out = customer().run(EXIT_TIMEOUT);
+    out.assert_code(9);
+    assert_eq!(out.single_stdout_line(), "shop-full exit=9", "{out}");
+    assert_eq!((queue("b1"), queue("b2")), (2, 2), "the customer turned away placed no order");
+    // The same with the shop's own maximum (shop-init --max-queue) instead of the flag.
+    server.cmd(Role::ShopInit).args(["--max-queue", "2"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
+    let out = server.cmd(Role::Customer).args(["--coffee", "tesora", "--patience", "3"]).run(EXIT_TIMEOUT);
+    out.assert_code(9);
+    assert_eq!(out.single_stdout_line(), "shop-full exit=9", "{out}");
+    assert_eq!((queue("b1"), queue("b2")), (2, 2), "the customer turned away placed no order");
+
+    // One queue below the maximum: the customer orders there (and gives up on the long brew).
+    let third = server.cmd(Role::Barista).args(["--name", "b3", "--brew-time", "600"]).spawn_on_shift();
+    order("b3");
+    let out = customer().run(EXIT_TIMEOUT);
+    let r = Receipt::parse(out.single_stdout_line());
+    assert_eq!((r.outcome.as_str(), r.barista.as_str()), ("gave-up", "b3"), "{out}");
+    out.assert_code(exit::GAVE_UP);
+    assert_eq!((queue("b1"), queue("b2"), queue("b3")), (2, 2, 1), "its order was withdrawn");
+    drop(third);
 }

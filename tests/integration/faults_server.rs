@@ -308,3 +308,41 @@ fn calls_on_a_frozen_server_give_up_within_the_session_timeout() {
     assert!(out.elapsed <= bound, "took {:?} (bound {bound:?})\n{out}", out.elapsed);
     assert!(matches!(out.code(), Some(exit::GAVE_UP | exit::UNREACHABLE)), "{out}");
 }
+
+/// A customer that hears its order was deleted (served) while its own requests go unanswered
+/// was served, and says so when its patience ends: `served`, not `failed`.
+///
+/// The load generator's customer (one board watch for all its orders) is used because its
+/// watch stays set after telling of a change: the gate mutes the customer (its requests are
+/// held, the server's events still reach it), a raw client touches the order (the customer
+/// looks at it, and that look goes unanswered) and then serves it (the customer is told,
+/// while it is still in the failed look). Before the fix the news was dropped in the
+/// outage's backoff and the visit counted `failed`.
+#[test]
+fn a_customer_told_it_was_served_while_its_calls_go_unanswered_reports_served() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let gate = Gate::start(server.port());
+    // The original barista, played by the test's own client (not behind the gate).
+    let raw = server.raw();
+    let open = zookeeper::Acl::open_unsafe().clone();
+    raw.create("/orders/orig", Vec::new(), open.clone(), zookeeper::CreateMode::Persistent).expect("bucket");
+    raw.create("/barista_group/orig", Vec::new(), open, zookeeper::CreateMode::Ephemeral).expect("member");
+    let c = role(&gate.connect_string(), Role::Customer)
+        .args(["--coffee", "jacob", "--barista", "orig", "--patience", "8", "--orders", "1", "--concurrency", "1"])
+        .spawn();
+    let order = c.wait_log("the customer's order", LOG_TIMEOUT, |lines| {
+        lines.iter().find_map(|l| l.split_once("ordered jacob from orig: ").map(|(_, o)| o.trim().to_owned()))
+    });
+    assert!(raw.exists(&order, false).expect("exists").is_some(), "{order} is placed");
+
+    gate.mute();
+    // A change makes the customer look at its order (unanswered); the deletion is the serving.
+    raw.set_data(&order, b"jacob".to_vec(), None).expect("touch the order");
+    raw.delete(&order, None).expect("serve the order");
+    let out = c.wait_exit(Duration::from_secs(30));
+    gate.unmute();
+    let summary = out.single_stdout_line();
+    assert!(summary.contains(" served=1 ") && summary.contains(" failed=0 "), "told it was served, it says\n{out}");
+    out.assert_code(exit::OK);
+}

@@ -346,3 +346,107 @@ fn a_bucket_listing_over_a_megabyte_is_served_all_the_same() {
     let lines = out.stderr_between(Mark::START, serving);
     assert!(lines.len() < 20, "{} log lines: {:#?}", lines.len(), &lines[..lines.len().min(30)]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A persistent member is not a barista on shift
+
+/// A persistent `/barista_group/ghost` with a bucket `/orders/ghost`, as a raw client (zkCli's
+/// `create`) leaves them: a member node that never expires.
+fn make_ghost(raw: &ZooKeeper) {
+    put(raw, "/barista_group/ghost", b"", CreateMode::Persistent);
+    put(raw, "/orders/ghost", b"", CreateMode::Persistent);
+}
+
+/// The ghost's queue always looks shortest once its customers give up: it used to take about
+/// half of the customers choosing the shorter of two queues, who then waited in vain.
+#[test]
+fn customers_never_order_from_a_persistent_member() {
+    let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string().to_owned();
+    let raw = server.raw();
+    make_ghost(&raw);
+    let _barista = on_shift(fault::barista(&zk, "real", "0.05"));
+    let customers: Vec<Proc> = (0..10).map(|i| fault::customer(&zk, None, MENU[i % MENU.len()], "4").spawn()).collect();
+    all_served(customers, "real");
+}
+
+/// A load run (the board and the shared roster) ignores the ghost too.
+#[test]
+fn a_load_run_never_orders_from_a_persistent_member() {
+    let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string().to_owned();
+    let raw = server.raw();
+    make_ghost(&raw);
+    let _barista = on_shift(fault::barista(&zk, "real", "0"));
+    let out = fault::role(&zk, Role::Customer)
+        .args(["--orders", "40", "--concurrency", "4", "--patience", "4"])
+        .run(Duration::from_secs(60));
+    let summary = out.single_stdout_line();
+    assert!(summary.contains(" served=40 ") && summary.ends_with(" per_barista=real:40"), "{out}");
+    out.assert_code(exit::OK);
+}
+
+/// The ghost's bucket is an orphan: adopted through the usual claim, its orders served, the
+/// emptied bucket removed, exactly like a dead barista's. The barista says once that the ghost
+/// is not a barista, however often it looks at the group.
+#[test]
+fn the_bucket_of_a_persistent_member_is_adopted_and_served() {
+    let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string().to_owned();
+    let raw = server.raw();
+    make_ghost(&raw);
+    let orders: Vec<String> =
+        ["jacob", "tesora", "sogood"].iter().map(|c| raw_order(&raw, "/orders/ghost", c.as_bytes())).collect();
+    let barista = on_shift(fault::barista(&zk, "real", "0.05"));
+    let names: Vec<String> = orders.iter().map(|o| o.rsplit('/').next().expect("name").to_owned()).collect();
+    assert_eq!(barista.wait_served(3, LOG_TIMEOUT), names, "the ghost's orders, in order");
+    barista.wait_for_stderr("removed the emptied orphaned bucket of ghost", LOG_TIMEOUT);
+    assert_eq!(server.children("/orders"), Some(vec!["real".to_owned()]));
+
+    // More comings and goings make it look at the group again: an original barista comes and
+    // goes, leaving an order behind, which is adopted (so the barista looked again).
+    let other = connect_raw(&zk);
+    put(&other, "/orders/brief", b"", CreateMode::Persistent);
+    put(&other, "/barista_group/brief", b"", CreateMode::Ephemeral);
+    let late = raw_order(&raw, "/orders/brief", b"jacob");
+    other.close().expect("close the original barista's session");
+    wait_until(LOG_TIMEOUT, "the order left behind to be served", || data_of(&raw, &late).is_none());
+    wait_until(LOG_TIMEOUT, "its bucket to go", || server.children("/orders") == Some(vec!["real".to_owned()]));
+    let out = barista.stop(EXIT_TIMEOUT);
+    out.assert_code(exit::OK);
+    let told = out.stderr.iter().filter(|l| l.contains("/barista_group/ghost") && l.contains("not a barista")).count();
+    assert_eq!(told, 1, "the ghost is reported once\n{out}");
+    assert!(server.exists("/barista_group/ghost"), "the ghost's node is left alone");
+}
+
+/// `shop-status` lists the ghost as not a barista (text and JSON) and its bucket as orphaned.
+#[test]
+fn shop_status_lists_a_persistent_member_as_not_a_barista() {
+    let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string().to_owned();
+    let raw = server.raw();
+    make_ghost(&raw);
+    raw_order(&raw, "/orders/ghost", b"jacob");
+    // The original barista: an ephemeral member writing no facts.
+    put(&raw, "/orders/orig", b"", CreateMode::Persistent);
+    put(&raw, "/barista_group/orig", b"", CreateMode::Ephemeral);
+
+    let status = crate::security::run_shop_status(&[crate::security::os("--zk"), crate::security::os(&zk)]);
+    status.assert_code(exit::OK);
+    let text = status.stdout.join("\n");
+    assert!(text.contains("on shift: 1\n  orig "), "{status}");
+    assert!(text.contains("not baristas: 1\n  ghost "), "{status}");
+    assert!(text.contains("orphaned buckets: 1\n  ghost                    queue     1"), "{status}");
+
+    let json =
+        crate::security::run_shop_status(&[crate::security::os("--zk"), crate::security::os(&zk), crate::security::os("--json")]);
+    json.assert_code(exit::OK);
+    let line = json.single_stdout_line();
+    assert!(line.contains("\"on_shift\":[{\"name\":\"orig\","), "{json}");
+    assert!(line.contains("\"not_baristas\":[\"ghost\"]"), "{json}");
+    assert!(line.contains("\"orphans\":[{\"owner\":\"ghost\",\"queue\":{\"orders\":1,"), "{json}");
+}

@@ -13,7 +13,8 @@
 //!   from `/proc/PID/fd` and `/proc/net/tcp`, matched against the servers' `cons` reports).
 //! - [`Gate`]: a loopback TCP proxy in front of a server that can cut every connection and
 //!   refuse new ones (a partition: the server keeps running and expires the sessions it no
-//!   longer hears from), then let clients through again.
+//!   longer hears from), then let clients through again; or mute the clients (what they send
+//!   is held back while the server's replies and events still reach them).
 //! - [`audit`] / [`Audit`]: the shop's tree as a raw client sees it: buckets and their orders,
 //!   members on shift, claims. [`settle_customers`] checks every customer ended properly.
 //! - [`role`]: a role command with the short session timeout the fault tests use.
@@ -295,6 +296,8 @@ pub struct Gate {
 
 struct GateState {
     closed: AtomicBool,
+    /// What clients send is held back (not lost) until unmuted.
+    muted: AtomicBool,
     stop: AtomicBool,
     /// Both sockets of every forwarded connection, to cut them.
     conns: Mutex<Vec<TcpStream>>,
@@ -305,8 +308,12 @@ impl Gate {
     pub fn start(target_port: u16) -> Gate {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gate");
         let port = listener.local_addr().expect("gate address").port();
-        let state =
-            Arc::new(GateState { closed: AtomicBool::new(false), stop: AtomicBool::new(false), conns: Mutex::new(Vec::new()) });
+        let state = Arc::new(GateState {
+            closed: AtomicBool::new(false),
+            muted: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            conns: Mutex::new(Vec::new()),
+        });
         let accept_state = Arc::clone(&state);
         std::thread::spawn(move || {
             for client in listener.incoming() {
@@ -329,7 +336,7 @@ impl Gate {
                     conns.push(s);
                 }
                 drop(conns);
-                forward(client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                forward_unless_muted(client.try_clone().expect("clone"), server.try_clone().expect("clone"), &accept_state);
                 forward(server, client);
             }
         });
@@ -358,6 +365,19 @@ impl Gate {
     pub fn open(&self) {
         self.state.closed.store(false, Ordering::SeqCst);
     }
+
+    /// Holds back what clients send, on every connection, new ones included: their requests
+    /// (and pings) go unanswered, while what the server sends them (replies to earlier
+    /// requests, watch events) still arrives. Nothing is dropped: [`unmute`](Gate::unmute)
+    /// sends it on.
+    pub fn mute(&self) {
+        self.state.muted.store(true, Ordering::SeqCst);
+    }
+
+    /// Forwards what clients send again, starting with what was held back.
+    pub fn unmute(&self) {
+        self.state.muted.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Gate {
@@ -367,6 +387,29 @@ impl Drop for Gate {
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
+}
+
+/// Copies `from` (a client) to `to` (the server) on a thread until either side closes,
+/// holding each chunk back while the gate is muted.
+fn forward_unless_muted(mut from: TcpStream, mut to: TcpStream, state: &Arc<GateState>) {
+    let state = Arc::clone(state);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            while state.muted.load(Ordering::SeqCst) && !state.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
 }
 
 /// Copies `from` to `to` on a thread until either side closes.

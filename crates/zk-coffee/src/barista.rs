@@ -10,7 +10,8 @@
 //! little more than one read per order.
 //!
 //! **Adoption.** A bucket whose owner is not in `/barista_group` is orphaned (its owner
-//! crashed, was killed, lost its session or left with orders queued). Every barista watches
+//! crashed, was killed, lost its session or left with orders queued), and so is one whose
+//! owner's membership node is persistent (a foreign client's: no barista). Every barista watches
 //! the group and the buckets; the first to create the EPHEMERAL claim
 //! `/zk-coffee/claims/{owner}` adopts the bucket and serves its orders where they are, so the
 //! waiting customers' watches fire as usual. The claim dies with its holder, so a crashed
@@ -59,7 +60,7 @@ use crate::registration::Registration;
 use crate::sales::{Ledger, Sale};
 use crate::security;
 use crate::session::{NodeData, Removal, Session, SessionEvent, TreeEvent};
-use crate::shop;
+use crate::shop::{self, Members};
 use crate::shutdown::{Shutdown, Stop};
 
 /// Longest single wait for a wake-up; a safety net, not a poll: nothing is re-read after it
@@ -157,6 +158,7 @@ pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown, miles
         started: SystemTime::now(),
         registered: None,
         staff_changed: true,
+        members: Members::new(true),
         adopted: BTreeSet::new(),
         reported_foreign: HashSet::new(),
         queues: BTreeMap::new(),
@@ -192,6 +194,8 @@ struct Barista<'m> {
     registered: Option<u64>,
     /// The group, the buckets or a claim changed since we last looked for orphans.
     staff_changed: bool,
+    /// The group's members as read so far: who is a barista on shift.
+    members: Members,
     /// Orphaned buckets whose claim we hold (on the registered session).
     adopted: BTreeSet<BaristaName>,
     /// Orders we may not touch, already logged, so each is reported once.
@@ -598,10 +602,14 @@ impl Barista<'_> {
     /// Claims the buckets whose owners are not on shift, and releases claims on buckets whose
     /// owners came back. Watches the group, the buckets and others' claims.
     fn look_for_orphans(&mut self) -> Result<()> {
+        // Only ephemeral members are on shift: a persistent one (a foreign client's) is no
+        // barista, and its bucket an orphan like any other.
         let on_shift: BTreeSet<BaristaName> = match self.armed.arm(layout::BARISTA_GROUP, self.session.generation()) {
-            true => shop::watch_baristas_on_shift(&self.session, self.armed_waker(layout::BARISTA_GROUP, Wake::Staff))
-                .inspect_err(|_| self.armed.fired(layout::BARISTA_GROUP))?,
-            false => shop::baristas_on_shift(&self.session)?,
+            true => {
+                let notify = self.armed_waker(layout::BARISTA_GROUP, Wake::Staff);
+                self.members.watch(&self.session, notify).inspect_err(|_| self.armed.fired(layout::BARISTA_GROUP))?
+            }
+            false => self.members.list(&self.session)?,
         }
         .into_iter()
         .collect();
@@ -637,7 +645,7 @@ impl Barista<'_> {
                 // The listings above may be stale: a barista coming on shift holds its own
                 // claim until its membership node exists, and one leaving holds it until its
                 // bucket is gone, so a fresh look now tells a real orphan.
-                if self.session.exists(&layout::member(&owner))? || !self.session.exists(&layout::bucket(&owner))? {
+                if shop::is_on_shift(&self.session, &owner)? || !self.session.exists(&layout::bucket(&owner))? {
                     self.session.delete(&claim, None)?;
                     continue;
                 }
@@ -715,7 +723,7 @@ impl Barista<'_> {
         if self.queues.get(owner).is_some_and(|q| !q.is_empty()) {
             return self.serve_queue(owner, Until::StopRequested);
         }
-        if self.session.exists(&layout::member(owner))? {
+        if shop::is_on_shift(&self.session, owner)? {
             return self.release(owner).map(|()| 0); // the owner is back
         }
         match self.session.delete_if_empty(&layout::bucket(owner))? {

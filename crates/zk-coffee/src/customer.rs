@@ -221,11 +221,19 @@ pub fn order_and_wait(
                         warn!("{e}; still waiting for {order}");
                     }
                     outage = Some(backoff);
-                    let wake = rx.recv_timeout(backoff.min(deadline.saturating_duration_since(Instant::now())));
-                    if matches!(wake, Ok(Wake::Stop)) && shutdown.state() != Stop::No {
-                        return withdraw(session, receipt(placed));
+                    match rx.recv_timeout(backoff.min(deadline.saturating_duration_since(Instant::now()))) {
+                        // Told of the deletion while our own calls fail: it was served all
+                        // the same, and the news needs no look.
+                        Ok(Wake::Served) => return Ok(Outcome::Served(receipt(placed))),
+                        Ok(Wake::Stop) if shutdown.state() != Stop::No => {
+                            return withdraw(session, &rx, receipt(placed));
+                        }
+                        _ => continue,
                     }
-                    continue;
+                }
+                Err(e) if told_served(&rx) => {
+                    debug!("{e}, but {order} was served meanwhile");
+                    return Ok(Outcome::Served(receipt(placed)));
                 }
                 Err(e) => return Err(e),
             };
@@ -250,7 +258,7 @@ pub fn order_and_wait(
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => true,
         };
         if give_up {
-            return withdraw(session, receipt(placed));
+            return withdraw(session, &rx, receipt(placed));
         }
     }
 }
@@ -276,14 +284,27 @@ fn rejected(data: &[u8]) -> Option<String> {
     std::str::from_utf8(data).ok()?.strip_prefix(order::REJECTED_PREFIX).map(str::to_owned)
 }
 
-/// Deletes the order; if it was already gone, the barista served it in the meantime.
-fn withdraw(session: &Session, receipt: Receipt) -> Result<Outcome> {
-    if session.delete(&receipt.order, None)? {
-        info!("gave up waiting for {}; withdrew {}", receipt.coffee, receipt.order);
-        Ok(Outcome::GaveUp(receipt))
-    } else {
-        Ok(Outcome::Served(receipt))
+/// Deletes the order; if it was already gone, the barista served it in the meantime. If
+/// ZooKeeper cannot be reached, news of the serving that came meanwhile on `rx` still counts.
+fn withdraw(session: &Session, rx: &mpsc::Receiver<Wake>, receipt: Receipt) -> Result<Outcome> {
+    match session.delete(&receipt.order, None) {
+        Ok(true) => {
+            info!("gave up waiting for {}; withdrew {}", receipt.coffee, receipt.order);
+            Ok(Outcome::GaveUp(receipt))
+        }
+        Ok(false) => Ok(Outcome::Served(receipt)),
+        Err(e) if e.is_transient() && told_served(rx) => {
+            debug!("{e}, but {} was served meanwhile", receipt.order);
+            Ok(Outcome::Served(receipt))
+        }
+        Err(e) => Err(e),
     }
+}
+
+/// Whether news of the order's deletion (its serving) is waiting on `rx`, taking what is
+/// queued there.
+fn told_served(rx: &mpsc::Receiver<Wake>) -> bool {
+    rx.try_iter().any(|wake| matches!(wake, Wake::Served))
 }
 
 /// Chooses a barista on shift and creates the order in their bucket. With nobody on shift,
@@ -333,7 +354,7 @@ fn wait_for_a_barista(roster: &Roster, config: &CustomerConfig, deadline: Instan
     let _stop_hook = shutdown.on_request(move || {
         let _ = stop_tx.send(());
     });
-    roster.tell_on_change(tx);
+    let _wait = roster.tell_on_change(tx);
     let on_shift = roster.on_shift()?;
     let wanted_on_shift = match &config.barista {
         Some(wanted) => on_shift.contains(wanted),

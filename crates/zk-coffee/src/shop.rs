@@ -1,5 +1,7 @@
-//! The shop as a whole: creating its top-level nodes, checking they exist, and listing who is
+//! The shop as a whole: creating its top-level nodes, checking they exist, and telling who is
 //! on shift.
+
+use std::collections::{HashMap, HashSet};
 
 use log::{debug, info};
 
@@ -91,17 +93,14 @@ pub fn check_initialised(session: &Session) -> Result<()> {
     Ok(())
 }
 
-/// The baristas on shift, sorted by name. Members whose names could not be ours (written by a
-/// foreign client) are skipped.
+/// The baristas on shift, sorted by name, read afresh (see [`Members`]).
 pub fn baristas_on_shift(session: &Session) -> Result<Vec<BaristaName>> {
-    let members = session.children(layout::BARISTA_GROUP)?;
-    valid_members(session, members)
+    Members::new(false).list(session)
 }
 
-/// Like [`baristas_on_shift`], and `notify` runs once when somebody comes or goes.
-pub fn watch_baristas_on_shift(session: &Session, notify: impl Fn() + Send + Sync + 'static) -> Result<Vec<BaristaName>> {
-    let members = session.watch_children(layout::BARISTA_GROUP, notify)?;
-    valid_members(session, members)
+/// Whether `name`'s membership node exists and is ephemeral, read now: a barista on shift.
+pub fn is_on_shift(session: &Session, name: &BaristaName) -> Result<bool> {
+    Ok(session.read(&layout::member(name))?.is_some_and(|node| node.ephemeral_owner != 0))
 }
 
 /// The error for a missing top-level node, naming it as the server sees it (with the chroot).
@@ -109,18 +108,102 @@ pub fn not_initialised(session: &Session, path: &str) -> Error {
     Error::ShopNotInitialised { missing: format!("{}{path}", session.servers().chroot().unwrap_or("")) }
 }
 
-fn valid_members(session: &Session, members: Option<Vec<String>>) -> Result<Vec<BaristaName>> {
-    let members = members.ok_or_else(|| not_initialised(session, layout::BARISTA_GROUP))?;
-    let mut names: Vec<BaristaName> = members
-        .iter()
-        .filter_map(|m| match BaristaName::new(m) {
-            Ok(name) => Some(name),
-            Err(e) => {
-                debug!("skipping member: {e}");
-                None
+/// Who the members of `/barista_group` are. A member is a barista on shift only while its node
+/// is ephemeral, as every barista's is (ours and the original program's): it goes with its
+/// session. A persistent one (a foreign client's `create`) never goes and is no barista:
+/// customers do not order from it, baristas adopt its bucket as an orphan. Members whose names
+/// could not be ours are skipped.
+///
+/// A barista is read once, when first listed (the reads of new members go out together, in one
+/// request), and remembered while it stays in the group, so a roster listing the group again
+/// after a change reads only the newcomers. A member that is no barista is read again at each
+/// listing (there are few, if any), so that a barista who takes its name once it is removed is
+/// seen on shift. (A barista's node removed and made again as a persistent one between two
+/// listings is still taken for the barista.)
+#[derive(Debug, Default)]
+pub struct Members {
+    /// The members as last read, by name: whether each is a barista (its node ephemeral).
+    known: HashMap<String, bool>,
+    /// The members reported as no baristas, so that each is reported once while it stays.
+    reported: HashSet<String>,
+    /// Report a member that is not a barista at `info` (for a barista's operator) rather than
+    /// `debug`.
+    loud: bool,
+}
+
+impl Members {
+    /// Nothing known yet; `loud` reports members that are no baristas at `info`, once each.
+    pub fn new(loud: bool) -> Members {
+        Members { known: HashMap::new(), reported: HashSet::new(), loud }
+    }
+
+    /// The baristas on shift, sorted by name.
+    pub fn list(&mut self, session: &Session) -> Result<Vec<BaristaName>> {
+        let members = session.children(layout::BARISTA_GROUP)?;
+        self.on_shift(session, members)
+    }
+
+    /// Like [`Members::list`], and `notify` runs once when somebody comes or goes.
+    pub fn watch(&mut self, session: &Session, notify: impl Fn() + Send + Sync + 'static) -> Result<Vec<BaristaName>> {
+        let members = session.watch_children(layout::BARISTA_GROUP, notify)?;
+        self.on_shift(session, members)
+    }
+
+    /// The members of the last listing that are not baristas (persistent nodes), sorted.
+    pub fn not_baristas(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.known.iter().filter(|(_, on_shift)| !**on_shift).map(|(n, _)| n.clone()).collect();
+        names.sort();
+        names
+    }
+
+    /// Sorts a listing of the group out: reads the newcomers, forgets who left, and returns
+    /// the baristas among them.
+    fn on_shift(&mut self, session: &Session, members: Option<Vec<String>>) -> Result<Vec<BaristaName>> {
+        let members = members.ok_or_else(|| not_initialised(session, layout::BARISTA_GROUP))?;
+        let mut names: Vec<BaristaName> = members
+            .iter()
+            .filter_map(|m| match BaristaName::new(m) {
+                Ok(name) => Some(name),
+                Err(e) => {
+                    debug!("skipping member: {e}");
+                    None
+                }
+            })
+            .collect();
+        names.sort();
+        let listed: HashSet<&str> = names.iter().map(BaristaName::as_str).collect();
+        self.known.retain(|name, barista| *barista && listed.contains(name.as_str()));
+        self.reported.retain(|name| listed.contains(name.as_str()));
+        let new: Vec<&BaristaName> = names.iter().filter(|n| !self.known.contains_key(n.as_str())).collect();
+        // Unreadable members count as baristas (as before anyone looked) and are read again
+        // next time.
+        let mut unreadable: HashSet<String> = HashSet::new();
+        if !new.is_empty() {
+            let paths: Vec<String> = new.iter().map(|n| layout::member(n)).collect();
+            for ((name, path), read) in new.into_iter().zip(&paths).zip(session.read_many(&paths)?) {
+                match read {
+                    Ok(Some(node)) => {
+                        let on_shift = node.ephemeral_owner != 0;
+                        if !on_shift && self.reported.insert(name.to_string()) {
+                            let why = "its node is persistent, so it is not a barista on shift (its bucket is an orphan)";
+                            if self.loud {
+                                info!("ignoring {path}: {why}");
+                            } else {
+                                debug!("ignoring {path}: {why}");
+                            }
+                        }
+                        self.known.insert(name.to_string(), on_shift);
+                    }
+                    // Gone since the listing: not on shift.
+                    Ok(None) => {}
+                    Err(e) => {
+                        debug!("{e}; counting {path} as a barista on shift");
+                        unreadable.insert(name.to_string());
+                    }
+                }
             }
-        })
-        .collect();
-    names.sort();
-    Ok(names)
+        }
+        names.retain(|n| self.known.get(n.as_str()).copied().unwrap_or_else(|| unreadable.contains(n.as_str())));
+        Ok(names)
+    }
 }

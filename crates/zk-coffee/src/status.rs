@@ -1,6 +1,6 @@
-//! The shop at a glance, for operators: who is on shift (with the facts they registered), how
-//! long each queue is and how old its oldest order, which buckets are orphaned (and who adopts
-//! them), and what has been sold, per coffee and per barista.
+//! The shop at a glance, for operators: who is on shift (with the facts they registered), which
+//! members are not baristas, how long each queue is and how old its oldest order, which buckets
+//! are orphaned (and who adopts them), and what has been sold, per coffee and per barista.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,7 +12,7 @@ use crate::layout::{self, BaristaName};
 use crate::registration::Registration;
 use crate::sales::{self, Counts, Sales};
 use crate::session::Session;
-use crate::shop;
+use crate::shop::{self, Members};
 
 /// One barista on shift.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,9 @@ pub struct Orphan {
 pub struct ShopStatus {
     pub config: ShopConfig,
     pub on_shift: Vec<OnShift>,
+    /// Members of the group that are not baristas: persistent nodes (a foreign client's),
+    /// which never go; their buckets are orphans.
+    pub not_baristas: Vec<String>,
     pub orphans: Vec<Orphan>,
     pub sales: Sales,
 }
@@ -56,7 +59,8 @@ pub fn gather(session: &Session) -> Result<ShopStatus> {
     shop::check_initialised(session)?;
     let config = config::load_or_default(session)?;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let members = shop::baristas_on_shift(session)?;
+    let mut group = Members::new(false);
+    let members = group.list(session)?;
     let mut on_shift = Vec::new();
     for name in &members {
         let facts = session.data(&layout::member(name))?.and_then(|d| Registration::decode(&d));
@@ -74,7 +78,7 @@ pub fn gather(session: &Session) -> Result<ShopStatus> {
         orphans.push(Orphan { owner: bucket, queue: queue(session, &owner, now_ms)?, adopter });
     }
     let sales = sales::read_all(session)?;
-    Ok(ShopStatus { config, on_shift, orphans, sales })
+    Ok(ShopStatus { config, on_shift, not_baristas: group.not_baristas(), orphans, sales })
 }
 
 fn queue(session: &Session, owner: &BaristaName, now_ms: i64) -> Result<Queue> {
@@ -99,6 +103,12 @@ impl ShopStatus {
                 None => "no facts".to_owned(),
             };
             let _ = writeln!(out, "  {:<24} queue {:>5}{}  ({facts})", b.name, b.queue.orders, oldest(&b.queue));
+        }
+        if !self.not_baristas.is_empty() {
+            let _ = writeln!(out, "not baristas: {}", self.not_baristas.len());
+            for name in &self.not_baristas {
+                let _ = writeln!(out, "  {name:<24} (persistent node: never on shift; its bucket is an orphan)");
+            }
         }
         let _ = writeln!(out, "orphaned buckets: {}", self.orphans.len());
         for o in &self.orphans {
@@ -151,10 +161,12 @@ impl ShopStatus {
         let per_barista: Vec<String> =
             self.sales.per_barista.iter().map(|(b, c)| format!("{}:{}", json_string(b), json_counts(c))).collect();
         let menu: Vec<String> = self.config.menu.coffees().iter().map(|c| json_string(c)).collect();
+        let not_baristas: Vec<String> = self.not_baristas.iter().map(|n| json_string(n)).collect();
         format!(
-            "{{\"menu\":[{}],\"on_shift\":[{}],\"orphans\":[{}],\"sales\":{{\"total\":{},\"per_coffee\":{},\"per_barista\":{{{}}}}}}}",
+            "{{\"menu\":[{}],\"on_shift\":[{}],\"not_baristas\":[{}],\"orphans\":[{}],\"sales\":{{\"total\":{},\"per_coffee\":{},\"per_barista\":{{{}}}}}}}",
             menu.join(","),
             on_shift.join(","),
+            not_baristas.join(","),
             orphans.join(","),
             self.sales.total(),
             json_counts(&self.sales.per_coffee()),
@@ -211,11 +223,17 @@ mod tests {
 
     #[test]
     fn an_empty_shop_renders() {
-        let status = ShopStatus { config: ShopConfig::default(), on_shift: vec![], orphans: vec![], sales: Sales::default() };
+        let status = ShopStatus {
+            config: ShopConfig::default(),
+            on_shift: vec![],
+            not_baristas: vec![],
+            orphans: vec![],
+            sales: Sales::default(),
+        };
         assert!(status.text().contains("on shift: 0"));
         assert_eq!(
             status.json(),
-            "{\"menu\":[\"tesora\",\"swisswater\",\"jacob\",\"sogood\"],\"on_shift\":[],\"orphans\":[],\"sales\":{\"total\":0,\"per_coffee\":{},\"per_barista\":{}}}"
+            "{\"menu\":[\"tesora\",\"swisswater\",\"jacob\",\"sogood\"],\"on_shift\":[],\"not_baristas\":[],\"orphans\":[],\"sales\":{\"total\":0,\"per_coffee\":{},\"per_barista\":{}}}"
         );
     }
 }
