@@ -366,7 +366,7 @@ fn customers_never_order_from_a_persistent_member() {
     let zk = server.connect_string().to_owned();
     let raw = server.raw();
     make_ghost(&raw);
-    let _barista = on_shift(fault::barista(&zk, "real", "0.05"));
+    let _barista = fault::barista(&zk, "real", "0.05").spawn_on_shift();
     let customers: Vec<Proc> = (0..10).map(|i| fault::customer(&zk, None, MENU[i % MENU.len()], "4").spawn()).collect();
     all_served(customers, "real");
 }
@@ -379,7 +379,7 @@ fn a_load_run_never_orders_from_a_persistent_member() {
     let zk = server.connect_string().to_owned();
     let raw = server.raw();
     make_ghost(&raw);
-    let _barista = on_shift(fault::barista(&zk, "real", "0"));
+    let _barista = fault::barista(&zk, "real", "0").spawn_on_shift();
     let out = fault::role(&zk, Role::Customer)
         .args(["--orders", "40", "--concurrency", "4", "--patience", "4"])
         .run(Duration::from_secs(60));
@@ -400,7 +400,7 @@ fn the_bucket_of_a_persistent_member_is_adopted_and_served() {
     make_ghost(&raw);
     let orders: Vec<String> =
         ["jacob", "tesora", "sogood"].iter().map(|c| raw_order(&raw, "/orders/ghost", c.as_bytes())).collect();
-    let barista = on_shift(fault::barista(&zk, "real", "0.05"));
+    let barista = fault::barista(&zk, "real", "0.05").spawn_on_shift();
     let names: Vec<String> = orders.iter().map(|o| o.rsplit('/').next().expect("name").to_owned()).collect();
     assert_eq!(barista.wait_served(3, LOG_TIMEOUT), names, "the ghost's orders, in order");
     barista.wait_for_stderr("removed the emptied orphaned bucket of ghost", LOG_TIMEOUT);
