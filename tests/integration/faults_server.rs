@@ -190,7 +190,7 @@ fn a_partition_longer_than_the_session_timeout_makes_everyone_start_a_new_sessio
     let server = ZkServer::builder().tick_ms(TICK_MS).start();
     server.init_shop();
     // Every role reaches the server through the gate; the test's own client does not.
-    let gate = Gate::start(server.port());
+    let gate = Proxy::start(server.port());
     let zk = gate.connect_string();
     let busy = barista(&zk, "busy", "0.3").spawn_on_shift();
     let idle = barista(&zk, "idle", "0.3").spawn_on_shift();
@@ -322,7 +322,7 @@ fn calls_on_a_frozen_server_give_up_within_the_session_timeout() {
 fn a_customer_told_it_was_served_while_its_calls_go_unanswered_reports_served() {
     let server = ZkServer::builder().tick_ms(TICK_MS).start();
     server.init_shop();
-    let gate = Gate::start(server.port());
+    let gate = Proxy::start(server.port());
     // The original barista, played by the test's own client (not behind the gate).
     let raw = server.raw();
     let open = zookeeper::Acl::open_unsafe().clone();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use zk_coffee_tests::blackhole::Blackhole;
+use zk_coffee_tests::proxy::Proxy;
 use zk_coffee_tests::*;
 
 #[test]
@@ -15,8 +15,8 @@ fn an_order_whose_create_reply_is_lost_is_placed_exactly_once() {
     let barista = server.cmd(Role::Barista).args(["--name", "slow", "--brew-time", "4"]).spawn();
     barista.wait_for_stderr("is on shift", LOG_TIMEOUT);
 
-    let proxy = Blackhole::start(server.port());
-    proxy.arm(b"/orders/slow/coffee");
+    let proxy = Proxy::start(server.port());
+    proxy.swallow_after(b"/orders/slow/coffee");
     let customer = TestCommand::new(Role::Customer)
         .zk(format!("127.0.0.1:{}", proxy.port()))
         .args(["--session-timeout", "2", "--patience", "30", "--coffee", "jacob"])

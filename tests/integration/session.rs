@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use zk_coffee::session::SessionEvent;
 use zk_coffee::{Session, SessionConfig};
-use zk_coffee_tests::blackhole::{Blackhole, GET_ACL};
-use zk_coffee_tests::fault::Gate;
+use zk_coffee_tests::proxy::{Proxy, GET_ACL};
+
 use zk_coffee_tests::*;
 
 /// A session to `connect` with a short timeout (the servers here run with tickTime 200 ms).
@@ -26,7 +26,7 @@ fn connect(connect: &str, timeout: Duration) -> Session {
 /// Makes the server expire the session `session` is on (it reaches the server through
 /// `gate`): cuts the gate until the server has dropped the session's ephemeral `probe`, then
 /// lets the client through again, which then learns that its session is gone.
-fn expire(server: &ZkServer, gate: &Gate, session: &Session, probe: &str) {
+fn expire(server: &ZkServer, gate: &Proxy, session: &Session, probe: &str) {
     assert!(session.create_ephemeral(probe, b"").expect("create the probe"), "{probe} exists already");
     gate.cut();
     wait_until(Duration::from_secs(20), "the server to expire the session", || !server.exists(probe));
@@ -39,7 +39,7 @@ fn expire(server: &ZkServer, gate: &Gate, session: &Session, probe: &str) {
 #[test]
 fn an_expiry_heard_by_a_call_on_a_replaced_session_leaves_the_new_session_alone() {
     let server = ZkServer::builder().tick_ms(200).start();
-    let gate = Gate::start(server.port());
+    let gate = Proxy::start(server.port());
     let session = connect(&gate.connect_string(), Duration::from_secs(1));
 
     // The thread "old-call" is held inside its call, right after it took the client of a new
@@ -87,7 +87,7 @@ fn an_expiry_heard_by_a_call_on_a_replaced_session_leaves_the_new_session_alone(
 #[test]
 fn one_expiry_is_told_to_subscribers_once() {
     let server = ZkServer::builder().tick_ms(200).start();
-    let gate = Gate::start(server.port());
+    let gate = Proxy::start(server.port());
     let session = connect(&gate.connect_string(), Duration::from_secs(1));
     let told: Arc<Mutex<Vec<SessionEvent>>> = Arc::default();
     let heard = Arc::clone(&told);
@@ -119,9 +119,9 @@ fn a_protected_create_cut_off_finds_its_node_among_thousands_with_few_reads() {
             .expect("an older order");
     }
 
-    let proxy = Blackhole::start(server.port());
+    let proxy = Proxy::start(server.port());
     let session = connect(&format!("127.0.0.1:{}", proxy.port()), Duration::from_secs(2));
-    proxy.arm(b"/bucket/coffee");
+    proxy.swallow_after(b"/bucket/coffee");
     let found = session.create_sequential_protected("/bucket/coffee", b"jacob", "0123456789abcdef").expect("the create");
     assert_eq!(proxy.swallowed(), 1, "the create's reply was not cut off");
     assert_eq!(found.as_deref(), Some(format!("/bucket/coffee{others:010}").as_str()), "found the node it created");

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::SystemTime;
 
 use zk_coffee_tests::*;
 
@@ -18,41 +17,10 @@ pub fn launch_script() -> PathBuf {
     workspace_root().join("scripts").join("launch.sh")
 }
 
-/// The newest modification time of the `.rs` files under `dir`.
-fn newest_source(dir: &std::path::Path) -> Option<SystemTime> {
-    let mut newest = None;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(path);
-            } else if path.extension() == Some(OsStr::new("rs")) {
-                let modified = meta.modified().ok();
-                if modified > newest {
-                    newest = modified;
-                }
-            }
-        }
-    }
-    newest
-}
-
 /// The built `shop-status`; panics (like the harness does for the other roles) when it is
 /// missing or older than its sources.
 pub fn shop_status_bin() -> PathBuf {
-    let bin = bin_dir().join("shop-status");
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} is missing: run `cargo build --workspace --bins` first", bin.display()));
-    let crates = workspace_root().join("crates");
-    for dir in ["shop-status", "zk-coffee"] {
-        if newest_source(&crates.join(dir)).is_some_and(|t| t > built) {
-            panic!("{} is older than crates/{dir}: run `cargo build --workspace --bins` first", bin.display());
-        }
-    }
-    bin
+    Role::ShopStatus.path()
 }
 
 // ---------------------------------------------------------------------------------------------

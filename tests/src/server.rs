@@ -1,0 +1,425 @@
+//! Private ZooKeeper servers ([`ZkServer`], started by `scripts/zk.sh`), at most
+//! [`max_servers`] at once, and what a server says about itself (`mntr`, `cons`, the other
+//! four-letter words).
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use zookeeper::{WatchedEvent, ZkError, ZooKeeper};
+
+use crate::procfs::*;
+use crate::*;
+
+// ---------------------------------------------------------------------------------------------
+// ZooKeeper servers
+
+/// How many servers one test process runs at once (`ZK_COFFEE_TESTS_MAX_SERVERS`, default 3):
+/// each is a JVM with up to 256 MiB of heap, and the machine may have 2 cores.
+pub fn max_servers() -> usize {
+    std::env::var("ZK_COFFEE_TESTS_MAX_SERVERS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(3)
+}
+
+pub(crate) struct Slots {
+    pub(crate) used: Mutex<usize>,
+    pub(crate) freed: Condvar,
+}
+
+pub(crate) fn slots() -> &'static Slots {
+    static SLOTS: OnceLock<Slots> = OnceLock::new();
+    SLOTS.get_or_init(|| Slots { used: Mutex::new(0), freed: Condvar::new() })
+}
+
+/// One of the [`max_servers`] slots; given back on drop.
+pub(crate) struct Permit;
+
+impl Permit {
+    fn acquire() -> Permit {
+        let slots = slots();
+        let max = max_servers();
+        let mut used = lock(&slots.used);
+        while *used >= max {
+            used = slots.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += 1;
+        Permit
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let slots = slots();
+        *lock(&slots.used) -= 1;
+        slots.freed.notify_one();
+    }
+}
+
+/// A port nothing listens on (it was free a moment ago), for "unreachable" tests.
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// How a [`ZkServer`] is started.
+#[derive(Debug, Clone)]
+pub struct ZkServerBuilder {
+    name: String,
+    tick_ms: u32,
+}
+
+impl ZkServerBuilder {
+    /// ZooKeeper's tickTime; session timeouts are negotiated into 2..20 ticks.
+    pub fn tick_ms(mut self, ms: u32) -> ZkServerBuilder {
+        self.tick_ms = ms;
+        self
+    }
+
+    /// A name for the server's directory (e.g. the test's name), to find it when debugging.
+    pub fn name(mut self, name: &str) -> ZkServerBuilder {
+        self.name = name.to_owned();
+        self
+    }
+
+    /// Starts the server and waits until it serves requests.
+    pub fn start(self) -> ZkServer {
+        let permit = Permit::acquire();
+        std::fs::create_dir_all(temp_root()).expect("create the temp root");
+        let dir = temp_root().join(format!("{}-zk", unique_name(&self.name)));
+        let mut server = ZkServer {
+            dir,
+            connect: String::new(),
+            tick_ms: self.tick_ms,
+            running: false,
+            watchdog: None,
+            client: Mutex::new(None),
+            _permit: permit,
+        };
+        // The watchdog first: a test process killed while the server starts still has it
+        // stopped (`zk.sh start` itself dies with the test thread, see `launch`).
+        server.watchdog = Some(spawn_watchdog(&server.dir));
+        server.launch();
+        server
+    }
+}
+
+/// A private ZooKeeper server started by `scripts/zk.sh start --dir DIR`, on a free port of
+/// 127.0.0.1 with its own data directory.
+///
+/// Dropping it stops the server and removes its directory (`zk.sh stop DIR`, which only ever
+/// signals this server's own PID). A detached watchdog does the same if the test process dies
+/// without dropping it (SIGKILL, abort).
+///
+/// Helper reads ([`tree`](ZkServer::tree), [`node`](ZkServer::node), ...) go through one raw
+/// client that the server keeps; [`raw`](ZkServer::raw) hands out clients of your own.
+pub struct ZkServer {
+    dir: PathBuf,
+    connect: String,
+    tick_ms: u32,
+    running: bool,
+    watchdog: Option<Child>,
+    client: Mutex<Option<Arc<ZooKeeper>>>,
+    _permit: Permit,
+}
+
+/// One znode as the raw client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Its data.
+    pub data: Vec<u8>,
+    /// Whether it is ephemeral (has an owning session).
+    pub ephemeral: bool,
+    /// How many children it has.
+    pub num_children: i32,
+}
+
+impl ZkServer {
+    /// Starts a server with the default settings (tickTime 500 ms: sessions of 1 to 10 s).
+    pub fn start() -> ZkServer {
+        ZkServer::builder().start()
+    }
+
+    /// A builder for a server with other settings.
+    pub fn builder() -> ZkServerBuilder {
+        ZkServerBuilder { name: test_name(), tick_ms: 500 }
+    }
+
+    fn launch(&mut self) {
+        let tick = self.tick_ms.to_string();
+        let mut cmd = Command::new("bash");
+        cmd.arg(zk_script())
+            .args([OsStr::new("start"), OsStr::new("--dir"), self.dir.as_os_str(), OsStr::new("--tick-ms"), OsStr::new(&tick)])
+            .stdin(Stdio::null());
+        die_with_parent(&mut cmd);
+        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", zk_script().display()));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            panic!(
+                "`zk.sh start --dir {}` failed ({}):\n{stdout}{}",
+                self.dir.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let line = stdout.lines().next().unwrap_or_default();
+        let connect = line.split_whitespace().next().unwrap_or_default();
+        assert!(connect.starts_with("127.0.0.1:"), "unexpected `zk.sh start` output: {stdout:?}");
+        self.connect = connect.to_owned();
+        self.running = true;
+    }
+
+    fn zk_stop(&self, keep: bool) {
+        let mut cmd = Command::new("bash");
+        cmd.arg(zk_script()).arg("stop").arg(&self.dir).stdin(Stdio::null());
+        if keep {
+            cmd.arg("--keep");
+        }
+        match cmd.output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "warning: `zk.sh stop {}` failed ({}): {}",
+                self.dir.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("warning: cannot run zk.sh stop: {e}"),
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn connect_string(&self) -> &str {
+        &self.connect
+    }
+
+    /// `127.0.0.1:PORT/chroot`.
+    pub fn connect_string_with_chroot(&self, chroot: &str) -> String {
+        assert!(chroot.starts_with('/'), "a chroot starts with '/': {chroot:?}");
+        format!("{}{chroot}", self.connect)
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.connect.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port in the connect string")
+    }
+
+    /// The server's directory (`zoo.cfg`, `data/`, `server.log`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the server is running (as far as this guard knows).
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// Stops the server, keeping its port and data for [`start_again`](ZkServer::start_again).
+    pub fn stop(&mut self) {
+        self.close_client();
+        if self.running {
+            self.zk_stop(true);
+            self.running = false;
+        }
+    }
+
+    /// Starts a stopped server again on the same port with the same data (sessions that
+    /// reconnect soon enough are resumed).
+    pub fn start_again(&mut self) {
+        assert!(!self.running, "the server is already running");
+        self.launch();
+    }
+
+    /// Stops and starts the server.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// A command for `role` with `--zk` set to this server.
+    pub fn cmd(&self, role: Role) -> TestCommand {
+        TestCommand::new(role).zk(&self.connect)
+    }
+
+    /// Runs `shop-init` and panics unless it succeeds.
+    pub fn init_shop(&self) -> Output {
+        let out = self.cmd(Role::ShopInit).run(EXIT_TIMEOUT);
+        out.assert_code(exit::OK);
+        out
+    }
+
+    /// A new raw client (the `zookeeper` crate, as the original program used), connected: waits
+    /// until a call goes through, since `ZooKeeper::connect` returns before it is.
+    pub fn raw(&self) -> ZooKeeper {
+        connect_raw(&self.connect)
+    }
+
+    /// A new raw client chrooted at `chroot` (which must exist).
+    pub fn raw_chroot(&self, chroot: &str) -> ZooKeeper {
+        connect_raw(&self.connect_string_with_chroot(chroot))
+    }
+
+    /// The server's own helper client.
+    fn client(&self) -> Arc<ZooKeeper> {
+        assert!(self.running, "the server is stopped");
+        let mut client = lock(&self.client);
+        Arc::clone(client.get_or_insert_with(|| Arc::new(self.raw())))
+    }
+
+    fn close_client(&self) {
+        if let Some(client) = lock(&self.client).take() {
+            let _ = client.close();
+        }
+    }
+
+    /// The node at `path`, or `None` if there is none.
+    pub fn node(&self, path: &str) -> Option<Node> {
+        match self.client().get_data(path, false) {
+            Ok((data, stat)) => Some(Node { data, ephemeral: stat.is_ephemeral(), num_children: stat.num_children }),
+            Err(ZkError::NoNode) => None,
+            Err(e) => panic!("get_data {path}: {e:?}"),
+        }
+    }
+
+    /// Whether `path` exists.
+    pub fn exists(&self, path: &str) -> bool {
+        match self.client().exists(path, false) {
+            Ok(stat) => stat.is_some(),
+            Err(e) => panic!("exists {path}: {e:?}"),
+        }
+    }
+
+    /// The names of `path`'s children, sorted; `None` if `path` does not exist.
+    pub fn children(&self, path: &str) -> Option<Vec<String>> {
+        match self.client().get_children(path, false) {
+            Ok(mut children) => {
+                children.sort();
+                Some(children)
+            }
+            Err(ZkError::NoNode) => None,
+            Err(e) => panic!("get_children {path}: {e:?}"),
+        }
+    }
+
+    /// Every node below `path` (not `path` itself), as full paths, sorted. ZooKeeper's own
+    /// `/zookeeper` subtree is left out. Nodes that vanish while listing are skipped.
+    pub fn tree(&self, path: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut stack = vec![path.to_owned()];
+        while let Some(p) = stack.pop() {
+            let Some(children) = self.children(&p) else { continue };
+            for child in children {
+                let full = if p == "/" { format!("/{child}") } else { format!("{p}/{child}") };
+                if full == "/zookeeper" {
+                    continue;
+                }
+                found.push(full.clone());
+                stack.push(full);
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// The server's `mntr` four-letter-word report, e.g. `zk_ephemerals_count`.
+    pub fn mntr(&self) -> BTreeMap<String, String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port())).expect("connect for mntr");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("set a read timeout");
+        stream.write_all(b"mntr").expect("send mntr");
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("read the mntr reply");
+        reply.lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_owned(), v.trim().to_owned())).collect()
+    }
+
+    /// The end of the server's log, for failure messages.
+    /// Java stack-trace lines and the server's notes about `ruok`/`srvr` polling are left out.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let all: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.starts_with('\t') && !l.contains(" command from /") && !l.starts_with("EndOfStreamException"))
+            .collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for ZkServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() && self.running {
+            eprintln!("---- end of {}/server.log ----\n{}", self.dir.display(), self.log_tail(30));
+        }
+        self.close_client();
+        self.zk_stop(false);
+        self.running = false;
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+    }
+}
+
+/// Starts a detached shell that stops the server in `dir` once this test process is gone. It
+/// is in its own session (setsid), so signals to the test's process group do not reach it.
+pub(crate) fn spawn_watchdog(dir: &Path) -> Child {
+    let script = "while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; exec bash \"$2\" stop \"$3\"";
+    Command::new("setsid")
+        .args(["sh", "-c", script, "zk-coffee-watchdog"])
+        .arg(std::process::id().to_string())
+        .arg(zk_script())
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the watchdog (setsid sh): {e}"))
+}
+
+/// Connects a raw client to `connect` and waits (up to 20 s) until a call goes through.
+pub fn connect_raw(connect: &str) -> ZooKeeper {
+    let zk = ZooKeeper::connect(connect, Duration::from_secs(10), |_: WatchedEvent| {})
+        .unwrap_or_else(|e| panic!("ZooKeeper::connect({connect}): {e:?}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match zk.exists("/", false) {
+            Ok(_) | Err(ZkError::NoNode) => return zk,
+            Err(ZkError::ConnectionLoss) | Err(ZkError::OperationTimeout) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("raw client for {connect} not connected within 20 s: {e:?}"),
+        }
+    }
+}
+
+/// Sends a four-letter word to the server on `127.0.0.1:port` and returns its reply (empty if
+/// it cannot be reached within a few seconds).
+pub fn four_letter(port: u16, word: &str) -> String {
+    let Ok(mut stream) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream.write_all(word.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply
+}
+
+/// Whether the server on `port` lists, in its `cons` report, a client connection from one of
+/// `local_ports`.
+pub fn serves_connection_from(port: u16, local_ports: &[u16]) -> bool {
+    let cons = four_letter(port, "cons");
+    local_ports.iter().any(|p| cons.contains(&format!("/127.0.0.1:{p}[")))
+}
+
+/// Which of the servers on `ports` (index into it) `pid` is connected to, if any: its
+/// connections to one of those ports, confirmed by that server's `cons` report.
+pub fn member_serving(pid: u32, ports: &[u16]) -> Option<usize> {
+    let conns = tcp_connections(pid);
+    ports.iter().position(|port| {
+        let locals: Vec<u16> = conns.iter().filter(|c| c.remote == *port).map(|c| c.local).collect();
+        !locals.is_empty() && serves_connection_from(*port, &locals)
+    })
+}
