@@ -3,7 +3,7 @@
 //!
 //! A barista holds the EPHEMERAL `/barista_group/{name}` while on shift and owns the
 //! persistent bucket `/orders/{name}`. It learns of new orders from a watch on its bucket
-//! (see [`crate::queue`]) and serves them in the order they were placed: read the coffee, brew,
+//! (see [`Bucket`]) and serves them in the order they were placed: read the coffee, brew,
 //! delete the order (the deletion is what tells the customer it was served). Orders that are
 //! ready together are served together: their reads go out at once, and one transaction
 //! deletes them all and counts them in the sales ledger, so a busy barista asks ZooKeeper for
@@ -55,13 +55,16 @@ use crate::layout::{self, BaristaName, OrderName};
 use crate::liveness::{self, Origin, Verdict};
 use crate::lock;
 use crate::order::{self, Payload};
-use crate::queue::Queue;
 use crate::registration::Registration;
 use crate::sales::{Ledger, Sale};
 use crate::security;
 use crate::session::{NodeData, Removal, Session, SessionEvent, TreeEvent};
 use crate::shop::{self, Members};
 use crate::shutdown::{Shutdown, Stop};
+
+mod bucket;
+
+pub use bucket::Bucket;
 
 /// Longest single wait for a wake-up; a safety net, not a poll: nothing is re-read after it
 /// unless something changed.
@@ -201,7 +204,7 @@ struct Barista<'m> {
     /// Orders we may not touch, already logged, so each is reported once.
     reported_foreign: HashSet<String>,
     /// The buckets we serve (ours and the adopted ones), as their watches tell us.
-    queues: BTreeMap<BaristaName, Queue>,
+    queues: BTreeMap<BaristaName, Bucket>,
     /// The session generation the queues' watches belong to.
     queues_generation: u64,
     /// The epoch of the next queue opened.
@@ -309,7 +312,7 @@ impl Barista<'_> {
         }
         self.sync_queues()?;
         let own = self.config.name.clone();
-        if self.queues.get(&own).is_none_or(Queue::is_gone) {
+        if self.queues.get(&own).is_none_or(Bucket::is_gone) {
             warn!("my bucket {} vanished; making it again", layout::bucket(&own));
             self.queues.remove(&own);
             self.registered = None;
@@ -337,7 +340,7 @@ impl Barista<'_> {
             None => MAX_WAIT,
         };
         // Come back for a rejected order when its grace is over, even if nothing else wakes us.
-        let wait = match self.queues.values().filter_map(Queue::next_due).min() {
+        let wait = match self.queues.values().filter_map(Bucket::next_due).min() {
             Some(due) => wait.min(due.saturating_duration_since(Instant::now())),
             None => wait,
         };
@@ -346,7 +349,7 @@ impl Barista<'_> {
         self.take_wakes();
         let pending = self.staff_changed
             || self.config_changed
-            || self.queues.values().any(Queue::is_stale)
+            || self.queues.values().any(Bucket::is_stale)
             || self.registered != Some(self.session.generation())
             || self.queues.values().any(|q| !q.next(1, Instant::now()).is_empty());
         if self.shutdown.state() == Stop::No && !pending {
@@ -704,7 +707,7 @@ impl Barista<'_> {
         let notify = move |event| {
             let _ = tx.send(Wake::Bucket { epoch, event });
         };
-        match Queue::open(&self.session, owner, epoch, notify)? {
+        match Bucket::open(&self.session, owner, epoch, notify)? {
             Some(queue) => {
                 self.queues.insert(owner.clone(), queue);
                 Ok(true)
@@ -716,7 +719,7 @@ impl Barista<'_> {
     /// Serves an adopted bucket's queue; removes the bucket once empty and its owner is still
     /// away. Returns how many orders were taken in hand.
     fn serve_adopted(&mut self, owner: &BaristaName) -> Result<usize> {
-        if !self.open_queue(owner)? || self.queues.get(owner).is_none_or(Queue::is_gone) {
+        if !self.open_queue(owner)? || self.queues.get(owner).is_none_or(Bucket::is_gone) {
             self.release(owner)?;
             return Ok(0);
         }
