@@ -69,6 +69,7 @@ pub mod session;
 pub mod shop;
 pub mod shutdown;
 pub mod status;
+mod wake;
 
 pub use error::{Error, Result};
 pub use layout::{BaristaName, OrderName};

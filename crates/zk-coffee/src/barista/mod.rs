@@ -42,7 +42,6 @@
 //! timeout.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +60,7 @@ use crate::security;
 use crate::session::{NodeData, Removal, Session, SessionEvent, TreeEvent};
 use crate::shop::{self, Members};
 use crate::shutdown::{Shutdown, Stop};
+use crate::wake::Wakes;
 
 mod bucket;
 
@@ -136,15 +136,7 @@ enum Wake {
 pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown, milestones: &dyn Fn(Milestone)) -> Result<ShiftEnd> {
     shop::check_initialised(session)?;
     shop::ensure_extensions(session)?;
-    let (tx, rx) = mpsc::channel();
-    let stop_tx = tx.clone();
-    let _stop_hook = shutdown.on_request(move || {
-        let _ = stop_tx.send(Wake::Stop);
-    });
-    let session_tx = tx.clone();
-    let _subscription = session.subscribe(move |event| {
-        let _ = session_tx.send(Wake::Session(event));
-    });
+    let wakes = Wakes::new(shutdown, Wake::Stop).hear_session(session, Wake::Session);
     let ledger = Ledger::open(session, &config.name)?;
     let mut barista = Barista {
         milestones,
@@ -154,8 +146,7 @@ pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown, miles
         session: session.clone(),
         config: config.clone(),
         shutdown: shutdown.clone(),
-        wakes: rx,
-        wake_tx: tx,
+        wakes,
         process_token: format!("{:016x}", rand::random::<u64>()),
         origin: Origin::of_this_process(config.boot_id.as_deref()),
         started: SystemTime::now(),
@@ -185,8 +176,8 @@ struct Barista<'m> {
     session: Session,
     config: BaristaConfig,
     shutdown: Shutdown,
-    wakes: Receiver<Wake>,
-    wake_tx: Sender<Wake>,
+    /// Where everything we wait for arrives.
+    wakes: Wakes<Wake>,
     /// Tells our membership and claim nodes (of any of our sessions) from another process's.
     process_token: String,
     /// Where this process runs (read once): recorded in our registrations, and compared with a
@@ -360,16 +351,15 @@ impl Barista<'_> {
 
     /// Waits up to `timeout` for a wake-up, then takes the ones queued behind it.
     fn wait(&mut self, timeout: Duration) {
-        match self.wakes.recv_timeout(timeout) {
-            Ok(wake) => self.note(wake),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+        if let Some(wake) = self.wakes.wait(timeout) {
+            self.note(wake);
         }
         self.take_wakes();
     }
 
     /// Takes the wake-ups already queued, without waiting.
     fn take_wakes(&mut self) {
-        while let Ok(wake) = self.wakes.try_recv() {
+        while let Some(wake) = self.wakes.take() {
             self.note(wake);
         }
     }
@@ -399,20 +389,12 @@ impl Barista<'_> {
         }
     }
 
-    /// A closure that sends `wake` to ourselves, for a watch.
-    fn waker(&self, wake: Wake) -> impl Fn() + Send + Sync + 'static {
-        let tx = self.wake_tx.clone();
-        move || {
-            let _ = tx.send(wake.clone());
-        }
-    }
-
     /// A closure for a one-shot watch on `path`: marks it fired and sends `wake`.
     fn armed_waker(&self, path: &str, wake: Wake) -> impl Fn() + Send + Sync + 'static {
-        let (armed, path, tx) = (self.armed.clone(), path.to_owned(), self.wake_tx.clone());
+        let (armed, path, wake) = (self.armed.clone(), path.to_owned(), self.wakes.waker(wake));
         move || {
             armed.fired(&path);
-            let _ = tx.send(wake.clone());
+            wake();
         }
     }
 
@@ -438,7 +420,7 @@ impl Barista<'_> {
     /// Reads the shop's configuration and watches it. An unusable one is reported and the last
     /// good one kept (the barista keeps serving).
     fn read_config(&mut self) -> Result<()> {
-        match config::watch(&self.session, self.waker(Wake::Config)) {
+        match config::watch(&self.session, self.wakes.waker(Wake::Config)) {
             Ok(new) => {
                 if new != self.shop_config {
                     info!("shop menu: {}", new.menu.coffees().join(", "));
@@ -661,7 +643,7 @@ impl Barista<'_> {
                 // look again. If it went already, before the watch was set, no event will come:
                 // look again now.
                 if self.watch_exists(&claim, Wake::Staff)? == Some(false) {
-                    let _ = self.wake_tx.send(Wake::Staff);
+                    self.wakes.send(Wake::Staff);
                 }
             }
         }
@@ -703,7 +685,7 @@ impl Barista<'_> {
         }
         let epoch = self.next_epoch;
         self.next_epoch += 1;
-        let tx = self.wake_tx.clone();
+        let tx = self.wakes.sender();
         let notify = move |event| {
             let _ = tx.send(Wake::Bucket { epoch, event });
         };
