@@ -145,8 +145,11 @@ pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown, miles
 
 /// What every part of the shift reads, and nobody changes.
 struct Context<'m> {
+    /// Every call to ZooKeeper goes through it (a clone shares the one session).
     session: Session,
+    /// How we were set up: our name, brew time, idle and drain limits.
     config: BaristaConfig,
+    /// The stop request: graceful first, at once the second time.
     shutdown: Shutdown,
     /// Where everything we wait for arrives.
     wakes: Wakes<Wake>,
