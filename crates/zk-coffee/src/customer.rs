@@ -14,7 +14,6 @@
 //! them the queue lengths and tells each when its order is deleted or changed, so that placing
 //! the order is all they ask of ZooKeeper.
 
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -29,6 +28,7 @@ use crate::roster::Roster;
 use crate::session::Session;
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
+use crate::wake::Wakes;
 
 /// How many baristas a customer tries when the chosen one leaves before the order is placed.
 const MAX_ORDER_ATTEMPTS: usize = 3;
@@ -180,17 +180,9 @@ pub fn order_and_wait(
     info!("ordered {coffee} from {barista}: {order}");
     let placed = Instant::now();
 
-    let (tx, rx) = mpsc::channel();
-    let stop_tx = tx.clone();
-    let _stop_hook = shutdown.on_request(move || {
-        let _ = stop_tx.send(Wake::Stop);
-    });
-    let session_tx = tx.clone();
     // After a reconnect or a new session, look at the order again.
-    let _subscription = session.subscribe(move |_| {
-        let _ = session_tx.send(Wake::Order);
-    });
-    let board_tx = tx.clone();
+    let wakes = Wakes::new(shutdown, Wake::Stop).hear_session(session, |_| Wake::Order);
+    let board_tx = wakes.sender();
     let _news = board.map(|board| {
         board.wait_for(&order, move |news| {
             let _ = board_tx.send(match news {
@@ -211,7 +203,7 @@ pub fn order_and_wait(
     let mut outage: Option<Duration> = None;
     loop {
         if look {
-            let pending = match look_at(session, board, &order, &tx) {
+            let pending = match look_at(session, board, &order, &wakes) {
                 Ok(pending) => pending,
                 // ZooKeeper is out of reach (perhaps our session expired meanwhile): keep
                 // looking for the order, with backoff, as long as patience lasts.
@@ -221,17 +213,17 @@ pub fn order_and_wait(
                         warn!("{e}; still waiting for {order}");
                     }
                     outage = Some(backoff);
-                    match rx.recv_timeout(backoff.min(deadline.saturating_duration_since(Instant::now()))) {
+                    match wakes.wait(backoff.min(deadline.saturating_duration_since(Instant::now()))) {
                         // Told of the deletion while our own calls fail: it was served all
                         // the same, and the news needs no look.
-                        Ok(Wake::Served) => return Ok(Outcome::Served(receipt(placed))),
-                        Ok(Wake::Stop) if shutdown.state() != Stop::No => {
-                            return withdraw(session, &rx, receipt(placed));
+                        Some(Wake::Served) => return Ok(Outcome::Served(receipt(placed))),
+                        Some(Wake::Stop) if shutdown.state() != Stop::No => {
+                            return withdraw(session, &wakes, receipt(placed));
                         }
                         _ => continue,
                     }
                 }
-                Err(e) if told_served(&rx) => {
+                Err(e) if told_served(&wakes) => {
                     debug!("{e}, but {order} was served meanwhile");
                     return Ok(Outcome::Served(receipt(placed)));
                 }
@@ -250,28 +242,28 @@ pub fn order_and_wait(
         }
         look = true;
         let left = deadline.saturating_duration_since(Instant::now());
-        let give_up = match rx.recv_timeout(left) {
+        let give_up = match wakes.wait(left) {
             // The deletion is the serving: no need to look again.
-            Ok(Wake::Served) => return Ok(Outcome::Served(receipt(placed))),
-            Ok(Wake::Order) => false,
-            Ok(Wake::Stop) => shutdown.state() != Stop::No,
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => true,
+            Some(Wake::Served) => return Ok(Outcome::Served(receipt(placed))),
+            Some(Wake::Order) => false,
+            Some(Wake::Stop) => shutdown.state() != Stop::No,
+            None => true,
         };
         if give_up {
-            return withdraw(session, &rx, receipt(placed));
+            return withdraw(session, &wakes, receipt(placed));
         }
     }
 }
 
 /// Reads the order (`None`: it is gone, i.e. served). Without a board, also sets a watch on it
-/// whose news goes to `tx`.
-fn look_at(session: &Session, board: Option<&Board>, order: &str, tx: &mpsc::Sender<Wake>) -> Result<Option<Vec<u8>>> {
+/// whose news goes to `wakes`.
+fn look_at(session: &Session, board: Option<&Board>, order: &str, wakes: &Wakes<Wake>) -> Result<Option<Vec<u8>>> {
     let read = if let Some(board) = board {
         // After a lost session the board's watch must be set again, or no news would come.
         board.ensure_watch()?;
         session.read(order)
     } else {
-        let notify = tx.clone();
+        let notify = wakes.sender();
         session.watch_read(order, move |deleted| {
             let _ = notify.send(if deleted { Wake::Served } else { Wake::Order });
         })
@@ -285,15 +277,15 @@ fn rejected(data: &[u8]) -> Option<String> {
 }
 
 /// Deletes the order; if it was already gone, the barista served it in the meantime. If
-/// ZooKeeper cannot be reached, news of the serving that came meanwhile on `rx` still counts.
-fn withdraw(session: &Session, rx: &mpsc::Receiver<Wake>, receipt: Receipt) -> Result<Outcome> {
+/// ZooKeeper cannot be reached, news of the serving that came meanwhile on `wakes` still counts.
+fn withdraw(session: &Session, wakes: &Wakes<Wake>, receipt: Receipt) -> Result<Outcome> {
     match session.delete(&receipt.order, None) {
         Ok(true) => {
             info!("gave up waiting for {}; withdrew {}", receipt.coffee, receipt.order);
             Ok(Outcome::GaveUp(receipt))
         }
         Ok(false) => Ok(Outcome::Served(receipt)),
-        Err(e) if e.is_transient() && told_served(rx) => {
+        Err(e) if e.is_transient() && told_served(wakes) => {
             debug!("{e}, but {} was served meanwhile", receipt.order);
             Ok(Outcome::Served(receipt))
         }
@@ -301,10 +293,10 @@ fn withdraw(session: &Session, rx: &mpsc::Receiver<Wake>, receipt: Receipt) -> R
     }
 }
 
-/// Whether news of the order's deletion (its serving) is waiting on `rx`, taking what is
+/// Whether news of the order's deletion (its serving) is waiting on `wakes`, taking what is
 /// queued there.
-fn told_served(rx: &mpsc::Receiver<Wake>) -> bool {
-    rx.try_iter().any(|wake| matches!(wake, Wake::Served))
+fn told_served(wakes: &Wakes<Wake>) -> bool {
+    wakes.queued().any(|wake| matches!(wake, Wake::Served))
 }
 
 /// Chooses a barista on shift and creates the order in their bucket. With nobody on shift,
@@ -349,12 +341,8 @@ fn place_order(
 /// Blocks until somebody comes on shift (or goes: the caller looks again), or fails at
 /// `deadline`.
 fn wait_for_a_barista(roster: &Roster, config: &CustomerConfig, deadline: Instant, shutdown: &Shutdown) -> Result<()> {
-    let (tx, rx) = mpsc::channel();
-    let stop_tx = tx.clone();
-    let _stop_hook = shutdown.on_request(move || {
-        let _ = stop_tx.send(());
-    });
-    let _wait = roster.tell_on_change(tx);
+    let wakes = Wakes::new(shutdown, ());
+    let _wait = roster.tell_on_change(wakes.sender());
     let on_shift = roster.on_shift()?;
     let wanted_on_shift = match &config.barista {
         Some(wanted) => on_shift.contains(wanted),
@@ -364,7 +352,7 @@ fn wait_for_a_barista(roster: &Roster, config: &CustomerConfig, deadline: Instan
         return Ok(()); // came on shift since we looked
     }
     let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() || rx.recv_timeout(left).is_err() {
+    if left.is_zero() || wakes.wait(left).is_none() {
         return Err(Error::NoBarista(match &config.barista {
             Some(wanted) => format!("barista {wanted} did not come on shift within my patience"),
             None => format!("nobody registered under {} within my patience", layout::BARISTA_GROUP),

@@ -13,8 +13,13 @@
 //!   (`zookeeper-client`): deadlines on every call, retries, new sessions after expiry,
 //!   protected sequential creates, transactions.
 //! - [`shop`]: creating and checking the shop's top-level nodes, listing baristas on shift.
-//! - [`barista`]: the barista role.
-//! - [`queue`]: a barista's view of one bucket, kept current by a watch.
+//! - [`barista`]: the barista role, a folder: the shift loop (`mod.rs`), then one file per
+//!   part, each owning its state: `joining` (registering, restarts), `adoption` (orphaned
+//!   buckets, claims), `serving` (the buckets served, batches, the ledger), `leaving`
+//!   (hand-over, drain), and [`barista::Bucket`], its view of one bucket, kept current by a
+//!   watch (formerly `queue::Queue`, still there as an alias).
+//! - `wake` (crate-private): the one channel a role waits on, fed by stop requests, session
+//!   events and watches, and the one-shot watches outstanding; both roles use it.
 //! - [`customer`]: the customer role, and how it chooses a barista.
 //! - [`roster`]: the baristas on shift as customers see them, kept under a watch.
 //! - [`board`]: the queue lengths and served orders of the whole shop from one watch, for
@@ -61,7 +66,6 @@ pub mod liveness;
 pub mod load;
 pub mod menu;
 pub mod order;
-pub mod queue;
 pub mod registration;
 pub mod roster;
 pub mod sales;
@@ -70,12 +74,19 @@ pub mod session;
 pub mod shop;
 pub mod shutdown;
 pub mod status;
+mod wake;
 
 pub use error::{Error, Result};
 pub use layout::{BaristaName, OrderName};
 pub use menu::Menu;
 pub use session::{ConnectString, Session, SessionConfig};
 pub use shutdown::Shutdown;
+
+/// The barista's view of one bucket under its old name: now [`barista::Bucket`], in the
+/// barista's folder.
+pub mod queue {
+    pub use crate::barista::Bucket as Queue;
+}
 
 /// Locks `m`, carrying on if another thread panicked while holding it: what the shop keeps
 /// behind its locks stays consistent between statements, and a role must not die of another

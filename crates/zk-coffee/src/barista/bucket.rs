@@ -1,18 +1,22 @@
 //! A barista's view of one bucket: the orders waiting in it, in the order they were placed,
 //! kept current by a watch instead of listing the bucket again for every order.
 //!
-//! A [`Queue`] sets a persistent recursive watch on the bucket and then lists it once; from
+//! A [`Bucket`] sets a persistent recursive watch on the bucket and then lists it once; from
 //! then on every order created in the bucket, and every order deleted from it (served, or
 //! withdrawn by its customer), arrives as an event, which the barista hands to
-//! [`Queue::apply`]. So the work per order does not grow with the queue: no listing of a
+//! [`Bucket::apply`]. So the work per order does not grow with the queue: no listing of a
 //! 10 000-order bucket to find the next one. ZooKeeper delivers a session's events in the order
 //! the changes happened, and a sequential order's number grows with each child created, so the
 //! set of pending orders stays in placement order.
 //!
 //! Events that happen while the connection is down may be lost: when the watch is set again
-//! after a reconnect, the queue turns stale and the barista calls [`Queue::relist`]. After a
-//! lost session the watch is gone with it and the barista opens the queue again. Each opening has its own epoch, so events of an earlier watch still
-//! on their way are told apart and dropped.
+//! after a reconnect, the queue turns stale and the barista calls [`Bucket::relist`]. After a
+//! lost session the watch is gone with it and the barista opens the queue again. Each opening
+//! has its own epoch, so events of an earlier watch still on their way are told apart and
+//! dropped.
+//!
+//! (Until the barista became a folder this was `zk_coffee::queue::Queue`; that name stays as an
+//! alias.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -24,7 +28,7 @@ use crate::layout::{self, BaristaName, OrderName};
 use crate::session::{Session, TreeEvent, TreeWatch};
 
 /// The orders known to wait in one bucket.
-pub struct Queue {
+pub struct Bucket {
     owner: BaristaName,
     bucket: String,
     /// Which opening this is: events carry it back.
@@ -39,29 +43,29 @@ pub struct Queue {
     gone: bool,
     /// Changes may have been missed: list the bucket again.
     stale: bool,
-    /// The watch feeding [`Queue::apply`] (`None` only in unit tests).
+    /// The watch feeding [`Bucket::apply`] (`None` only in unit tests).
     _watch: Option<TreeWatch>,
 }
 
-impl Queue {
+impl Bucket {
     /// Watches `owner`'s bucket, then lists it. `notify` gets the watch's events, to be
-    /// handed back to [`Queue::apply`] with `epoch`. `None` if the bucket does not exist.
+    /// handed back to [`Bucket::apply`] with `epoch`. `None` if the bucket does not exist.
     pub fn open(
         session: &Session,
         owner: &BaristaName,
         epoch: u64,
         notify: impl Fn(TreeEvent) + Send + Sync + 'static,
-    ) -> Result<Option<Queue>> {
+    ) -> Result<Option<Bucket>> {
         let bucket = layout::bucket(owner);
         // Watch first, then list: an order created in between is in the listing or in an
         // event, perhaps both (the set keeps it once).
         let watch = session.watch_tree(&bucket, notify)?;
-        let mut queue = Queue::new(owner, epoch, Some(watch));
+        let mut queue = Bucket::new(owner, epoch, Some(watch));
         Ok(queue.relist(session)?.then_some(queue))
     }
 
-    fn new(owner: &BaristaName, epoch: u64, watch: Option<TreeWatch>) -> Queue {
-        Queue {
+    fn new(owner: &BaristaName, epoch: u64, watch: Option<TreeWatch>) -> Bucket {
+        Bucket {
             owner: owner.clone(),
             bucket: layout::bucket(owner),
             epoch,
@@ -221,8 +225,8 @@ mod tests {
         OrderName { sequence: n }
     }
 
-    fn queue() -> Queue {
-        Queue::new(&BaristaName::new("b_1").expect("valid"), 1, None)
+    fn queue() -> Bucket {
+        Bucket::new(&BaristaName::new("b_1").expect("valid"), 1, None)
     }
 
     fn created(child: &str) -> TreeEvent {
