@@ -7,8 +7,7 @@ use std::time::Duration;
 use crate::duration;
 use crate::error::{Error, Result};
 use crate::layout::{self, ShopName};
-use crate::security::Credentials;
-use crate::session::{ConnectString, Session, SessionConfig};
+use crate::session::{ConnectString, Credentials, Session, SessionConfig};
 use crate::shutdown::{Shutdown, Stop};
 
 /// The exit-code table printed at the end of every `--help`.
