@@ -66,7 +66,7 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
     };
     shop::ensure_chroot(&session_config)?;
     let session = zk_coffee::Session::connect(session_config.clone())?;
-    let report = (|| {
+    let report: zk_coffee::Result<_> = (|| {
         let new = match (menu, args.max_queue) {
             (Some(menu), max_queue) => Some(ShopConfig { max_queue, ..menu }),
             // --max-queue alone keeps the menu the shop has.

@@ -113,7 +113,7 @@ pub fn parse_connect_string(s: &str) -> Result<ConnectString> {
 
 /// Clap value parser for any duration (zero allowed).
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    duration::parse(s)
+    Ok(duration::parse(s)?)
 }
 
 /// Clap value parser for a duration that must be above zero.

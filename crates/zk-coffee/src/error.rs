@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::duration::human;
+use crate::duration::{self, human};
 
 /// Anything that can stop a barista, a customer or `shop-init`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -98,6 +98,13 @@ pub mod exit {
     pub const REJECTED: u8 = 10;
 }
 
+impl From<duration::Invalid> for Error {
+    /// A duration that cannot be read came from a flag or the environment.
+    fn from(e: duration::Invalid) -> Error {
+        Error::Usage(e.to_string())
+    }
+}
+
 impl Error {
     /// The process exit code for this error; the one place errors become exit codes.
     pub fn exit_code(&self) -> u8 {
@@ -162,6 +169,12 @@ mod tests {
         assert!(internal.to_string().starts_with("internal failure, not a usage error"), "{internal}");
         assert!(!internal.is_transient());
         assert_eq!(Error::usage("bad --patience").exit_code(), exit::USAGE);
+    }
+
+    #[test]
+    fn unreadable_durations_are_usage_errors() {
+        let e = Error::from(duration::parse("1h").expect_err("not a duration"));
+        assert_eq!(e, Error::usage("invalid duration \"1h\": use seconds like 2 or 0.5, or 250ms"));
     }
 
     #[test]
