@@ -47,6 +47,7 @@ type Listener = Box<dyn Fn(SessionEvent) + Send + Sync>;
 
 /// The current session and its listeners, shared by all clones of a [`Session`].
 pub(super) struct State {
+    /// The session calls run on; `None` after [`Session::close`] (the next call opens one).
     current: Mutex<Option<Handle>>,
     /// Read-locked while telling them, so that news told by several threads (and the client's
     /// executor) at once never waits for another's listener; a subscription's removal waits,
@@ -61,6 +62,7 @@ pub(super) struct State {
 }
 
 impl State {
+    /// No session yet: [`Session::connect`] opens the first.
     pub(super) fn new() -> State {
         State {
             current: Mutex::new(None),
