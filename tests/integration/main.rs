@@ -8,6 +8,7 @@ mod batching;
 mod bench_smoke;
 mod chroot;
 mod customer;
+mod docs;
 mod errors;
 mod faults_crash;
 mod faults_ensemble;

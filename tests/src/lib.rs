@@ -54,34 +54,12 @@ pub use server::*;
 
 use std::time::Duration;
 
-/// The exit codes documented in every binary's `--help` (and in `zk_coffee::error::exit`).
+/// The exit codes documented in every binary's `--help`, from the library's one table
+/// (`zk_coffee::error::exit`), as the `i32`s `ExitStatus::code` reports.
 ///
-/// Written out here rather than imported: they are the contract with scripts and operators,
-/// so a change on the product side must show up as a failing test.
-pub mod exit {
-    /// Success (`customer`: served).
-    pub const OK: i32 = 0;
-    /// Unexpected failure.
-    pub const FAILURE: i32 = 1;
-    /// Bad flags, environment or names.
-    pub const USAGE: i32 = 2;
-    /// `customer`: gave up waiting and withdrew the order.
-    pub const GAVE_UP: i32 = 3;
-    /// `customer`: no barista available.
-    pub const NO_BARISTA: i32 = 4;
-    /// ZooKeeper unreachable.
-    pub const UNREACHABLE: i32 = 5;
-    /// Shop not initialised (`shop-init` has not run).
-    pub const NOT_INITIALISED: i32 = 6;
-    /// Not authorized.
-    pub const NOT_AUTHORIZED: i32 = 7;
-    /// `barista`: name in use by a live barista.
-    pub const NAME_IN_USE: i32 = 8;
-    /// `customer`: every barista's queue was full.
-    pub const SHOP_FULL: i32 = 9;
-    /// `customer`: the barista rejected the order (it was withdrawn).
-    pub const REJECTED: i32 = 10;
-}
+/// They are the contract with scripts and operators: `integration/docs.rs` checks them
+/// against README.md's table, so a change on the product side shows up as a failing test.
+pub use zk_coffee::error::exit::status as exit;
 
 /// The seed program's menu, in menu order.
 pub const MENU: [&str; 4] = ["tesora", "swisswater", "jacob", "sogood"];

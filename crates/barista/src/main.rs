@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use zk_coffee::barista::{self, BaristaConfig, Milestone, ShiftEnd};
-use zk_coffee::cli::{self, ConnectArgs, EXIT_CODES_HELP};
+use zk_coffee::cli::{self, ConnectArgs};
 use zk_coffee::{BaristaName, Shutdown};
 
 /// Registers on shift in /barista_group and serves the orders placed in /orders/{name}, in the
@@ -14,7 +14,7 @@ use zk_coffee::{BaristaName, Shutdown};
 /// baristas (or serve it for up to --drain-timeout when nobody else is on shift), remove the
 /// empty bucket, exit 0. A second signal exits at once; queued orders are adopted later.
 #[derive(Parser, Debug)]
-#[command(version, after_help = EXIT_CODES_HELP)]
+#[command(version, after_help = cli::exit_codes_help())]
 struct Args {
     #[command(flatten)]
     connect: ConnectArgs,

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use zk_coffee::cli::{self, ConnectArgs, EXIT_CODES_HELP};
+use zk_coffee::cli::{self, ConnectArgs};
 use zk_coffee::customer::{self, Choice, CustomerConfig, Outcome};
 use zk_coffee::error::exit;
 use zk_coffee::load::{self, LoadConfig};
@@ -21,7 +21,7 @@ use zk_coffee::{menu, BaristaName, Shutdown};
 /// last line `summary served=... throughput=... p50_ms=...` for scripts, and exits 0 only if
 /// every order was served (1 otherwise).
 #[derive(Parser, Debug)]
-#[command(version, after_help = EXIT_CODES_HELP)]
+#[command(version, after_help = cli::exit_codes_help())]
 struct Args {
     #[command(flatten)]
     connect: ConnectArgs,

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use zk_coffee::cli::{self, ConnectArgs, EXIT_CODES_HELP};
+use zk_coffee::cli::{self, ConnectArgs};
 use zk_coffee::config::{self, ShopConfig};
 use zk_coffee::error::exit;
 use zk_coffee::security::{self, Credentials, Roles};
@@ -16,7 +16,7 @@ use zk_coffee::shop;
 /// --menu / --max-queue say, replacing the menu of a running shop (baristas pick it up at once,
 /// customers when they arrive). Prints what it created, found and updated.
 #[derive(Parser, Debug)]
-#[command(version, after_help = EXIT_CODES_HELP)]
+#[command(version, after_help = cli::exit_codes_help())]
 struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
@@ -66,7 +66,7 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
     };
     shop::ensure_chroot(&session_config)?;
     let session = zk_coffee::Session::connect(session_config.clone())?;
-    let report = (|| {
+    let report: zk_coffee::Result<_> = (|| {
         let new = match (menu, args.max_queue) {
             (Some(menu), max_queue) => Some(ShopConfig { max_queue, ..menu }),
             // --max-queue alone keeps the menu the shop has.

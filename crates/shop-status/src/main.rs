@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use zk_coffee::cli::{self, ConnectArgs, EXIT_CODES_HELP};
+use zk_coffee::cli::{self, ConnectArgs};
 use zk_coffee::error::exit;
 use zk_coffee::status;
 
@@ -11,7 +11,7 @@ use zk_coffee::status;
 /// age of its oldest order, orphaned buckets and who adopts them, and sales so far per coffee
 /// and per barista. Reads only; changes nothing.
 #[derive(Parser, Debug)]
-#[command(version, after_help = EXIT_CODES_HELP)]
+#[command(version, after_help = cli::exit_codes_help())]
 struct Args {
     #[command(flatten)]
     connect: ConnectArgs,

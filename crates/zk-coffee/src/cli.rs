@@ -5,26 +5,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::duration;
-use crate::error::{Error, Result};
+use crate::error::{exit, Error, Result};
 use crate::layout::{self, ShopName};
-use crate::security::Credentials;
-use crate::session::{ConnectString, Session, SessionConfig};
+use crate::session::{ConnectString, Credentials, Session, SessionConfig};
 use crate::shutdown::{Shutdown, Stop};
 
-/// The exit-code table printed at the end of every `--help`.
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  success (customer: served)
-  1  unexpected failure (ZooKeeper refused an operation; an internal failure)
-  2  bad flags, environment or names (only what the user typed or set)
-  3  customer: gave up waiting and withdrew the order
-  4  customer: no barista available
-  5  ZooKeeper unreachable, or the connection could not be regained
-  6  shop not initialised (run shop-init)
-  7  not authorized
-  8  barista: name held by another live barista
-  9  customer: every barista's queue was full
- 10  customer: the barista rejected the order";
+/// The exit-code table printed at the end of every `--help`, from [`exit::TABLE`].
+pub fn exit_codes_help() -> String {
+    let mut help = String::from("Exit codes:");
+    for (code, _, meaning) in exit::TABLE {
+        help.push_str(&format!("\n{code:>3}  {meaning}"));
+    }
+    help
+}
 
 /// Every environment variable the binaries read (besides `RUST_LOG`). Tests and the
 /// benchmark clear them for the processes they start, so a developer's shell cannot change
@@ -114,7 +107,7 @@ pub fn parse_connect_string(s: &str) -> Result<ConnectString> {
 
 /// Clap value parser for any duration (zero allowed).
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    duration::parse(s)
+    Ok(duration::parse(s)?)
 }
 
 /// Clap value parser for a duration that must be above zero.
@@ -188,7 +181,7 @@ pub fn parse_args<T: clap::Parser>(program: &str, on_error: impl FnOnce()) -> T 
             }
             eprintln!("{program}: error: {first} (see --help)");
             on_error();
-            std::process::exit(i32::from(crate::error::exit::USAGE));
+            std::process::exit(exit::status::USAGE);
         }
     }
 }
@@ -201,5 +194,20 @@ pub fn finish(program: &str, result: Result<u8>) -> ExitCode {
             eprintln!("{program}: error: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_every_code_right_aligned() {
+        let help = exit_codes_help();
+        let lines: Vec<&str> = help.lines().collect();
+        assert_eq!(lines.len(), exit::TABLE.len() + 1);
+        assert_eq!(lines[0], "Exit codes:");
+        assert_eq!(lines[1], "  0  success (customer: served)");
+        assert_eq!(lines[11], " 10  customer: the barista rejected the order");
     }
 }

@@ -1,16 +1,23 @@
 //! Durations as people type and read them: `2`, `0.5`, `1.5s`, `250ms`.
+//!
+//! A leaf: it uses no other module of the library. What it cannot read is its own
+//! [`Invalid`], which the library's error turns into a usage error (exit 2), so that the
+//! error's messages can use [`human`] without the two modules importing each other.
 
 use std::time::Duration;
-
-use crate::error::Error;
 
 /// Longest duration any flag accepts (a day): anything longer is surely a typo.
 const MAX: Duration = Duration::from_secs(24 * 3600);
 
+/// A duration [`parse`] refused, with the one-line message saying why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(String);
+
 /// Parses seconds (`2`, `0.5`, `2s`) or milliseconds (`250ms`), exactly (decimal digits, not
 /// floating point), down to the nanosecond.
-pub fn parse(text: &str) -> Result<Duration, Error> {
-    let bad = || Error::usage(format!("invalid duration {text:?}: use seconds like 2 or 0.5, or 250ms"));
+pub fn parse(text: &str) -> Result<Duration, Invalid> {
+    let bad = || Invalid(format!("invalid duration {text:?}: use seconds like 2 or 0.5, or 250ms"));
     let t = text.trim();
     let (number, nanos_per_unit) = match t.strip_suffix("ms") {
         Some(ms) => (ms, 1_000_000u128),
@@ -30,7 +37,7 @@ pub fn parse(text: &str) -> Result<Duration, Error> {
     let nanos = whole * nanos_per_unit + frac * nanos_per_unit / 10u128.pow(18);
     let d = Duration::from_nanos(u64::try_from(nanos).map_err(|_| bad())?);
     if d > MAX {
-        return Err(Error::usage(format!("duration {text:?} is longer than a day")));
+        return Err(Invalid(format!("duration {text:?} is longer than a day")));
     }
     Ok(d)
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::duration::human;
+use crate::duration::{self, human};
 
 /// Anything that can stop a barista, a customer or `shop-init`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -70,32 +70,60 @@ pub enum Error {
 /// A `Result` whose error is the library's [`enum@Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The documented exit codes of the three binaries. Keep README.md's table in sync.
+/// The documented exit codes of the binaries: one table, from which come the constants, the
+/// `--help` text (`cli::exit_codes_help`) and the test harness's codes. README.md's "Exit
+/// codes" table must say the same; an integration test compares the two.
 pub mod exit {
-    /// Success (`customer`: the order was served).
-    pub const OK: u8 = 0;
-    /// An unexpected failure (ZooKeeper refused an operation, a protocol problem, an internal
-    /// failure).
-    pub const FAILURE: u8 = 1;
-    /// Bad flags, environment or names (also what clap uses for a usage error); only the
-    /// user's input, never an internal failure.
-    pub const USAGE: u8 = 2;
-    /// `customer`: gave up waiting and withdrew the order.
-    pub const GAVE_UP: u8 = 3;
-    /// `customer`: no barista was registered.
-    pub const NO_BARISTA: u8 = 4;
-    /// ZooKeeper could not be reached, or the connection could not be regained.
-    pub const UNREACHABLE: u8 = 5;
-    /// The shop's nodes are missing: `shop-init` has not run against this ensemble/chroot.
-    pub const NOT_INITIALISED: u8 = 6;
-    /// ZooKeeper refused an operation for lack of rights.
-    pub const NOT_AUTHORIZED: u8 = 7;
-    /// `barista`: the name is held by another live barista.
-    pub const NAME_IN_USE: u8 = 8;
-    /// `customer`: every barista's queue was full.
-    pub const SHOP_FULL: u8 = 9;
-    /// `customer`: the barista rejected the order (it was withdrawn).
-    pub const REJECTED: u8 = 10;
+    /// Writes each code once: its constant (`u8`, what `ExitCode::from` takes), its row in
+    /// [`TABLE`], and its constant in [`status`].
+    macro_rules! exit_codes {
+        ($($(#[doc = $doc:literal])* $name:ident = $code:literal => $meaning:literal;)*) => {
+            $($(#[doc = $doc])* pub const $name: u8 = $code;)*
+
+            /// Every code with its constant's name and what it means, as `--help` prints it.
+            pub const TABLE: &[(u8, &str, &str)] = &[$(($code, stringify!($name), $meaning)),*];
+
+            /// The same codes as `i32`: what `std::process::exit` takes and
+            /// `ExitStatus::code` reports.
+            pub mod status {
+                $($(#[doc = $doc])* pub const $name: i32 = $code;)*
+            }
+        };
+    }
+
+    exit_codes! {
+        /// Success (`customer`: the order was served).
+        OK = 0 => "success (customer: served)";
+        /// An unexpected failure (ZooKeeper refused an operation, a protocol problem, an internal
+        /// failure).
+        FAILURE = 1 => "unexpected failure (ZooKeeper refused an operation; an internal failure)";
+        /// Bad flags, environment or names (also what clap uses for a usage error); only the
+        /// user's input, never an internal failure.
+        USAGE = 2 => "bad flags, environment or names (only what the user typed or set)";
+        /// `customer`: gave up waiting and withdrew the order.
+        GAVE_UP = 3 => "customer: gave up waiting and withdrew the order";
+        /// `customer`: no barista was registered.
+        NO_BARISTA = 4 => "customer: no barista available";
+        /// ZooKeeper could not be reached, or the connection could not be regained.
+        UNREACHABLE = 5 => "ZooKeeper unreachable, or the connection could not be regained";
+        /// The shop's nodes are missing: `shop-init` has not run against this ensemble/chroot.
+        NOT_INITIALISED = 6 => "shop not initialised (run shop-init)";
+        /// ZooKeeper refused an operation for lack of rights.
+        NOT_AUTHORIZED = 7 => "not authorized";
+        /// `barista`: the name is held by another live barista.
+        NAME_IN_USE = 8 => "barista: name held by another live barista";
+        /// `customer`: every barista's queue was full.
+        SHOP_FULL = 9 => "customer: every barista's queue was full";
+        /// `customer`: the barista rejected the order (it was withdrawn).
+        REJECTED = 10 => "customer: the barista rejected the order";
+    }
+}
+
+impl From<duration::Invalid> for Error {
+    /// A duration that cannot be read came from a flag or the environment.
+    fn from(e: duration::Invalid) -> Error {
+        Error::Usage(e.to_string())
+    }
 }
 
 impl Error {
@@ -156,12 +184,26 @@ mod tests {
     }
 
     #[test]
+    fn the_exit_table_lists_each_code_once_in_order() {
+        let codes: Vec<u8> = exit::TABLE.iter().map(|(code, _, _)| *code).collect();
+        assert_eq!(codes, (0..=10).collect::<Vec<u8>>());
+        assert_eq!(exit::TABLE[usize::from(exit::NAME_IN_USE)].1, "NAME_IN_USE");
+        assert_eq!(exit::status::REJECTED, i32::from(exit::REJECTED));
+    }
+
+    #[test]
     fn internal_failures_exit_1_and_usage_errors_2() {
         let internal = Error::internal("\"orders\" is not an absolute znode path");
         assert_eq!(internal.exit_code(), exit::FAILURE);
         assert!(internal.to_string().starts_with("internal failure, not a usage error"), "{internal}");
         assert!(!internal.is_transient());
         assert_eq!(Error::usage("bad --patience").exit_code(), exit::USAGE);
+    }
+
+    #[test]
+    fn unreadable_durations_are_usage_errors() {
+        let e = Error::from(duration::parse("1h").expect_err("not a duration"));
+        assert_eq!(e, Error::usage("invalid duration \"1h\": use seconds like 2 or 0.5, or 250ms"));
     }
 
     #[test]

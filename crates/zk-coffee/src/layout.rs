@@ -217,6 +217,12 @@ pub enum NodeKind {
     Other,
 }
 
+/// `{parent}/{child}`: a child of a shop node (never `/`), by the name ZooKeeper listed it
+/// under: for walking a subtree, e.g. to secure it.
+pub fn child(parent: &str, child: &str) -> String {
+    format!("{parent}/{child}")
+}
+
 /// The kind of the node at `path`.
 pub fn kind_of(path: &str) -> NodeKind {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -310,6 +316,7 @@ mod tests {
         assert_eq!(order_prefix(&b), "/orders/host_42/coffee");
         assert_eq!(order(&b, OrderName { sequence: 7 }), "/orders/host_42/coffee0000000007");
         assert_eq!(claim(&b), "/zk-coffee/claims/host_42");
+        assert_eq!(child(ORDERS, "host_42"), bucket(&b));
     }
 
     #[test]

@@ -10,8 +10,11 @@
 //!
 //! - [`layout`]: the znode layout of the wire contract; the only place paths are built.
 //! - [`session`]: the ZooKeeper session, the only module that talks to the client crate
-//!   (`zookeeper-client`): deadlines on every call, retries, new sessions after expiry,
-//!   protected sequential creates, transactions.
+//!   (`zookeeper-client`), a folder that uses no shop module: `connect_string`, `credentials`
+//!   (digest auth), `acl` (permission bits, grants), `retry` (the async-to-blocking bridge,
+//!   deadlines and backoff on every call), `state` (new sessions after expiry, generations,
+//!   subscribers), `nodes`, `watches` (one-shot and tree watches), `protected` (protected
+//!   sequential creates) and `multi` (transactions).
 //! - [`shop`]: creating and checking the shop's top-level nodes, listing baristas on shift.
 //! - [`barista`]: the barista role, a folder: the shift loop (`mod.rs`), then one file per
 //!   part, each owning its state: `joining` (registering, restarts), `adoption` (orphaned
@@ -30,7 +33,8 @@
 //! - [`menu`]: the coffees on offer.
 //! - [`order`]: what an order's data may hold, and how a barista rejects one it cannot make.
 //! - [`config`]: the shop's configuration in ZooKeeper (menu, brew times, maximum queue).
-//! - [`security`]: credentials, roles and the ACLs of a secured shop.
+//! - [`security`]: the roles and the ACL table of a secured shop, built on the session's
+//!   credentials and grants.
 //! - [`sales`]: each barista's sales ledger, counted exactly once per served order.
 //! - [`status`]: the shop at a glance (`shop-status`).
 //! - [`shutdown`]: stop requests shared between a signal handler (or a test) and a role.

@@ -30,88 +30,16 @@
 //! `ZK_CREDENTIALS_FILE`) or the environment (`ZK_CREDENTIALS`), never from a flag, where `ps`
 //! would show them. The client keeps them across reconnects.
 
-use std::fmt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use log::{debug, info};
 
 use crate::error::{Error, Result};
 use crate::layout::{self, NodeKind};
+/// Credentials and permission bits are the session's (ZooKeeper's own notions); the shop's
+/// roles and ACL table below are built from them.
+pub use crate::session::{Credentials, ADMIN, ALL, CREATE, DELETE, READ, WRITE};
 use crate::session::{Grant, Session, SessionConfig};
-
-/// Read permission.
-pub const READ: u32 = 1;
-/// Write (set data) permission.
-pub const WRITE: u32 = 2;
-/// Create children.
-pub const CREATE: u32 = 4;
-/// Delete children.
-pub const DELETE: u32 = 8;
-/// Change the ACL.
-pub const ADMIN: u32 = 16;
-/// Everything.
-pub const ALL: u32 = 31;
-
-/// One identity's `user:password`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    user: String,
-    password: String,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credentials({}:***)", self.user)
-    }
-}
-
-impl Credentials {
-    /// Parses `user:password` (the user has no `:`; neither part is empty).
-    pub fn parse(text: &str) -> Result<Credentials> {
-        let text = text.trim();
-        match text.split_once(':') {
-            Some((user, password)) if !user.is_empty() && !password.is_empty() && !user.contains(char::is_whitespace) => {
-                Ok(Credentials { user: user.to_owned(), password: password.to_owned() })
-            }
-            _ => Err(Error::usage("credentials must look like user:password")),
-        }
-    }
-
-    /// Reads `user:password` from the first line of `path` that is not empty or a `#`
-    /// comment. Refuses a file that its group or others may read.
-    pub fn from_file(path: &Path) -> Result<Credentials> {
-        let shown = path.display();
-        let meta = std::fs::metadata(path).map_err(|e| Error::usage(format!("cannot read the credentials file {shown}: {e}")))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(Error::usage(format!("the credentials file {shown} is readable by others: run chmod 600 {shown}")));
-        }
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read the credentials file {shown}: {e}")))?;
-        let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).unwrap_or("");
-        Credentials::parse(line)
-            .map_err(|_| Error::usage(format!("the credentials file {shown} must hold one line user:password")))
-    }
-
-    /// The user name.
-    pub fn user(&self) -> &str {
-        &self.user
-    }
-
-    /// What `add_auth("digest", ...)` takes.
-    pub fn auth(&self) -> Vec<u8> {
-        format!("{}:{}", self.user, self.password).into_bytes()
-    }
-
-    /// The digest ACL id ZooKeeper derives from these credentials:
-    /// `user:base64(sha1(user:password))`.
-    pub fn digest_id(&self) -> String {
-        let hash = sha1_smol::Sha1::from(format!("{}:{}", self.user, self.password)).digest().bytes();
-        format!("{}:{}", self.user, base64::engine::general_purpose::STANDARD.encode(hash))
-    }
-}
 
 /// The digest ids of a secured shop's three roles, as kept in `/zk-coffee/acl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,7 +146,7 @@ pub fn secure_chroot(config: &SessionConfig, roles: &Roles) -> Result<bool> {
 fn secure_tree(session: &Session, roles: &Roles, path: &str) -> Result<usize> {
     let mut changed = 0;
     for child in session.children(path)?.unwrap_or_default() {
-        changed += secure_tree(session, roles, &format!("{path}/{child}"))?;
+        changed += secure_tree(session, roles, &layout::child(path, &child))?;
     }
     if session.set_acl(path, &roles.grants(path))? {
         changed += 1;
@@ -229,23 +157,6 @@ fn secure_tree(session: &Session, roles: &Roles, path: &str) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digest_ids_match_zookeepers() {
-        // What ZooKeeper 3.8's own tool prints:
-        // java ... org.apache.zookeeper.server.auth.DigestAuthenticationProvider super:secret
-        let c = Credentials::parse("super:secret").expect("valid");
-        assert_eq!(c.digest_id(), "super:lK75jTNcA+U9vtVEw5vB51mj/w4=");
-        assert_eq!(format!("{c:?}"), "Credentials(super:***)");
-    }
-
-    #[test]
-    fn credentials_need_a_user_and_a_password() {
-        for bad in ["", "user", ":pw", "user:", "a b:c"] {
-            assert!(Credentials::parse(bad).is_err(), "{bad:?} accepted");
-        }
-        assert_eq!(Credentials::parse("u:p:q").map(|c| c.password), Ok("p:q".to_owned()));
-    }
 
     #[test]
     fn roles_round_trip_and_grant_by_place() {

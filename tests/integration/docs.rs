@@ -1,0 +1,44 @@
+//! The documentation says what the programs do: README.md's "Exit codes" table lists exactly
+//! the codes and meanings of the library's table (`zk_coffee::error::exit::TABLE`), which
+//! every `--help` prints.
+
+use zk_coffee::error::exit;
+
+/// The README at the workspace root.
+fn readme() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+/// The `(code, meaning)` rows of the table under `## Exit codes`, with the README's markdown
+/// (backticks) taken out of the meanings.
+fn readme_exit_codes(readme: &str) -> Vec<(u8, String)> {
+    let section = readme.split("\n## Exit codes\n").nth(1).expect("README.md has an \"## Exit codes\" section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('|'))
+        .skip(2) // the header and the `| --- |` line
+        .map(|row| {
+            let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+            assert_eq!(cells.len(), 2, "an exit-code row has a code and a meaning: {row}");
+            let code = cells[0].parse().unwrap_or_else(|_| panic!("{:?} is not an exit code: {row}", cells[0]));
+            (code, cells[1].replace('`', ""))
+        })
+        .collect()
+}
+
+#[test]
+fn readme_lists_the_exit_codes_of_the_library() {
+    let documented = readme_exit_codes(&readme());
+    let table: Vec<(u8, String)> = exit::TABLE.iter().map(|(code, _, meaning)| (*code, (*meaning).to_owned())).collect();
+    assert_eq!(documented, table, "README.md's exit codes differ from zk_coffee::error::exit::TABLE");
+}
+
+#[test]
+fn a_code_missing_from_the_readme_is_noticed() {
+    let readme = readme();
+    let without_ten = readme.replace("| 10 | customer: the barista rejected the order |\n", "");
+    assert_ne!(readme_exit_codes(&without_ten).len(), exit::TABLE.len());
+}
