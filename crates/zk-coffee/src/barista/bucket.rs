@@ -163,6 +163,11 @@ impl Bucket {
         }
     }
 
+    /// Whether `order` is still queued, as far as the watch has told.
+    pub fn contains(&self, order: OrderName) -> bool {
+        self.pending.contains(&order)
+    }
+
     /// Up to `max` orders to look at next, in placement order, skipping held ones that are
     /// not due by `now`.
     pub fn next(&self, max: usize, now: Instant) -> Vec<OrderName> {

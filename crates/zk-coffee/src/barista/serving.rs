@@ -101,6 +101,11 @@ impl Serving {
     }
 
     /// Whether orders wait in `owner`'s bucket (held ones included).
+    /// Whether `order` is still queued in `owner`'s bucket, as far as its watch has told.
+    pub(super) fn is_queued(&self, owner: &BaristaName, order: OrderName) -> bool {
+        self.buckets.get(owner).is_some_and(|bucket| bucket.contains(order))
+    }
+
     pub(super) fn has_queued(&self, owner: &BaristaName) -> bool {
         self.buckets.get(owner).is_some_and(|b| !b.is_empty())
     }
@@ -260,9 +265,24 @@ impl Barista<'_> {
             let paths: Vec<String> = batch.iter().map(|order| layout::order(owner, *order)).collect();
             let reads = self.ctx.session.read_many(&paths)?;
             let mut made: Vec<Made> = Vec::new();
+            let mut look_again = false;
             for ((order, path), read) in batch.into_iter().zip(paths).zip(reads) {
                 if !self.serving(until) {
                     break;
+                }
+                // What the watches told while the last coffee brewed counts. In an adopted
+                // bucket, a change of the group may be its owner coming back, who then serves
+                // it: look at the group before making more of its orders. (Without this an
+                // adopter made a whole batch its owner had served meanwhile.)
+                if owner != &self.ctx.config.name && self.changed.staff {
+                    look_again = true;
+                    break;
+                }
+                // Served (by a returning owner) or withdrawn since the batch was read.
+                if !self.serving.is_queued(owner, order) {
+                    debug!("{path} went while I made the one before");
+                    taken += 1;
+                    continue;
                 }
                 // A menu change applies from the next order on.
                 self.apply_config_change()?;
@@ -288,6 +308,9 @@ impl Barista<'_> {
                 made.push(Made { order, path, coffee });
             }
             self.serve_made(owner, &mut made)?;
+            if look_again {
+                return Ok(taken);
+            }
         }
     }
 
