@@ -164,7 +164,7 @@ impl Summary {
             Ok(Outcome::GaveUp(_)) => self.gave_up += 1,
             Ok(Outcome::Rejected(..)) => self.rejected += 1,
             Err(Error::NoBarista(_)) => self.no_barista += 1,
-            Err(Error::ShopFull(_)) => self.shop_full += 1,
+            Err(Error::ShopFull { .. }) => self.shop_full += 1,
             Err(_) => self.failed += 1,
         }
     }
@@ -321,6 +321,7 @@ impl Group {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Absence;
 
     fn summary(latencies_ms: &[u64]) -> Summary {
         Summary {
@@ -359,5 +360,15 @@ mod tests {
         ] {
             assert!(line.contains(field), "{field} missing from {line}");
         }
+    }
+
+    #[test]
+    fn failed_visits_are_counted_by_kind() {
+        let mut s = Summary::default();
+        s.count(&Err(Error::NoBarista(Absence::AllLeft { left: 3 })));
+        s.count(&Err(Error::ShopFull { max_queue: 2, baristas: 1 }));
+        s.count(&Err(Error::ShopFull { max_queue: 9, baristas: 4 }));
+        s.count(&Err(Error::usage("x")));
+        assert_eq!((s.no_barista, s.shop_full, s.failed), (1, 2, 1));
     }
 }
