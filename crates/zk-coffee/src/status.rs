@@ -1,6 +1,9 @@
 //! The shop at a glance, for operators: who is on shift (with the facts they registered), which
 //! members are not baristas, how long each queue is and how old its oldest order, which buckets
 //! are orphaned (and who adopts them), and what has been sold, per coffee and per barista.
+//!
+//! [`ShopStatus`] is also the JSON document (`shop-status --json`): one serde model that the
+//! binary writes and whoever reads that JSON (the tests) deserialises.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
