@@ -7,7 +7,9 @@
 # 1. builds the release binaries (unless --bin-dir names a directory that holds them),
 # 2. installs barista, customer, shop-init and shop-status into /usr/local/bin,
 # 3. installs systemd/barista@.service into /etc/systemd/system,
-# 4. installs systemd/barista.env.example as /etc/zk-coffee/barista.env unless that exists
+# 4. installs README.md as /usr/local/share/doc/zk-coffee/README.md (the unit's
+#    Documentation=),
+# 5. installs systemd/barista.env.example as /etc/zk-coffee/barista.env unless that exists
 #    (edit ZK_SERVERS there), and reloads systemd.
 #
 # Then: `systemctl enable --now barista@1 barista@2` starts two baristas named
@@ -28,7 +30,7 @@ while (($#)); do
 done
 
 if ((EUID != 0)); then
-    echo "install-systemd.sh: run as root (it writes /usr/local/bin, /etc/systemd/system and /etc/zk-coffee)" >&2
+    echo "install-systemd.sh: run as root (it writes /usr/local/bin, /usr/local/share/doc, /etc/systemd/system and /etc/zk-coffee)" >&2
     exit 1
 fi
 
@@ -40,6 +42,7 @@ for bin in barista customer shop-init shop-status; do
     install -m 0755 "$BIN_DIR/$bin" "/usr/local/bin/$bin"
 done
 install -m 0644 "$REPO_ROOT/systemd/barista@.service" /etc/systemd/system/barista@.service
+install -D -m 0644 "$REPO_ROOT/README.md" /usr/local/share/doc/zk-coffee/README.md
 install -d -m 0755 /etc/zk-coffee
 if [[ ! -e /etc/zk-coffee/barista.env ]]; then
     install -m 0644 "$REPO_ROOT/systemd/barista.env.example" /etc/zk-coffee/barista.env

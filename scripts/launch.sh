@@ -23,7 +23,7 @@
 #         still records what did start, for `status` and `stop`).
 # status  For each recorded barista: whether its process still runs on its host
 #         (checked over ssh: the pid's command line must hold --name NAME),
-#         whether it is on shift and its queue (shop-status --json); then the
+#         whether it is on shift and its queue (shop-status --on-shift); then the
 #         shop as `shop-status` shows it. Exit 0 only if every recorded barista
 #         runs and is on shift.
 # stop    Sends SIGTERM to every recorded barista (all hosts at once), which
@@ -224,7 +224,7 @@ shop_status_bin() {
     fi
 }
 
-# shop_status [--json]: runs shop-status for the recorded shop.
+# shop_status [ARGS]: runs shop-status for the recorded shop.
 shop_status() {
     local bin
     bin="$(shop_status_bin)"
@@ -234,12 +234,10 @@ shop_status() {
     RUST_LOG=error "$bin" "${args[@]}" --connect-timeout 5 "$@"
 }
 
-# on_shift_lines: `NAME QUEUE` for every barista on shift, from shop-status --json.
+# on_shift_lines: `NAME<TAB>QUEUE` for every barista on shift (shop-status --on-shift);
+# fails if shop-status cannot read the shop.
 on_shift_lines() {
-    local json
-    json="$(shop_status --json 2>/dev/null)" || return 1
-    grep -oE '"name":"[^"]*","facts":(null|\{[^}]*\}),"queue":\{"orders":[0-9]+' <<<"$json" |
-        sed -E 's/^"name":"([^"]*)".*"orders":([0-9]+)$/\1 \2/' || true
+    shop_status --on-shift 2>/dev/null
 }
 
 # -------------------------------------------------------------------- state --

@@ -445,8 +445,10 @@ fn shop_status_lists_a_persistent_member_as_not_a_barista() {
     let json =
         crate::security::run_shop_status(&[crate::security::os("--zk"), crate::security::os(&zk), crate::security::os("--json")]);
     json.assert_code(exit::OK);
-    let line = json.single_stdout_line();
-    assert!(line.contains("\"on_shift\":[{\"name\":\"orig\","), "{json}");
-    assert!(line.contains("\"not_baristas\":[\"ghost\"]"), "{json}");
-    assert!(line.contains("\"orphans\":[{\"owner\":\"ghost\",\"queue\":{\"orders\":1,"), "{json}");
+    let shop: zk_coffee::status::ShopStatus = serde_json::from_str(json.single_stdout_line()).expect("a status");
+    let on_shift: Vec<&str> = shop.on_shift.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(on_shift, ["orig"], "{json}");
+    assert_eq!(shop.not_baristas, ["ghost"], "{json}");
+    let orphans: Vec<(&str, u32)> = shop.orphans.iter().map(|o| (o.owner.as_str(), o.queue.orders)).collect();
+    assert_eq!(orphans, [("ghost", 1)], "{json}");
 }

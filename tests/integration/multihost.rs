@@ -397,8 +397,8 @@ fn a_shop_spread_over_network_namespaces_serves_every_order() {
     assert_eq!(on_shift, expected);
     for (host, name, b) in &baristas {
         let facts = st.facts(name);
-        assert_eq!(facts["host"].str(), *host, "{name}'s registration: {facts:?}");
-        assert_eq!(facts["pid"].u64(), u64::from(b.pid()));
+        assert_eq!(facts.host, *host, "{name}'s registration: {facts:?}");
+        assert_eq!(facts.pid, b.pid());
     }
     assert_eq!(st.sales_total(), ORDERS);
     assert_eq!((st.orphans(), st.queued()), (vec![], 0));
@@ -512,9 +512,9 @@ fn launch_sh_starts_shows_and_stops_baristas_on_several_hosts_over_ssh() {
     for (host, name, pid) in &started {
         let facts = st.facts(name);
         let expected_host = if host == "local" { "ops" } else { host.rsplit('@').next().unwrap_or_default() };
-        assert_eq!(facts["host"].str(), expected_host, "{name} runs on {host}: {facts:?}");
-        assert_eq!(facts["pid"].u64(), u64::from(*pid), "{name}");
-        assert_eq!(facts["brew_ms"].u64(), 50, "{name} got the extra args");
+        assert_eq!(facts.host, expected_host, "{name} runs on {host}: {facts:?}");
+        assert_eq!(facts.pid, *pid, "{name}");
+        assert_eq!(facts.brew_ms, 50, "{name} got the extra args");
     }
 
     // The shop serves from every host.

@@ -80,8 +80,8 @@ fn two_shops_on_one_server_see_neither_each_others_baristas_nor_orders() {
     assert_eq!(b.menu(), ["tesora", "latte"]);
     assert_eq!(a.on_shift(), ["ba", "twin"]);
     assert_eq!(b.on_shift(), ["bb", "twin"]);
-    assert_eq!(a.facts("twin")["pid"].u64(), u64::from(twin_a.pid()));
-    assert_eq!(b.facts("twin")["pid"].u64(), u64::from(twin_b.pid()));
+    assert_eq!(a.facts("twin").pid, twin_a.pid());
+    assert_eq!(b.facts("twin").pid, twin_b.pid());
     assert_eq!((a.sales_total(), b.sales_total()), (1, 2));
     assert_eq!(a.sales_per_coffee(), BTreeMap::from([("jacob".to_owned(), 1)]));
     assert_eq!(b.sales_per_coffee(), BTreeMap::from([("latte".to_owned(), 1), ("tesora".to_owned(), 1)]));
@@ -164,7 +164,7 @@ fn a_menu_change_reaches_running_baristas_and_arriving_customers() {
     assert_eq!(sold.get("jacob"), Some(&1), "only the jacob ordered before the change: {sold:?}");
     assert!(!sold.contains_key("sogood") && !sold.contains_key("swisswater"), "{sold:?}");
     assert_eq!(status.sales_total(), 6);
-    assert_eq!(status.facts("m1")["brew_ms"].u64(), 100, "the barista's own brew time is unchanged");
+    assert_eq!(status.facts("m1").brew_ms, 100, "the barista's own brew time is unchanged");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -384,8 +384,8 @@ fn launch_sh_starts_shows_and_stops_baristas_on_this_host() {
     for (pid, name) in &recorded {
         let args = cmdline(*pid);
         assert!(args.windows(2).any(|w| w == ["--shop", "s1"]), "{name}: {args:?}");
-        assert_eq!(status.facts(name)["pid"].u64(), u64::from(*pid));
-        assert_eq!(status.facts(name)["brew_ms"].u64(), 50, "the extra args reached {name}");
+        assert_eq!(status.facts(name).pid, *pid);
+        assert_eq!(status.facts(name).brew_ms, 50, "the extra args reached {name}");
         assert!(std::path::Path::new(&logs).join(format!("{name}.log")).exists());
     }
 

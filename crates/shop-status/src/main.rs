@@ -17,8 +17,13 @@ struct Args {
     connect: ConnectArgs,
 
     /// Print one JSON object instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "on_shift")]
     json: bool,
+
+    /// Print only the baristas on shift, one a line: the name, a tab, its queue length (for
+    /// shell scripts).
+    #[arg(long)]
+    on_shift: bool,
 }
 
 fn main() -> ExitCode {
@@ -32,6 +37,15 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
     let status = status::gather(&session);
     session.close();
     let status = status?;
-    println!("{}", if args.json { status.json() } else { status.text() });
+    if args.json {
+        println!("{}", status.json());
+    } else if args.on_shift {
+        let lines = status.on_shift_lines();
+        if !lines.is_empty() {
+            println!("{lines}");
+        }
+    } else {
+        println!("{}", status.text());
+    }
     Ok(exit::OK)
 }

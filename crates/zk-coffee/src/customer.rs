@@ -21,7 +21,7 @@ use rand::seq::IndexedRandom;
 
 use crate::board::{Board, News};
 use crate::config::{self, ShopConfig};
-use crate::error::{Error, Result};
+use crate::error::{Absence, Error, Result};
 use crate::layout::{self, BaristaName};
 use crate::order;
 use crate::roster::Roster;
@@ -132,8 +132,8 @@ impl Outcome {
 pub fn failure_line(error: &Error) -> String {
     let word = match error {
         Error::NoBarista(_) => "no-barista",
-        Error::ShopFull(_) => "shop-full",
-        Error::Left(_) => "gave-up",
+        Error::ShopFull { .. } => "shop-full",
+        Error::Left { .. } => "gave-up",
         _ => "failed",
     };
     format!("{word} exit={}", error.exit_code())
@@ -331,7 +331,7 @@ fn place_order(
                 debug!("{barista} left before I could order; choosing again");
                 gone.push(barista);
                 if gone.len() >= MAX_ORDER_ATTEMPTS {
-                    return Err(Error::NoBarista(format!("{MAX_ORDER_ATTEMPTS} baristas left before I could order")));
+                    return Err(Error::NoBarista(Absence::AllLeft { left: gone.len() }));
                 }
             }
         }
@@ -351,15 +351,15 @@ fn wait_for_a_barista(roster: &Roster, config: &CustomerConfig, deadline: Instan
     if wanted_on_shift {
         return Ok(()); // came on shift since we looked
     }
+    let asked_for = || config.barista.as_ref().map(BaristaName::to_string);
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() || wakes.wait(left).is_none() {
-        return Err(Error::NoBarista(match &config.barista {
-            Some(wanted) => format!("barista {wanted} did not come on shift within my patience"),
-            None => format!("nobody registered under {} within my patience", layout::BARISTA_GROUP),
-        }));
+        return Err(Error::NoBarista(Absence::NotOnShift { asked_for: asked_for(), patience: config.patience }));
     }
     if shutdown.state() != Stop::No {
-        return Err(Error::Left("stopped while waiting for a barista to come on shift; no order was placed".into()));
+        // Patience counts from arrival (the deadline): what of it is gone is how long we waited.
+        let waited = config.patience.saturating_sub(deadline.saturating_duration_since(Instant::now()));
+        return Err(Error::Left { asked_for: asked_for(), waited });
     }
     Ok(())
 }
@@ -408,7 +408,7 @@ fn full_shop_fallback(queues: &Queues, max_queue: u32, candidates: &[BaristaName
     }
     match best {
         Some((queue, barista)) if queue < max_queue => Ok(Some(barista.clone())),
-        _ => Err(Error::ShopFull(format!("every queue holds {max_queue} orders or more (--max-queue)"))),
+        _ => Err(Error::ShopFull { max_queue, baristas: candidates.len() }),
     }
 }
 
@@ -429,5 +429,20 @@ impl Queues<'_> {
                 self.session.child_counts(&buckets)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_has_its_line() {
+        let nobody = Error::NoBarista(Absence::NotOnShift { asked_for: None, patience: Duration::from_secs(1) });
+        assert_eq!(failure_line(&nobody), "no-barista exit=4");
+        assert_eq!(failure_line(&Error::NoBarista(Absence::AllLeft { left: MAX_ORDER_ATTEMPTS })), "no-barista exit=4");
+        assert_eq!(failure_line(&Error::ShopFull { max_queue: 2, baristas: 2 }), "shop-full exit=9");
+        assert_eq!(failure_line(&Error::Left { asked_for: None, waited: Duration::ZERO }), "gave-up exit=3");
+        assert_eq!(failure_line(&Error::usage("bad")), "failed exit=2");
     }
 }

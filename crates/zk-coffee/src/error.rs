@@ -3,7 +3,8 @@
 //! Errors are grouped the way an operator thinks about them: the flags or environment were wrong
 //! (`Usage`), ZooKeeper could not be reached or misbehaved (`Unreachable`, `ZooKeeper`), the
 //! shop's tree is not what the protocol expects (`ShopNotInitialised`, `NameInUse`), a shop
-//! condition ended the role (`NoBarista`), or the program itself failed (`Internal`: a bug, or
+//! condition ended the role (`NoBarista`, `ShopFull`, `Left`: data, not prose, so that tests
+//! compare them), or the program itself failed (`Internal`: a bug, or
 //! the system refused it a thread or a signal handler). Every message is one line that names
 //! the problem.
 
@@ -43,15 +44,17 @@ pub enum Error {
 
     /// The customer found nobody to order from.
     #[error("no barista available: {0}")]
-    NoBarista(String),
+    NoBarista(Absence),
 
-    /// The customer was stopped before it could place its order.
-    #[error("gave up: {0}")]
-    Left(String),
+    /// The customer was stopped while waiting for a barista (`asked_for`, else anyone) to come
+    /// on shift, `waited` after it arrived: it placed no order.
+    #[error("gave up: stopped after {} waiting for {} to come on shift; no order was placed", human(*.waited), whom(.asked_for))]
+    Left { asked_for: Option<String>, waited: Duration },
 
-    /// Every barista's queue is at the maximum length.
-    #[error("the shop is full: {0}")]
-    ShopFull(String),
+    /// The queue of every one of the `baristas` the customer may order from holds `max_queue`
+    /// orders or more.
+    #[error("the shop is full: every queue of the {} I may order from holds {max_queue} orders or more (--max-queue)", count(*.baristas, "barista"))]
+    ShopFull { max_queue: u32, baristas: usize },
 
     /// ZooKeeper refused an operation for lack of rights.
     #[error("not authorized to {op} {path}")]
@@ -65,6 +68,37 @@ pub enum Error {
     /// refused what the program needs to run (a thread, a signal handler).
     #[error("internal failure, not a usage error (a bug unless the system is out of resources): {what}")]
     Internal { what: String },
+}
+
+/// Why a customer found no barista to order from ([`Error::NoBarista`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Absence {
+    /// Nobody came on shift within the customer's `patience` (with `asked_for`: that barista
+    /// did not).
+    #[error("{} within my patience ({})", not_on_shift(.asked_for), human(*.patience))]
+    NotOnShift { asked_for: Option<String>, patience: Duration },
+    /// This many baristas, one after the other, left between being chosen and taking the order.
+    #[error("{left} baristas left before I could order")]
+    AllLeft { left: usize },
+}
+
+/// Whom a customer waits for: `barista NAME`, or `a barista`.
+fn whom(asked_for: &Option<String>) -> String {
+    asked_for.as_ref().map_or_else(|| "a barista".to_owned(), |name| format!("barista {name}"))
+}
+
+/// Who did not come on shift. (`/barista_group` is `layout::BARISTA_GROUP`, which this module,
+/// below every other, does not import; a test checks they agree.)
+fn not_on_shift(asked_for: &Option<String>) -> String {
+    match asked_for {
+        Some(name) => format!("barista {name} did not come on shift"),
+        None => "nobody registered under /barista_group".to_owned(),
+    }
+}
+
+/// `1 barista`, `2 baristas`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// A `Result` whose error is the library's [`enum@Error`].
@@ -135,8 +169,8 @@ impl Error {
             Error::ShopNotInitialised { .. } => exit::NOT_INITIALISED,
             Error::NameInUse(_) => exit::NAME_IN_USE,
             Error::NoBarista(_) => exit::NO_BARISTA,
-            Error::ShopFull(_) => exit::SHOP_FULL,
-            Error::Left(_) => exit::GAVE_UP,
+            Error::ShopFull { .. } => exit::SHOP_FULL,
+            Error::Left { .. } => exit::GAVE_UP,
             Error::NotAuthorized { .. } => exit::NOT_AUTHORIZED,
             Error::ZooKeeper { .. } | Error::BadConfig(_) | Error::Internal { .. } => exit::FAILURE,
         }
@@ -169,13 +203,13 @@ mod tests {
             Error::Unreachable { servers: "h:1".into(), waited: Duration::from_secs(1) },
             Error::ShopNotInitialised { missing: "/orders".into() },
             Error::NameInUse("b".into()),
-            Error::NoBarista("x".into()),
-            Error::ShopFull("x".into()),
+            Error::NoBarista(Absence::AllLeft { left: 3 }),
+            Error::ShopFull { max_queue: 2, baristas: 2 },
             Error::NotAuthorized { op: "read".into(), path: "/".into() },
             Error::ZooKeeper { op: "read".into(), path: "/".into(), code: "x".into() },
         ];
         let mut codes: Vec<u8> = errors.iter().map(Error::exit_code).collect();
-        codes.push(exit::GAVE_UP);
+        codes.push(Error::Left { asked_for: None, waited: Duration::from_secs(1) }.exit_code());
         codes.push(exit::OK);
         let n = codes.len();
         codes.sort_unstable();
@@ -211,5 +245,42 @@ mod tests {
         let e = Error::ShopNotInitialised { missing: "/orders".into() };
         assert!(!e.to_string().contains('\n'));
         assert!(e.to_string().contains("shop-init"));
+    }
+
+    #[test]
+    fn shop_conditions_carry_data_and_say_it() {
+        let patience = Duration::from_millis(500);
+        let nobody = Error::NoBarista(Absence::NotOnShift { asked_for: None, patience });
+        assert_eq!(nobody, Error::NoBarista(Absence::NotOnShift { asked_for: None, patience }));
+        assert_ne!(nobody, Error::NoBarista(Absence::NotOnShift { asked_for: Some("b".into()), patience }));
+        let group = crate::layout::BARISTA_GROUP;
+        assert_eq!(
+            nobody.to_string(),
+            format!("no barista available: nobody registered under {group} within my patience (500ms)")
+        );
+        let absent = Error::NoBarista(Absence::NotOnShift { asked_for: Some("absent".into()), patience: Duration::from_secs(2) });
+        assert_eq!(absent.to_string(), "no barista available: barista absent did not come on shift within my patience (2s)");
+        let all_left = Error::NoBarista(Absence::AllLeft { left: 3 });
+        assert_eq!(all_left.to_string(), "no barista available: 3 baristas left before I could order");
+        assert_eq!(all_left.exit_code(), exit::NO_BARISTA);
+
+        let full = Error::ShopFull { max_queue: 2, baristas: 1 };
+        assert_eq!(full, Error::ShopFull { max_queue: 2, baristas: 1 });
+        assert_eq!(
+            full.to_string(),
+            "the shop is full: every queue of the 1 barista I may order from holds 2 orders or more (--max-queue)"
+        );
+        let full = Error::ShopFull { max_queue: 50, baristas: 3 };
+        assert!(full.to_string().contains("of the 3 baristas I may order from holds 50 orders"), "{full}");
+
+        let left = Error::Left { asked_for: None, waited: Duration::from_millis(1500) };
+        assert_eq!(left, Error::Left { asked_for: None, waited: Duration::from_millis(1500) });
+        assert_eq!(left.to_string(), "gave up: stopped after 1.5s waiting for a barista to come on shift; no order was placed");
+        let left = Error::Left { asked_for: Some("b1".into()), waited: Duration::from_secs(3) };
+        assert!(left.to_string().contains("stopped after 3s waiting for barista b1 to come on shift"), "{left}");
+        assert_eq!(left.exit_code(), exit::GAVE_UP);
+        for e in [nobody, absent, all_left, full, left] {
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
     }
 }

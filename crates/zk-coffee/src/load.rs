@@ -164,7 +164,7 @@ impl Summary {
             Ok(Outcome::GaveUp(_)) => self.gave_up += 1,
             Ok(Outcome::Rejected(..)) => self.rejected += 1,
             Err(Error::NoBarista(_)) => self.no_barista += 1,
-            Err(Error::ShopFull(_)) => self.shop_full += 1,
+            Err(Error::ShopFull { .. }) => self.shop_full += 1,
             Err(_) => self.failed += 1,
         }
     }
@@ -202,17 +202,17 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
 
     let concurrency = config.concurrency.max(1);
     let sessions = config.sessions.unwrap_or(concurrency).clamp(1, concurrency);
-    let groups: Vec<Option<Arc<Group>>> = (0..sessions)
-        .map(|g| match Session::connect(session_config.clone()) {
-            Ok(session) => Some(Arc::new(Group::new(session, shop.clone()))),
+    let parties: Vec<Option<Arc<Party>>> = (0..sessions)
+        .map(|p| match Session::connect(session_config.clone()) {
+            Ok(session) => Some(Arc::new(Party::new(session, shop.clone()))),
             Err(e) => {
-                warn!("session {g}: {e}");
+                warn!("session {p}: {e}");
                 None
             }
         })
         .collect();
     // One watch for the whole process, on the first session.
-    let board = groups.iter().flatten().next().map(|g| Board::new(&g.session));
+    let board = parties.iter().flatten().next().map(|p| Board::new(&p.session));
     let placed = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(AtomicU64::new(0));
     let total = Arc::new(Mutex::new(Summary::default()));
@@ -222,27 +222,27 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     let stop_at = config.duration.map(|d| started + d);
     let workers: Vec<_> = (0..concurrency)
         .map(|i| {
-            let group = groups[i % sessions].clone();
+            let party = parties[i % sessions].clone();
             let (config, shutdown, board) = (config.clone(), shutdown.clone(), board.clone());
             let (placed, finished, total) = (Arc::clone(&placed), Arc::clone(&finished), Arc::clone(&total));
             let last_done = Arc::clone(&last_done);
             thread::Builder::new().name(format!("customer-{i}")).spawn(move || {
                 let mut mine = Summary::default();
-                let Some(group) = group else {
+                let Some(party) = party else {
                     mine.failed += 1;
                     lock(&total).merge(mine);
                     return;
                 };
                 loop {
-                    let shop = group.menu(i);
+                    let shop = party.menu(i);
                     let budget_left = config.orders.is_none_or(|n| placed.fetch_add(1, Ordering::SeqCst) < n);
                     let time_left = stop_at.is_none_or(|t| Instant::now() < t);
                     if !budget_left || !time_left || shutdown.state() != Stop::No {
                         break;
                     }
                     let outcome = customer::order_and_wait(
-                        &group.session,
-                        &group.roster,
+                        &party.session,
+                        &party.roster,
                         board.as_ref(),
                         &config.customer,
                         &shop,
@@ -275,8 +275,8 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     }
     let elapsed = lock(&last_done).duration_since(started);
     drop(board);
-    for group in groups.into_iter().flatten() {
-        group.session.close();
+    for party in parties.into_iter().flatten() {
+        party.session.close();
     }
     let mut summary = std::mem::take(&mut *lock(&total));
     summary.elapsed = elapsed;
@@ -284,9 +284,10 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     Ok(summary)
 }
 
-/// The customers sharing one session, and what they share: the baristas on shift and the
-/// menu, each followed under a watch.
-struct Group {
+/// A party of customers: those sharing one session, and what they share: the baristas on
+/// shift and the menu, each followed under a watch. (Not to be confused with the baristas'
+/// group, `/barista_group`.)
+struct Party {
     session: Session,
     roster: Roster,
     shop: Mutex<ShopConfig>,
@@ -294,10 +295,10 @@ struct Group {
     menu_changed: Arc<AtomicBool>,
 }
 
-impl Group {
-    fn new(session: Session, shop: ShopConfig) -> Group {
+impl Party {
+    fn new(session: Session, shop: ShopConfig) -> Party {
         let roster = Roster::new(&session);
-        Group { session, roster, shop: Mutex::new(shop), menu_changed: Arc::new(AtomicBool::new(true)) }
+        Party { session, roster, shop: Mutex::new(shop), menu_changed: Arc::new(AtomicBool::new(true)) }
     }
 
     /// The menu as it is now, as arriving customers would see it: read again (by customer `i`,
@@ -321,6 +322,7 @@ impl Group {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Absence;
 
     fn summary(latencies_ms: &[u64]) -> Summary {
         Summary {
@@ -359,5 +361,15 @@ mod tests {
         ] {
             assert!(line.contains(field), "{field} missing from {line}");
         }
+    }
+
+    #[test]
+    fn failed_visits_are_counted_by_kind() {
+        let mut s = Summary::default();
+        s.count(&Err(Error::NoBarista(Absence::AllLeft { left: 3 })));
+        s.count(&Err(Error::ShopFull { max_queue: 2, baristas: 1 }));
+        s.count(&Err(Error::ShopFull { max_queue: 9, baristas: 4 }));
+        s.count(&Err(Error::usage("x")));
+        assert_eq!((s.no_barista, s.shop_full, s.failed), (1, 2, 1));
     }
 }

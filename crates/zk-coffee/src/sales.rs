@@ -151,15 +151,23 @@ impl Sales {
     }
 }
 
-/// Reads every ledger of the shop. A ledger that cannot be read is reported and skipped.
+/// Reads every ledger of the shop. A ledger that cannot be read, or whose name no barista
+/// can have (a foreign client's node), is reported and skipped.
 pub fn read_all(session: &Session) -> Result<Sales> {
     let mut sales = Sales::default();
-    for barista in session.children(layout::SALES)?.unwrap_or_default() {
-        let path = format!("{}/{barista}", layout::SALES);
+    for child in session.children(layout::SALES)?.unwrap_or_default() {
+        let barista = match BaristaName::new(&child) {
+            Ok(barista) => barista,
+            Err(e) => {
+                warn!("{}: skipping {child:?}, no barista's ledger: {e}", layout::SALES);
+                continue;
+            }
+        };
+        let path = layout::ledger(&barista);
         let Some(data) = session.data(&path)? else { continue };
         match decode(&data) {
             Ok(counts) => {
-                sales.per_barista.insert(barista, counts);
+                sales.per_barista.insert(child, counts);
             }
             Err(e) => warn!("{path}: {e}"),
         }

@@ -1,12 +1,14 @@
-//! What the operations tests share: `shop-status --json` read into a [`Status`] (with a small
-//! JSON reader, so the suite needs no new dependency), the load mode's `summary` line read into
-//! a [`Summary`], and the paths of `shop-status` and `scripts/launch.sh`.
+//! What the operations tests share: `shop-status --json` read into a [`Status`] (the library's
+//! own model, `zk_coffee::status::ShopStatus`, read with `serde_json`), the load mode's
+//! `summary` line read into a [`Summary`], and the paths of `shop-status` and
+//! `scripts/launch.sh`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use zk_coffee::status::{Facts, ShopStatus};
 use zk_coffee_tests::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -29,7 +31,7 @@ pub fn shop_status_bin() -> PathBuf {
 /// `shop-status --json` as read back.
 #[derive(Debug, Clone)]
 pub struct Status {
-    pub json: Json,
+    pub shop: ShopStatus,
 }
 
 impl Status {
@@ -53,8 +55,8 @@ impl Status {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "shop-status failed ({}):\n{text}{}", out.status, String::from_utf8_lossy(&out.stderr));
         let line = text.lines().last().unwrap_or_default();
-        let json = Json::parse(line).unwrap_or_else(|e| panic!("shop-status --json printed no JSON ({e}): {text:?}"));
-        Status { json }
+        let shop = serde_json::from_str(line).unwrap_or_else(|e| panic!("shop-status --json printed no status ({e}): {text:?}"));
+        Status { shop }
     }
 
     /// `shop-status --json` of the shop at `connect` (`--shop SHOP` if given).
@@ -64,45 +66,46 @@ impl Status {
 
     /// The menu, in menu order.
     pub fn menu(&self) -> Vec<String> {
-        self.json["menu"].array().iter().map(|c| c.str().to_owned()).collect()
+        self.shop.menu.clone()
     }
 
     /// The baristas on shift, in the order shop-status lists them.
     pub fn on_shift(&self) -> Vec<String> {
-        self.json["on_shift"].array().iter().map(|b| b["name"].str().to_owned()).collect()
+        self.shop.on_shift.iter().map(|b| b.name.clone()).collect()
     }
 
-    /// The registration facts of barista `name` on shift (panics if it is not on shift).
-    pub fn facts(&self, name: &str) -> &Json {
-        let b = self.json["on_shift"].array().iter().find(|b| b["name"].str() == name);
-        &b.unwrap_or_else(|| panic!("{name} is not on shift: {:?}", self.on_shift()))["facts"]
+    /// The registration facts of barista `name` on shift (panics if it is not on shift, or
+    /// registered none).
+    pub fn facts(&self, name: &str) -> &Facts {
+        let b = self.shop.on_shift.iter().find(|b| b.name == name);
+        let b = b.unwrap_or_else(|| panic!("{name} is not on shift: {:?}", self.on_shift()));
+        b.facts.as_ref().unwrap_or_else(|| panic!("{name} registered no facts: {b:?}"))
     }
 
     /// The owners of the orphaned buckets.
     pub fn orphans(&self) -> Vec<String> {
-        self.json["orphans"].array().iter().map(|o| o["owner"].str().to_owned()).collect()
+        self.shop.orphans.iter().map(|o| o.owner.clone()).collect()
     }
 
     /// Orders waiting in every bucket, on shift or orphaned.
     pub fn queued(&self) -> u64 {
-        let on_shift = self.json["on_shift"].array().iter();
-        on_shift.chain(self.json["orphans"].array()).map(|b| b["queue"]["orders"].u64()).sum()
+        let on_shift = self.shop.on_shift.iter().map(|b| &b.queue);
+        on_shift.chain(self.shop.orphans.iter().map(|o| &o.queue)).map(|q| u64::from(q.orders)).sum()
     }
 
     /// Everything sold.
     pub fn sales_total(&self) -> u64 {
-        self.json["sales"]["total"].u64()
+        self.shop.sales.total
     }
 
     /// Sales per coffee.
     pub fn sales_per_coffee(&self) -> BTreeMap<String, u64> {
-        self.json["sales"]["per_coffee"].object().iter().map(|(c, n)| (c.clone(), n.u64())).collect()
+        self.shop.sales.per_coffee.clone()
     }
 
     /// Sales per barista (each ledger's counts added up).
     pub fn sales_per_barista(&self) -> BTreeMap<String, u64> {
-        let ledgers = self.json["sales"]["per_barista"].object();
-        ledgers.iter().map(|(b, counts)| (b.clone(), counts.object().values().map(Json::u64).sum())).collect()
+        self.shop.sales.per_barista.iter().map(|(b, counts)| (b.clone(), counts.values().sum())).collect()
     }
 }
 
@@ -189,230 +192,4 @@ pub fn cmdline(pid: u32) -> Vec<String> {
 /// stdout and stderr of a finished command as text, for messages.
 pub fn show(out: &Output) -> String {
     format!("{}\nstdout:\n{}stderr:\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-// ---------------------------------------------------------------------------------------------
-// A small JSON reader
-
-/// A JSON value. Indexing a missing key or reading a value as the wrong type panics with the
-/// value, which is what a test wants.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(BTreeMap<String, Json>),
-}
-
-static NULL: Json = Json::Null;
-
-impl std::ops::Index<&str> for Json {
-    type Output = Json;
-    fn index(&self, key: &str) -> &Json {
-        match self {
-            Json::Obj(map) => map.get(key).unwrap_or_else(|| panic!("no key {key:?} in {self:?}")),
-            _ => panic!("not an object (looking for {key:?}): {self:?}"),
-        }
-    }
-}
-
-impl Json {
-    /// Parses one JSON text.
-    pub fn parse(text: &str) -> Result<Json, String> {
-        let mut p = Parser { s: text.as_bytes(), i: 0 };
-        let v = p.value()?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(format!("trailing text at byte {}", p.i));
-        }
-        Ok(v)
-    }
-
-    pub fn is_null(&self) -> bool {
-        matches!(self, Json::Null)
-    }
-
-    /// The value at `key` of an object, `Null` if absent.
-    pub fn get(&self, key: &str) -> &Json {
-        match self {
-            Json::Obj(map) => map.get(key).unwrap_or(&NULL),
-            _ => &NULL,
-        }
-    }
-
-    pub fn str(&self) -> &str {
-        match self {
-            Json::Str(s) => s,
-            _ => panic!("not a string: {self:?}"),
-        }
-    }
-
-    pub fn u64(&self) -> u64 {
-        match self {
-            Json::Num(n) if *n >= 0.0 && n.fract() == 0.0 => *n as u64,
-            _ => panic!("not a whole number: {self:?}"),
-        }
-    }
-
-    pub fn array(&self) -> &[Json] {
-        match self {
-            Json::Arr(a) => a,
-            _ => panic!("not an array: {self:?}"),
-        }
-    }
-
-    pub fn object(&self) -> &BTreeMap<String, Json> {
-        match self {
-            Json::Obj(m) => m,
-            _ => panic!("not an object: {self:?}"),
-        }
-    }
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, b: u8) -> Result<(), String> {
-        self.ws();
-        if self.s.get(self.i) == Some(&b) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err(format!("expected {:?} at byte {}", b as char, self.i))
-        }
-    }
-
-    fn literal(&mut self, word: &str, v: Json) -> Result<Json, String> {
-        if self.s[self.i..].starts_with(word.as_bytes()) {
-            self.i += word.len();
-            Ok(v)
-        } else {
-            Err(format!("bad literal at byte {}", self.i))
-        }
-    }
-
-    fn value(&mut self) -> Result<Json, String> {
-        self.ws();
-        match self.s.get(self.i) {
-            Some(b'{') => {
-                self.i += 1;
-                let mut map = BTreeMap::new();
-                self.ws();
-                if self.s.get(self.i) == Some(&b'}') {
-                    self.i += 1;
-                    return Ok(Json::Obj(map));
-                }
-                loop {
-                    self.ws();
-                    let key = self.string()?;
-                    self.eat(b':')?;
-                    let v = self.value()?;
-                    map.insert(key, v);
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(Json::Obj(map));
-                        }
-                        _ => return Err(format!("expected , or }} at byte {}", self.i)),
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.i += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.s.get(self.i) == Some(&b']') {
-                    self.i += 1;
-                    return Ok(Json::Arr(items));
-                }
-                loop {
-                    items.push(self.value()?);
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Json::Arr(items));
-                        }
-                        _ => return Err(format!("expected , or ] at byte {}", self.i)),
-                    }
-                }
-            }
-            Some(b'"') => self.string().map(Json::Str),
-            Some(b't') => self.literal("true", Json::Bool(true)),
-            Some(b'f') => self.literal("false", Json::Bool(false)),
-            Some(b'n') => self.literal("null", Json::Null),
-            Some(_) => {
-                let start = self.i;
-                while self.i < self.s.len() && (self.s[self.i].is_ascii_digit() || b"+-.eE".contains(&self.s[self.i])) {
-                    self.i += 1;
-                }
-                let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
-                text.parse().map(Json::Num).map_err(|_| format!("bad number {text:?} at byte {start}"))
-            }
-            None => Err("unexpected end".into()),
-        }
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        if self.s.get(self.i) != Some(&b'"') {
-            return Err(format!("expected a string at byte {}", self.i));
-        }
-        self.i += 1;
-        let mut out = Vec::new();
-        loop {
-            let Some(&b) = self.s.get(self.i) else { return Err("unterminated string".into()) };
-            self.i += 1;
-            match b {
-                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
-                b'\\' => {
-                    let Some(&e) = self.s.get(self.i) else { return Err("unterminated escape".into()) };
-                    self.i += 1;
-                    match e {
-                        b'"' | b'\\' | b'/' => out.push(e),
-                        b'n' => out.push(b'\n'),
-                        b'r' => out.push(b'\r'),
-                        b't' => out.push(b'\t'),
-                        b'b' => out.push(8),
-                        b'f' => out.push(12),
-                        b'u' => {
-                            let hex = self.s.get(self.i..self.i + 4).ok_or("short \\u escape")?;
-                            let code = u32::from_str_radix(std::str::from_utf8(hex).map_err(|e| e.to_string())?, 16)
-                                .map_err(|e| e.to_string())?;
-                            self.i += 4;
-                            let c = char::from_u32(code).unwrap_or('\u{fffd}');
-                            out.extend_from_slice(c.to_string().as_bytes());
-                        }
-                        _ => return Err(format!("bad escape at byte {}", self.i)),
-                    }
-                }
-                _ => out.push(b),
-            }
-        }
-    }
-}
-
-#[test]
-fn the_json_reader_reads_what_shop_status_writes() {
-    let j = Json::parse(r#"{"menu":["a","b\"c"],"n":null,"x":{"orders":3,"oldest_ms":null},"t":true,"e":[], "u":"\u0041"}"#)
-        .expect("valid JSON");
-    assert_eq!(j["menu"].array()[1].str(), "b\"c");
-    assert_eq!(j["x"]["orders"].u64(), 3);
-    assert!(j["n"].is_null() && j.get("missing").is_null());
-    assert_eq!(j["u"].str(), "A");
-    assert!(Json::parse("{\"a\":1,}").is_err());
-    assert!(Json::parse("[1] x").is_err());
 }
