@@ -19,8 +19,6 @@
 use rustix::io::Errno;
 use rustix::process::{test_kill_process, Pid};
 
-use crate::registration::Registration;
-
 /// The kernel's id of the current boot (a UUID, new at every boot).
 const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
@@ -136,9 +134,9 @@ pub enum Verdict {
     MaybeAlive(String),
 }
 
-/// Whether the process that wrote `holder` is certainly gone, as seen from `here` (see the
-/// module docs). Whatever cannot be told counts as alive.
-pub fn judge(holder: &Registration, here: &Origin, probe: &impl Probe) -> Verdict {
+/// Whether the process a registration says ran at `holder` is certainly gone, as seen from
+/// `here` (see the module docs). Whatever cannot be told counts as alive.
+pub fn judge(holder: &Origin, here: &Origin, probe: &impl Probe) -> Verdict {
     let alive = |why: String| Verdict::MaybeAlive(why);
     if holder.host != here.host {
         return alive(format!("registered on host {}", holder.host));
@@ -196,9 +194,8 @@ mod tests {
         Origin { host: "h1".into(), pid: 200, boot_id: Some("ab".repeat(16)), pid_ns: Some(4026531836), pid_start: Some(9000) }
     }
 
-    fn holder(pid: u32, start: u64) -> Registration {
-        let origin = Origin { pid, pid_start: Some(start), ..here() };
-        Registration::for_this_process(&origin, "t0".into(), 1, 0, std::time::UNIX_EPOCH)
+    fn holder(pid: u32, start: u64) -> Origin {
+        Origin { pid, pid_start: Some(start), ..here() }
     }
 
     fn gone(v: &Verdict) -> bool {
@@ -273,7 +270,6 @@ mod tests {
         assert!(me.pid_start.is_some() && me.pid_ns.is_some(), "{me:?}");
         assert_eq!(Kernel.pid_state(0), PidState::Unknown, "pid 0 is a process group: never probed");
         assert_eq!(Kernel.pid_state(u32::MAX), PidState::Unknown);
-        let reg = Registration::for_this_process(&me, "t".into(), 1, 0, std::time::UNIX_EPOCH);
-        assert!(!gone(&judge(&reg, &me, &Kernel)), "I am alive");
+        assert!(!gone(&judge(&me, &me, &Kernel)), "I am alive");
     }
 }

@@ -99,7 +99,7 @@ impl Identity {
                     debug!("replacing {path} left by my session {}", r.generation);
                     session.delete(path, Some(version))?;
                 }
-                Some(r) => match liveness::judge(&r, &self.origin, &liveness::Kernel) {
+                Some(r) => match liveness::judge(&r.origin(), &self.origin, &liveness::Kernel) {
                     // Replaced, not deleted: nobody ever sees the node absent (a colleague
                     // seeing our membership node go would adopt our bucket).
                     Verdict::Gone(gone) => {

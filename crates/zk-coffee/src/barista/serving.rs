@@ -7,6 +7,9 @@
 //! counts them in the sales ledger ([`Ledger`]). An order that is no coffee on the menu is
 //! rejected (see [`crate::order`]) and left for its customer to withdraw; one whose ACL shuts
 //! us out is left alone, and reported once.
+//!
+//! (A little over 400 lines: the batch loop and what it decides for each order it read, from
+//! the watches' news between two brews to the transaction that serves, read best together.)
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -63,6 +63,18 @@ impl Registration {
         }
     }
 
+    /// Where the process that wrote it ran, to tell whether it is gone
+    /// ([`crate::liveness::judge`]).
+    pub fn origin(&self) -> Origin {
+        Origin {
+            host: self.host.clone(),
+            pid: self.pid,
+            boot_id: self.boot_id.clone(),
+            pid_ns: self.pid_ns,
+            pid_start: self.pid_start,
+        }
+    }
+
     /// The node's data. Unknown facts are left out.
     pub fn encode(&self) -> Vec<u8> {
         let mut text = format!(

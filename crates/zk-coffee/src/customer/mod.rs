@@ -13,54 +13,43 @@
 //! The load generator's customers share a [`Board`] instead: its one watch on `/orders` gives
 //! them the queue lengths and tells each when its order is deleted or changed, so that placing
 //! the order is all they ask of ZooKeeper.
+//!
+//! # Layout
+//!
+//! - this module: one visit (arrive, choose, place, wait, withdraw) and its outcome;
+//! - [`choosing`]: how a barista is chosen, and when the shop is full;
+//! - [`roster`]: the baristas on shift as customers see them, kept under a watch;
+//! - [`board`]: the queue lengths and served orders of the whole shop from one watch, for
+//!   the load generator's customers;
+//! - [`load`]: many customers at once from one process, and the summary of a run.
+
+pub mod board;
+pub mod choosing;
+pub mod load;
+pub mod roster;
 
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
-use rand::seq::IndexedRandom;
 
-use crate::board::{Board, News};
 use crate::config::{self, ShopConfig};
 use crate::error::{Absence, Error, Result};
 use crate::layout::{self, BaristaName};
 use crate::order;
-use crate::roster::Roster;
 use crate::session::Session;
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
 use crate::wake::Wakes;
+use board::{Board, News};
+use choosing::{choose, Queues};
+pub use choosing::{Choice, DEFAULT_MAX_QUEUE};
+use roster::Roster;
 
 /// How many baristas a customer tries when the chosen one leaves before the order is placed.
 const MAX_ORDER_ATTEMPTS: usize = 3;
 /// First and longest pause between looks at the order while ZooKeeper is out of reach.
 const OUTAGE_FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const OUTAGE_MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-/// The longest queue a customer joins by default. Far below what ZooKeeper can list in one
-/// reply (1 MB holds some 50 000 order names), so a bucket never grows past what its barista
-/// can read.
-pub const DEFAULT_MAX_QUEUE: u32 = 10_000;
-
-/// How a customer chooses among the baristas on shift.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Choice {
-    /// Uniformly at random, as the original program did.
-    Random,
-    /// The shorter queue of two baristas picked at random ("the power of two choices"): two
-    /// cheap reads, and far shorter waits than random under uneven load.
-    ShorterOfTwo,
-}
-
-impl std::str::FromStr for Choice {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Choice> {
-        match s {
-            "random" => Ok(Choice::Random),
-            "shorter-of-two" => Ok(Choice::ShorterOfTwo),
-            other => Err(Error::usage(format!("unknown choice {other:?}: use random or shorter-of-two"))),
-        }
-    }
-}
 
 /// What the customer wants.
 #[derive(Debug, Clone)]
@@ -362,74 +351,6 @@ fn wait_for_a_barista(roster: &Roster, config: &CustomerConfig, deadline: Instan
         return Err(Error::Left { asked_for: asked_for(), waited });
     }
     Ok(())
-}
-
-/// Picks a barista among `candidates` whose queue is shorter than the maximum. Returns `None`
-/// when a candidate's bucket turned out to be gone (added to `gone`: the caller looks again).
-fn choose(
-    queues: &Queues,
-    choice: Choice,
-    max_queue: u32,
-    candidates: &[BaristaName],
-    gone: &mut Vec<BaristaName>,
-) -> Result<Option<BaristaName>> {
-    let mut rng = rand::rng();
-    let picks: Vec<&BaristaName> = match choice {
-        Choice::Random => candidates.choose_multiple(&mut rng, 1).collect(),
-        Choice::ShorterOfTwo => candidates.choose_multiple(&mut rng, 2).collect(),
-    };
-    let mut best: Option<(u32, &BaristaName)> = None;
-    let lengths = queues.lengths(&picks.iter().map(|b| (*b).clone()).collect::<Vec<_>>())?;
-    for (barista, queue) in picks.iter().copied().zip(lengths) {
-        match queue {
-            None => {
-                gone.push(barista.clone());
-                return Ok(None);
-            }
-            Some(queue) if best.is_none_or(|(shortest, _)| queue < shortest) => best = Some((queue, barista)),
-            Some(_) => {}
-        }
-    }
-    match best {
-        Some((queue, barista)) if queue < max_queue => Ok(Some(barista.clone())),
-        _ => full_shop_fallback(queues, max_queue, candidates),
-    }
-}
-
-/// The picks were full: take the shortest queue of all, or report the shop full.
-fn full_shop_fallback(queues: &Queues, max_queue: u32, candidates: &[BaristaName]) -> Result<Option<BaristaName>> {
-    let mut best: Option<(u32, &BaristaName)> = None;
-    for (barista, queue) in candidates.iter().zip(queues.lengths(candidates)?) {
-        if let Some(queue) = queue {
-            if best.is_none_or(|(shortest, _)| queue < shortest) {
-                best = Some((queue, barista));
-            }
-        }
-    }
-    match best {
-        Some((queue, barista)) if queue < max_queue => Ok(Some(barista.clone())),
-        _ => Err(Error::ShopFull { max_queue, baristas: candidates.len() }),
-    }
-}
-
-/// Where a customer learns how long the queues are: the board, if it shares one, else a read
-/// of each bucket.
-struct Queues<'a> {
-    session: &'a Session,
-    board: Option<&'a Board>,
-}
-
-impl Queues<'_> {
-    /// How many orders wait for each of `baristas` (`None`: the bucket is gone).
-    fn lengths(&self, baristas: &[BaristaName]) -> Result<Vec<Option<u32>>> {
-        match self.board {
-            Some(board) => board.queue_lengths(baristas),
-            None => {
-                let buckets: Vec<String> = baristas.iter().map(layout::bucket).collect();
-                self.session.child_counts(&buckets)
-            }
-        }
-    }
 }
 
 #[cfg(test)]

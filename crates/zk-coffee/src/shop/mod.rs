@@ -1,14 +1,34 @@
-//! The shop as a whole: creating its top-level nodes, checking they exist, and telling who is
-//! on shift.
+//! The shop's data: what lives in its tree and what it means, one module per kind of node,
+//! and (here) the shop as a whole: creating its top-level nodes, checking they exist, and
+//! telling who is on shift.
+//!
+//! # Layout
+//!
+//! - [`layout`]: the znode layout of the wire contract; the only place paths are built;
+//! - [`config`]: the shop's configuration (menu, brew times, maximum queue);
+//! - [`menu`]: the coffees on offer; [`order`]: what an order's data may hold, and how a
+//!   barista rejects one it cannot make;
+//! - [`registration`]: what a barista writes into its membership node;
+//! - [`sales`]: each barista's sales ledger, counted exactly once per served order;
+//! - [`security`]: the roles and the ACL table of a secured shop;
+//! - [`status`]: the shop at a glance (`shop-status`, one serde model).
+
+pub mod config;
+pub mod layout;
+pub mod menu;
+pub mod order;
+pub mod registration;
+pub mod sales;
+pub mod security;
+pub mod status;
 
 use std::collections::{HashMap, HashSet};
 
 use log::{debug, info};
 
-use crate::config::{self, ShopConfig};
+use crate::config::ShopConfig;
 use crate::error::{Error, Result};
-use crate::layout::{self, BaristaName};
-use crate::security;
+use crate::layout::BaristaName;
 use crate::session::{Session, SessionConfig};
 
 /// What `shop-init` did.
