@@ -44,6 +44,23 @@ struct Args {
     step: Step,
 }
 
+/// How the `recovery` and `restart` steps kill busy baristas.
+#[derive(clap::Args, Debug)]
+struct Kills {
+    /// The baristas' session timeout.
+    #[arg(long, default_value = "10", value_parser = duration)]
+    session_timeout: Duration,
+    /// Orders queued at the victim.
+    #[arg(long, default_value_t = 5)]
+    orders: usize,
+    /// The victim's brew time (it is killed while brewing the first).
+    #[arg(long, default_value = "30", value_parser = duration)]
+    brew: Duration,
+    /// How many victims, one after another.
+    #[arg(long, default_value_t = 3)]
+    trials: usize,
+}
+
 #[derive(Subcommand, Debug)]
 enum Step {
     /// Raw create PERSISTENT_SEQUENTIAL + delete pairs per second, T threads on one handle.
@@ -114,36 +131,10 @@ enum Step {
     },
     /// kill -9 of a busy barista: time until its first orphaned order is served; SIGTERM: time
     /// to a clean exit.
-    Recovery {
-        /// The baristas' session timeout.
-        #[arg(long, default_value = "10", value_parser = duration)]
-        session_timeout: Duration,
-        /// Orders queued at the victim.
-        #[arg(long, default_value_t = 5)]
-        orders: usize,
-        /// The victim's brew time (it is killed while brewing the first).
-        #[arg(long, default_value = "30", value_parser = duration)]
-        brew: Duration,
-        /// How many victims, one after another.
-        #[arg(long, default_value_t = 3)]
-        trials: usize,
-    },
+    Recovery(Kills),
     /// kill -9 of a busy barista and at once a restart under its name: time from the restart
     /// until the first order of its queue is served (by itself, not adopted).
-    Restart {
-        /// The baristas' session timeout.
-        #[arg(long, default_value = "10", value_parser = duration)]
-        session_timeout: Duration,
-        /// Orders queued at the victim.
-        #[arg(long, default_value_t = 5)]
-        orders: usize,
-        /// The victim's brew time (it is killed while brewing the first).
-        #[arg(long, default_value = "30", value_parser = duration)]
-        brew: Duration,
-        /// How many victims, one after another.
-        #[arg(long, default_value_t = 3)]
-        trials: usize,
-    },
+    Restart(Kills),
     /// Prints the table of a run from its lines (`KEY STEP key=value ...`) in FILE.
     Table { file: PathBuf },
     /// One thread's calls through the shop's session layer vs the raw client: time and CPU.
@@ -190,8 +181,8 @@ fn run(args: Args) -> common::Result<String> {
         Step::Backlog { orders, baristas, repeat } => shop::backlog(&env, orders, baristas, repeat),
         Step::Scale { baristas, orders } => shop::scale(&env, baristas, orders),
         Step::Rss { settle } => shop::rss(&env, settle),
-        Step::Recovery { session_timeout, orders, brew, trials } => shop::recovery(&env, session_timeout, orders, brew, trials),
-        Step::Restart { session_timeout, orders, brew, trials } => shop::restart(&env, session_timeout, orders, brew, trials),
+        Step::Recovery(k) => shop::recovery(&env, k.session_timeout, k.orders, k.brew, k.trials),
+        Step::Restart(k) => shop::restart(&env, k.session_timeout, k.orders, k.brew, k.trials),
         Step::Calls { calls } => raw::calls(&env, calls),
         Step::Table { file } => {
             let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;

@@ -11,7 +11,7 @@ use zookeeper::{WatchedEvent, ZooKeeper};
 
 use crate::common::{
     await_members, children_cpu, connect, ms, packets_received, per_unit, process_cpu, remove_chroot, stop_all, Env, Fields,
-    Result, ServerCpu, Stats,
+    Proc, Result, ServerCpu, Stats,
 };
 use crate::raw::place_raw_orders;
 
@@ -330,6 +330,33 @@ pub fn rss(env: &Env, settle_for: Duration) -> Result<String> {
 /// is on shift; the time until the first of its orders is served by the other (`trials`
 /// times, a new victim each time). Then SIGTERM of the idle survivor: the time until it has
 /// exited.
+/// Watches the `orders` orders queued in `bucket`, then kills (SIGKILL) `victim`, which has
+/// one of them in hand: the queue, the watches' news (when each order went) and the moment
+/// of the kill.
+fn kill_busy(
+    zk: &ZooKeeper,
+    bucket: &str,
+    orders: usize,
+    mut victim: Proc,
+) -> Result<(Vec<String>, mpsc::Receiver<Instant>, Instant)> {
+    let queue = queued(zk, bucket)?;
+    if queue.len() != orders {
+        return Err(format!("expected {orders} queued orders, found {}", queue.len()));
+    }
+    let (tx, rx) = mpsc::channel();
+    for order in &queue {
+        let tx = tx.clone();
+        zk.exists_w(order, move |_: WatchedEvent| {
+            let _ = tx.send(Instant::now());
+        })
+        .map_err(|e| format!("exists_w {order}: {e:?}"))?;
+    }
+    let killed = Instant::now();
+    victim.signal(libc::SIGKILL);
+    let _ = victim.wait_exit(Duration::from_secs(5));
+    Ok((queue, rx, killed))
+}
+
 pub fn recovery(env: &Env, session_timeout: Duration, orders: usize, brew: Duration, trials: usize) -> Result<String> {
     let chroot = env.chroot("recovery");
     env.shop_init(&chroot)?;
@@ -341,28 +368,14 @@ pub fn recovery(env: &Env, session_timeout: Duration, orders: usize, brew: Durat
     let mut all_served = Stats::default();
     for trial in 1..=trials.max(1) {
         let victim_name = format!("victim{trial}");
-        let mut victim = env.barista(&chroot, &victim_name, brew, &extra)?;
+        let victim = env.barista(&chroot, &victim_name, brew, &extra)?;
         await_members(&zk, 2, ON_SHIFT_TIMEOUT)?;
         let bucket = layout::bucket(&name(&victim_name)?);
         place_raw_orders(&zk, &bucket, orders, 1)?;
         // Let the victim take the first order in hand (it brews for `brew`), and vary where
         // in its ping cycle (2/3 of the session timeout while it brews) the kill falls.
         std::thread::sleep(Duration::from_millis(500 + 700 * (trial as u64 - 1)));
-        let queue = queued(&zk, &bucket)?;
-        if queue.len() != orders {
-            return Err(format!("expected {orders} queued orders, found {}", queue.len()));
-        }
-        let (tx, rx) = mpsc::channel();
-        for order in &queue {
-            let tx = tx.clone();
-            zk.exists_w(order, move |_: WatchedEvent| {
-                let _ = tx.send(Instant::now());
-            })
-            .map_err(|e| format!("exists_w {order}: {e:?}"))?;
-        }
-        let killed = Instant::now();
-        victim.signal(libc::SIGKILL);
-        let _ = victim.wait_exit(Duration::from_secs(5));
+        let (queue, rx, killed) = kill_busy(&zk, &bucket, orders, victim)?;
         let wait = session_timeout * 3 + Duration::from_secs(30);
         let first = rx.recv_timeout(wait).map_err(|_| "no orphaned order was served")?;
         let mut last = first;
@@ -418,27 +431,13 @@ pub fn restart(env: &Env, session_timeout: Duration, orders: usize, brew: Durati
     let mut took_over = 0;
     for trial in 1..=trials.max(1) {
         let victim_name = format!("b{trial}");
-        let mut victim = env.barista_logged(&chroot, &victim_name, &format!("restart-{victim_name}-killed"), brew, &extra)?;
+        let victim = env.barista_logged(&chroot, &victim_name, &format!("restart-{victim_name}-killed"), brew, &extra)?;
         await_members(&zk, 1 + trial, ON_SHIFT_TIMEOUT)?;
         let bucket = layout::bucket(&name(&victim_name)?);
         place_raw_orders(&zk, &bucket, orders, 1)?;
         // Let the victim take the first order in hand (it brews for `brew`).
         std::thread::sleep(Duration::from_millis(500));
-        let queue = queued(&zk, &bucket)?;
-        if queue.len() != orders {
-            return Err(format!("expected {orders} queued orders, found {}", queue.len()));
-        }
-        let (tx, rx) = mpsc::channel();
-        for order in &queue {
-            let tx = tx.clone();
-            zk.exists_w(order, move |_: WatchedEvent| {
-                let _ = tx.send(Instant::now());
-            })
-            .map_err(|e| format!("exists_w {order}: {e:?}"))?;
-        }
-        let killed = Instant::now();
-        victim.signal(libc::SIGKILL);
-        let _ = victim.wait_exit(Duration::from_secs(5));
+        let (queue, rx, killed) = kill_busy(&zk, &bucket, orders, victim)?;
         let restarted = Instant::now();
         let log = format!("restart-{victim_name}-restarted");
         baristas.push(env.barista_logged(&chroot, &victim_name, &log, Duration::ZERO, &extra)?);
