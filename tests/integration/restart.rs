@@ -113,7 +113,9 @@ fn a_barista_killed_and_restarted_at_once_serves_its_queue_before_its_old_sessio
     let out = colleague.stop(EXIT_TIMEOUT);
     out.assert_code(exit::OK);
     assert!(!out.stderr.iter().any(|l| l.contains("adopting")), "the colleague adopted b's queue\n{out}");
-    assert!(server.tree("/zk-coffee/claims").is_empty(), "{:?}", server.tree("/zk-coffee/claims"));
+    // b may claim the leaving colleague's bucket for a moment (it looks when the group
+    // changes), then lets it go: nothing is held for long.
+    wait_until(LOG_TIMEOUT, "no claim to be held", || server.tree("/zk-coffee/claims").is_empty());
     eprintln!("kill -9 and restart: on shift {on_shift:?}, first order served {first_served_after:?} after the restart");
 }
 
