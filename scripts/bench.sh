@@ -22,6 +22,11 @@
 #                the figures mean nothing, only that every step works)
 #   --bin-dir D  use the binaries in D (e.g. target/debug) instead of building
 #   --keep       keep the work directory (the steps' raw lines, every process's log)
+#   --compare D  also run every step of the shop (shop, backlog, scale, rss, recovery,
+#                restart) with the binaries in D (e.g. a build of an older commit),
+#                interleaved with this build's step by step (which goes first alternates),
+#                and print, after the table, each figure of both side by side with their
+#                ratio (new / old), marking those more than 15 % apart
 
 set -euo pipefail
 
@@ -33,12 +38,14 @@ source "$SCRIPT_DIR/lib.sh"
 SHORT=""
 BIN_DIR=""
 KEEP=""
+COMPARE_DIR=""
 while (($#)); do
     case "$1" in
         --short) SHORT=1; shift ;;
         --bin-dir) BIN_DIR="${2:-}"; shift 2 || { log_error "--bin-dir needs a value"; exit 2; } ;;
         --bin-dir=*) BIN_DIR="${1#*=}"; shift ;;
         --keep) KEEP=1; shift ;;
+        --compare) COMPARE_DIR="${2:-}"; shift 2 || { log_error "--compare needs a directory"; exit 2; } ;;
         -h | --help)
             awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"
             exit 0
@@ -50,6 +57,7 @@ done
 WORK="$(mktemp -d /tmp/zk-coffee-bench.XXXXXX)"
 ZKDIR="$WORK/zk"
 RESULTS="$WORK/results.txt"
+RESULTS_OLD="$WORK/results-old.txt"
 STEP_PID=""
 
 cleanup() {
@@ -88,6 +96,13 @@ for bin in barista customer shop-init zk-coffee-bench; do
     [[ -x "$BIN_DIR/$bin" ]] || { log_error "$BIN_DIR/$bin is missing (build it, or drop --bin-dir)"; exit 1; }
 done
 BENCH="$BIN_DIR/zk-coffee-bench"
+NEW_BIN_DIR="$BIN_DIR"
+if [[ -n "$COMPARE_DIR" ]]; then
+    COMPARE_DIR="$(cd "$COMPARE_DIR" && pwd)" || { log_error "--compare: no directory '$COMPARE_DIR'"; exit 2; }
+    for bin in barista customer shop-init; do
+        [[ -x "$COMPARE_DIR/$bin" ]] || { log_error "$COMPARE_DIR/$bin is missing (--compare)"; exit 1; }
+    done
+fi
 
 # A python that has kazoo (Debian's python3-kazoo lives in /usr/bin/python3's path).
 PY=""
@@ -141,11 +156,29 @@ LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 STARTED=$SECONDS
 
 # run KEY CMD...: runs one step in the background (so a signal reaches this script at once),
-# and appends "KEY <its last stdout line>" to the results.
+# and appends "KEY <its last stdout line>" to the results. With --compare, a step of the shop
+# runs with both builds, the older one's line going to the other results file.
+COMPARED=0
 run() {
-    local key="$1" out="$WORK/step.out" status=0 line
+    if [[ -n "$COMPARE_DIR" && "$2" == bench && " shop backlog scale rss recovery restart " == *" $3 "* ]]; then
+        COMPARED=$((COMPARED + 1))
+        if ((COMPARED % 2)); then
+            BIN_DIR="$COMPARE_DIR" RESULTS="$RESULTS_OLD" run_one "$1 (older build)" "${@:2}"
+            run_one "$@"
+        else
+            run_one "$@"
+            BIN_DIR="$COMPARE_DIR" RESULTS="$RESULTS_OLD" run_one "$1 (older build)" "${@:2}"
+        fi
+        BIN_DIR="$NEW_BIN_DIR"
+    else
+        run_one "$@"
+    fi
+}
+
+run_one() {
+    local key="${1%% *}" label="$1" out="$WORK/step.out" status=0 line
     shift
-    log_info "==> $key"
+    log_info "==> $label"
     "$@" >"$out" &
     STEP_PID=$!
     wait "$STEP_PID" || status=$?
@@ -241,3 +274,9 @@ echo "zk-coffee benchmark, $MODE: $(date -u '+%F %H:%M UTC'), commit $COMMIT; $(
     "load average before $LOAD_BEFORE, after $LOAD_AFTER; steps took ${ELAPSED} s."
 echo
 "$BENCH" table "$RESULTS"
+if [[ -n "$COMPARE_DIR" ]]; then
+    echo
+    echo "Each step of the shop with this build (new) and with $COMPARE_DIR (old), interleaved step by step:"
+    echo
+    "${PY:-python3}" "$SCRIPT_DIR/bench/compare.py" "$RESULTS_OLD" "$RESULTS"
+fi
