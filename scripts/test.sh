@@ -101,7 +101,7 @@ if ((repeat == 1 && !under_load)); then
 fi
 
 # The flake hunt. The tests are built once, before the first run and before any hog starts.
-cargo test --workspace --no-run "$@" >/dev/null 2>&1 || cargo test --workspace --no-run "$@"
+cargo test --workspace --no-run --quiet "$@"
 hog_pid=""
 stop_hogs() {
     if [[ -n "$hog_pid" ]]; then

@@ -357,6 +357,17 @@ fn kill_busy(
     Ok((queue, rx, killed))
 }
 
+/// When the first and the last of `n` orders watched by [`kill_busy`] were served, each
+/// awaited for up to `wait`; `whose` names the orders in the error.
+fn first_and_last_served(rx: &mpsc::Receiver<Instant>, n: usize, wait: Duration, whose: &str) -> Result<(Instant, Instant)> {
+    let first = rx.recv_timeout(wait).map_err(|_| format!("no {whose} order was served"))?;
+    let mut last = first;
+    for _ in 1..n {
+        last = rx.recv_timeout(wait).map_err(|_| format!("not every {whose} order was served"))?;
+    }
+    Ok((first, last))
+}
+
 pub fn recovery(env: &Env, session_timeout: Duration, orders: usize, brew: Duration, trials: usize) -> Result<String> {
     let chroot = env.chroot("recovery");
     env.shop_init(&chroot)?;
@@ -377,11 +388,7 @@ pub fn recovery(env: &Env, session_timeout: Duration, orders: usize, brew: Durat
         std::thread::sleep(Duration::from_millis(500 + 700 * (trial as u64 - 1)));
         let (queue, rx, killed) = kill_busy(&zk, &bucket, orders, victim)?;
         let wait = session_timeout * 3 + Duration::from_secs(30);
-        let first = rx.recv_timeout(wait).map_err(|_| "no orphaned order was served")?;
-        let mut last = first;
-        for _ in 1..queue.len() {
-            last = rx.recv_timeout(wait).map_err(|_| "not every orphaned order was served")?;
-        }
+        let (first, last) = first_and_last_served(&rx, queue.len(), wait, "orphaned")?;
         first_served.push(first.saturating_duration_since(killed));
         all_served.push(last.saturating_duration_since(killed));
         // The rescuer is idle again once the adopted bucket is gone.
@@ -442,11 +449,7 @@ pub fn restart(env: &Env, session_timeout: Duration, orders: usize, brew: Durati
         let log = format!("restart-{victim_name}-restarted");
         baristas.push(env.barista_logged(&chroot, &victim_name, &log, Duration::ZERO, &extra)?);
         let wait = session_timeout * 3 + Duration::from_secs(30);
-        let first = rx.recv_timeout(wait).map_err(|_| "no order of the restarted barista was served")?;
-        let mut last = first;
-        for _ in 1..queue.len() {
-            last = rx.recv_timeout(wait).map_err(|_| "not every order of the restarted barista was served")?;
-        }
+        let (first, last) = first_and_last_served(&rx, queue.len(), wait, "restarted barista's")?;
         to_first.push(first.saturating_duration_since(restarted));
         killed_to_first.push(first.saturating_duration_since(killed));
         to_all.push(last.saturating_duration_since(restarted));
