@@ -64,6 +64,11 @@ pub enum Error {
     #[error("ZooKeeper refused to {op} {path}: {code}")]
     ZooKeeper { op: String, path: String, code: String },
 
+    /// A role could not serve HTTP (metrics, the manager's API) on `address`: in use, not
+    /// permitted, or not an address of this host.
+    #[error("cannot listen on {address}: {reason} (choose another --listen / --metrics-listen address)")]
+    Listen { address: String, reason: String },
+
     /// The program failed, not its user: a broken internal invariant (a bug), or the system
     /// refused what the program needs to run (a thread, a signal handler).
     #[error("internal failure, not a usage error (a bug unless the system is out of resources): {what}")]
@@ -150,6 +155,9 @@ pub mod exit {
         SHOP_FULL = 9 => "customer: every barista's queue was full";
         /// `customer`: the barista rejected the order (it was withdrawn).
         REJECTED = 10 => "customer: the barista rejected the order";
+        /// `shop-manager`, `barista`: cannot listen on the HTTP address (in use, not permitted,
+        /// not this host's).
+        LISTEN = 11 => "cannot listen on the HTTP address (in use, not permitted, not this host's)";
     }
 }
 
@@ -172,6 +180,7 @@ impl Error {
             Error::ShopFull { .. } => exit::SHOP_FULL,
             Error::Left { .. } => exit::GAVE_UP,
             Error::NotAuthorized { .. } => exit::NOT_AUTHORIZED,
+            Error::Listen { .. } => exit::LISTEN,
             Error::ZooKeeper { .. } | Error::BadConfig(_) | Error::Internal { .. } => exit::FAILURE,
         }
     }
@@ -207,6 +216,7 @@ mod tests {
             Error::ShopFull { max_queue: 2, baristas: 2 },
             Error::NotAuthorized { op: "read".into(), path: "/".into() },
             Error::ZooKeeper { op: "read".into(), path: "/".into(), code: "x".into() },
+            Error::Listen { address: "127.0.0.1:1".into(), reason: "address in use".into() },
         ];
         let mut codes: Vec<u8> = errors.iter().map(Error::exit_code).collect();
         codes.push(Error::Left { asked_for: None, waited: Duration::from_secs(1) }.exit_code());
@@ -220,7 +230,7 @@ mod tests {
     #[test]
     fn the_exit_table_lists_each_code_once_in_order() {
         let codes: Vec<u8> = exit::TABLE.iter().map(|(code, _, _)| *code).collect();
-        assert_eq!(codes, (0..=10).collect::<Vec<u8>>());
+        assert_eq!(codes, (0..=11).collect::<Vec<u8>>());
         assert_eq!(exit::TABLE[usize::from(exit::NAME_IN_USE)].1, "NAME_IN_USE");
         assert_eq!(exit::status::REJECTED, i32::from(exit::REJECTED));
     }

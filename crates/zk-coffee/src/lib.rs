@@ -60,6 +60,7 @@ pub mod customer;
 pub mod duration;
 pub mod error;
 pub mod liveness;
+pub mod manager;
 pub mod session;
 pub mod shop;
 pub mod shutdown;
