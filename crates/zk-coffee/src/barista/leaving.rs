@@ -1,8 +1,9 @@
 //! Leaving the shift without losing an order.
 //!
 //! On a stop request (or after `leave_after_idle` without orders) the barista leaves
-//! `/barista_group` first, so no new customer picks it, finishes the order in hand and
-//! releases its claims. Its own queue is handed over: if other baristas are on shift they
+//! `/barista_group` first, so no new customer picks it (it marks its membership node as
+//! leaving before deleting it: that tells the manager it left and was not lost), finishes the
+//! order in hand and releases its claims. Its own queue is handed over: if other baristas are on shift they
 //! adopt it; if nobody else is, it serves the queue itself for up to `drain_timeout`, and what
 //! is left then waits in the bucket for the next barista to adopt. An empty bucket is removed.
 //! A second stop request leaves at once: the order in hand stays queued and is adopted.
@@ -13,10 +14,11 @@
 
 use std::time::Instant;
 
-use log::{info, warn};
+use log::{debug, info, warn};
 
 use crate::error::Result;
 use crate::layout;
+use crate::registration;
 use crate::session::Removal;
 use crate::shop;
 use crate::shutdown::Stop;
@@ -53,7 +55,17 @@ impl Barista<'_> {
         let me = &self.ctx.config.name;
         (self.ctx.milestones)(Milestone::Leaving);
         let own_claim = self.identity.take(session, &layout::claim(me), session.generation())? != Take::HeldByOther;
-        session.delete(&layout::member(me), None)?;
+        let member = layout::member(me);
+        // Mark our node before deleting it: so the manager tells a barista that left from one
+        // that was lost. Only a node of this session is ours to mark.
+        if let Some(node) = session.read(&member)? {
+            if Some(node.ephemeral_owner) == session.session_id()
+                && !session.set_if_version(&member, &registration::marked_leaving(&node.data), node.version)?
+            {
+                debug!("{member} moved while I marked it leaving");
+            }
+        }
+        session.delete(&member, None)?;
         self.phase = Phase::Leaving { own_claim };
         info!("barista {me} left the group");
         Ok(own_claim)

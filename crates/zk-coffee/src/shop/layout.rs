@@ -185,6 +185,44 @@ pub fn shop_root(shop: &ShopName) -> String {
     format!("{SHOPS}/{shop}")
 }
 
+/// A path of a shop's tree as seen from the ensemble's root: as it is for the root shop
+/// (`None`), under `/shops/{shop}` for a named one. For a role that follows several shops on
+/// one session without a chroot (the manager).
+pub fn in_shop(shop: Option<&ShopName>, path: &str) -> String {
+    match shop {
+        None => path.to_owned(),
+        Some(shop) => format!("{SHOPS}/{shop}{path}"),
+    }
+}
+
+/// Where a path seen from the ensemble's root belongs: [`Located::Shops`] is `/shops` itself,
+/// [`Located::Named`] a named shop's node (its path inside the shop: `""` for the shop's own
+/// node), [`Located::Root`] everything else (the root shop's tree, or nothing of ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located<'a> {
+    Shops,
+    Named { shop: &'a str, path: &'a str },
+    Root(&'a str),
+}
+
+/// Sorts a path seen from the ensemble's root into its shop (the inverse of [`in_shop`]).
+pub fn locate(path: &str) -> Located<'_> {
+    let Some(rest) = path.strip_prefix(SHOPS) else { return Located::Root(path) };
+    if rest.is_empty() {
+        return Located::Shops;
+    }
+    let Some(rest) = rest.strip_prefix('/') else { return Located::Root(path) };
+    match rest.find('/') {
+        Some(end) => Located::Named { shop: &rest[..end], path: &rest[end..] },
+        None => Located::Named { shop: rest, path: "" },
+    }
+}
+
+/// The last segment of a path: the name of the member, bucket, claim or ledger it is.
+pub fn last_segment(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 /// `/zk-coffee/acl`: who the admin, staff and customers of a secured shop are.
 pub const ACL: &str = "/zk-coffee/acl";
 
@@ -388,5 +426,17 @@ mod tests {
         let n = BaristaName::for_this_process();
         assert!(n.as_str().ends_with(&format!("_{}", std::process::id())));
         assert!(BaristaName::new(n.as_str()).is_ok());
+    }
+    #[test]
+    fn paths_are_located_in_their_shop() {
+        let shop = ShopName::new("north").expect("name");
+        assert_eq!(in_shop(Some(&shop), ORDERS), "/shops/north/orders");
+        assert_eq!(in_shop(None, ORDERS), "/orders");
+        assert_eq!(locate("/shops/north/orders/b1"), Located::Named { shop: "north", path: "/orders/b1" });
+        assert_eq!(locate("/shops/north"), Located::Named { shop: "north", path: "" });
+        assert_eq!(locate("/shops"), Located::Shops);
+        assert_eq!(locate("/orders/b1"), Located::Root("/orders/b1"));
+        assert_eq!(locate("/shopsx/a"), Located::Root("/shopsx/a"));
+        assert_eq!(last_segment("/barista_group/b1"), "b1");
     }
 }

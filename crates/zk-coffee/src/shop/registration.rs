@@ -14,6 +14,28 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::liveness::Origin;
 
+/// The line a barista leaving on purpose adds to its membership node's data before deleting
+/// the node: what tells the manager that it left rather than was lost.
+pub const LEAVING_MARK: &str = "leaving=1";
+
+/// `data` with the leaving mark added (once).
+pub fn marked_leaving(data: &[u8]) -> Vec<u8> {
+    let mut marked = data.to_vec();
+    if !is_marked_leaving(data) {
+        if !marked.is_empty() && !marked.ends_with(b"\n") {
+            marked.push(b'\n');
+        }
+        marked.extend_from_slice(LEAVING_MARK.as_bytes());
+        marked.push(b'\n');
+    }
+    marked
+}
+
+/// Whether a membership node's data carries the leaving mark (a line of its own).
+pub fn is_marked_leaving(data: &[u8]) -> bool {
+    std::str::from_utf8(data).is_ok_and(|text| text.lines().any(|l| l.trim() == LEAVING_MARK))
+}
+
 /// The facts in a membership node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
@@ -138,5 +160,16 @@ mod tests {
         for data in [&b""[..], b"0", b"\xff\xfe", b"token=x\nhost=h"] {
             assert_eq!(Registration::decode(data), None);
         }
+    }
+    #[test]
+    fn the_leaving_mark_is_a_line_of_its_own_and_keeps_the_facts() {
+        let r = Registration::for_this_process(&Origin::of_this_process(None), "ab12".into(), 3, 2000, SystemTime::now());
+        let marked = marked_leaving(&r.encode());
+        assert!(is_marked_leaving(&marked));
+        assert_eq!(marked_leaving(&marked), marked);
+        assert_eq!(Registration::decode(&marked), Some(r.clone()));
+        assert!(!is_marked_leaving(&r.encode()));
+        assert!(!is_marked_leaving(b"host=leaving=1x\n"));
+        assert!(is_marked_leaving(&marked_leaving(b"0")));
     }
 }
