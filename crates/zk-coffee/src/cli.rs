@@ -22,7 +22,7 @@ pub fn exit_codes_help() -> String {
 /// Every environment variable the binaries read (besides `RUST_LOG`). Tests and the
 /// benchmark clear them for the processes they start, so a developer's shell cannot change
 /// what they measure.
-pub const ENVIRONMENT: [&str; 20] = [
+pub const ENVIRONMENT: [&str; 25] = [
     "ZK_SERVERS",
     "ZK_SESSION_TIMEOUT",
     "ZK_CONNECT_TIMEOUT",
@@ -33,6 +33,11 @@ pub const ENVIRONMENT: [&str; 20] = [
     "SHOP_MAX_QUEUE",
     "SHOP_STAFF_CREDENTIALS_FILE",
     "SHOP_CUSTOMER_CREDENTIALS_FILE",
+    "MANAGER_SHOPS",
+    "MANAGER_ENSEMBLE",
+    "MANAGER_EVENTS",
+    "MANAGER_ALERT_WAIT",
+    "MANAGER_FORGET_AFTER",
     "BARISTA_NAME",
     "BARISTA_BREW_TIME",
     "BARISTA_LEAVE_AFTER_IDLE",
@@ -45,9 +50,10 @@ pub const ENVIRONMENT: [&str; 20] = [
     "CUSTOMER_PATIENCE",
 ];
 
-/// Where ZooKeeper is and how long to wait for it; every binary takes these.
+/// Where ZooKeeper is, how long to wait for it, and as whom: every binary takes these (most
+/// of them with `--shop` as well: [`ConnectArgs`]).
 #[derive(clap::Args, Debug, Clone)]
-pub struct ConnectArgs {
+pub struct ServerArgs {
     /// ZooKeeper connect string: `host:port[,host:port...][/chroot]`.
     #[arg(long = "zk", env = "ZK_SERVERS", default_value = "localhost:2181", value_name = "SERVERS",
           value_parser = parse_connect_string)]
@@ -64,12 +70,6 @@ pub struct ConnectArgs {
           value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
 
-    /// Work in the named shop: its nodes live under the chroot /shops/NAME, so several shops
-    /// share one ensemble without seeing each other. Default: the shop at the root, where the
-    /// original program works.
-    #[arg(long, env = "ZK_SHOP", value_name = "NAME")]
-    pub shop: Option<ShopName>,
-
     /// A file holding this role's ZooKeeper digest credentials, one line `user:password`,
     /// readable only by its owner. (Or set ZK_CREDENTIALS=user:password; never on the command
     /// line, where `ps` shows it.)
@@ -77,9 +77,10 @@ pub struct ConnectArgs {
     pub credentials_file: Option<std::path::PathBuf>,
 }
 
-impl ConnectArgs {
-    /// The session settings these flags (and the environment) describe; reads the credentials.
-    pub fn config(&self) -> Result<SessionConfig> {
+impl ServerArgs {
+    /// The session settings for `shop` (`None`: the root shop, or no chroot at all for a role
+    /// that follows several shops); reads the credentials.
+    pub fn config(&self, shop: Option<&ShopName>) -> Result<SessionConfig> {
         let credentials = match (&self.credentials_file, std::env::var("ZK_CREDENTIALS")) {
             (Some(path), _) => Some(Credentials::from_file(path)?),
             (None, Ok(text)) => {
@@ -87,11 +88,31 @@ impl ConnectArgs {
             }
             (None, Err(_)) => None,
         };
-        let servers = match &self.shop {
+        let servers = match shop {
             Some(shop) => self.servers.under(&layout::shop_root(shop)),
             None => self.servers.clone(),
         };
         Ok(SessionConfig { credentials, servers, session_timeout: self.session_timeout, connect_timeout: self.connect_timeout })
+    }
+}
+
+/// [`ServerArgs`] and the one shop a role works in.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Work in the named shop: its nodes live under the chroot /shops/NAME, so several shops
+    /// share one ensemble without seeing each other. Default: the shop at the root, where the
+    /// original program works.
+    #[arg(long, env = "ZK_SHOP", value_name = "NAME")]
+    pub shop: Option<ShopName>,
+}
+
+impl ConnectArgs {
+    /// The session settings these flags (and the environment) describe; reads the credentials.
+    pub fn config(&self) -> Result<SessionConfig> {
+        self.server.config(self.shop.as_ref())
     }
 
     /// Connects, waiting at most the connect timeout.

@@ -8,12 +8,15 @@
 //! changed) are read at once. The order placed and the order deleted need no read: the
 //! manager's own clock times them.
 //!
-//! A full read (at start, and after a reconnect or a new session, when events may have been
-//! missed) is applied through the same methods of the picture as the events, so whatever
+//! Reading and applying are apart ([`fetch`] then [`Fact::apply`], [`read_shop`] then
+//! [`Snapshot::apply`]): the reads wait on ZooKeeper, the applying happens under the lock the
+//! metrics and the API read the pictures through, which is so never held across a network
+//! wait. A full read (at start, and after a reconnect or a new session, when events may have
+//! been missed) is applied through the same methods of the picture as the events, so whatever
 //! differs from what the manager knew is reported just the same; the caller marks those
 //! events as inferred.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, warn};
@@ -82,167 +85,214 @@ fn menu_of(data: Option<&[u8]>) -> Vec<String> {
     config.menu.coffees().to_vec()
 }
 
-/// Reads all of `shop` and applies what differs from `picture` (see the module's text).
-/// `first`: the first reading, which says nothing and takes the ledgers as they are.
-pub fn read_shop(session: &Session, shop: Option<&ShopName>, picture: &mut Picture, first: bool) -> Result<()> {
-    let at = |path: &str| layout::in_shop(shop, path);
-    let now = Instant::now();
-    let quiet = first;
+/// What a watch event came to, with the facts read for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact {
+    MemberCame(String, Member),
+    MemberMarked(String),
+    MemberWent(String),
+    BucketCame(String),
+    BucketWent(String),
+    OrderPlaced { bucket: String, child: String },
+    OrderChanged { bucket: String, child: String, rejection: Option<String> },
+    OrderDeleted { bucket: String, child: String },
+    ClaimCame(String, i64),
+    ClaimWent(String),
+    LedgerRead(String, sales::Counts),
+    LedgerWent(String),
+    Menu(Vec<String>),
+    /// Nothing the picture keeps (a node that is gone by now, or not one of the shop's).
+    Nothing,
+}
 
-    // The orders first: a barista found gone stranded what its bucket holds now.
-    let buckets = session.children(&at(layout::ORDERS))?.unwrap_or_default();
-    let mut found: BTreeMap<String, BTreeMap<String, NodeData>> = BTreeMap::new();
-    for bucket in &buckets {
-        let children = session.children(&at(&layout::child(layout::ORDERS, bucket)))?.unwrap_or_default();
+/// Reads what a watch said happened at `path` (the shop's own path, not under its chroot)
+/// calls for.
+pub fn fetch(session: &Session, shop: Option<&ShopName>, path: &str, change: Change) -> Result<Fact> {
+    let at = layout::in_shop(shop, path);
+    let name = layout::last_segment(path).to_owned();
+    let fact = match (layout::kind_of(path), change) {
+        (NodeKind::Member, Change::Deleted) => Fact::MemberWent(name),
+        (NodeKind::Member, Change::Created) => match session.read(&at)? {
+            Some(node) => Fact::MemberCame(name, member_of(&node)),
+            None => Fact::Nothing,
+        },
+        (NodeKind::Member, Change::Changed) => match session.read(&at)? {
+            // Gone already: only a leaving barista writes its node and then deletes it.
+            None => Fact::MemberMarked(name),
+            Some(node) if is_marked_leaving(&node.data) => Fact::MemberMarked(name),
+            Some(node) => Fact::MemberCame(name, member_of(&node)),
+        },
+        (NodeKind::Bucket, Change::Created) => Fact::BucketCame(name),
+        (NodeKind::Bucket, Change::Deleted) => Fact::BucketWent(name),
+        (NodeKind::Order, change) => {
+            let UnderOrders::Child { barista, child } = layout::under_orders(path) else { return Ok(Fact::Nothing) };
+            if OrderName::parse(child).is_none() {
+                return Ok(Fact::Nothing);
+            }
+            let (bucket, child) = (barista.to_owned(), child.to_owned());
+            match change {
+                Change::Created => Fact::OrderPlaced { bucket, child },
+                Change::Deleted => Fact::OrderDeleted { bucket, child },
+                Change::Changed => match session.read(&at)? {
+                    Some(node) => Fact::OrderChanged { bucket, child, rejection: rejection(&node.data) },
+                    None => Fact::Nothing,
+                },
+            }
+        }
+        (NodeKind::Claim, Change::Deleted) => Fact::ClaimWent(name),
+        (NodeKind::Claim, _) => match session.read(&at)? {
+            Some(node) => Fact::ClaimCame(name, node.ephemeral_owner),
+            None => Fact::Nothing,
+        },
+        (NodeKind::Ledger, Change::Deleted) => Fact::LedgerWent(name),
+        (NodeKind::Ledger, _) => match session.read(&at)? {
+            Some(node) => match sales::decode(&node.data) {
+                Ok(counts) => Fact::LedgerRead(name, counts),
+                Err(e) => {
+                    warn!("{at}: {e}");
+                    Fact::Nothing
+                }
+            },
+            None => Fact::Nothing,
+        },
+        (NodeKind::Settings, _) if path == layout::CONFIG => Fact::Menu(menu_of(session.data(&at)?.as_deref())),
+        _ => Fact::Nothing,
+    };
+    Ok(fact)
+}
+
+impl Fact {
+    /// Applies the fact to the picture, at `now` (when the event was heard).
+    pub fn apply(self, picture: &mut Picture, now: Instant) {
+        match self {
+            Fact::MemberCame(name, member) => picture.member_came(&name, member, false),
+            Fact::MemberMarked(name) => picture.member_marked(&name),
+            Fact::MemberWent(name) => picture.member_went(&name, false),
+            Fact::BucketCame(bucket) => picture.bucket_came(&bucket),
+            Fact::BucketWent(bucket) => picture.bucket_went(&bucket),
+            Fact::OrderPlaced { bucket, child } => {
+                picture.order_placed(&bucket, &child, Order { placed: SystemTime::now(), seen: Some(now), rejected: false })
+            }
+            Fact::OrderChanged { bucket, child, rejection } => picture.order_changed(&bucket, &child, rejection, false),
+            Fact::OrderDeleted { bucket, child } => picture.order_deleted(&bucket, &child, now, false),
+            Fact::ClaimCame(owner, session) => picture.claim_came(&owner, session, false),
+            Fact::ClaimWent(owner) => picture.claim_went(&owner),
+            Fact::LedgerRead(barista, counts) => picture.ledger_read(&barista, counts, false),
+            Fact::LedgerWent(barista) => picture.ledger_went(&barista),
+            Fact::Menu(menu) => picture.menu_read(menu, false),
+            Fact::Nothing => {}
+        }
+    }
+}
+
+/// Everything one full read of a shop found.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Orders per bucket, with the node each was read from.
+    pub buckets: BTreeMap<String, BTreeMap<String, NodeData>>,
+    pub members: BTreeMap<String, Member>,
+    pub claims: BTreeMap<String, i64>,
+    pub ledgers: BTreeMap<String, sales::Counts>,
+    pub menu: Vec<String>,
+}
+
+/// Reads all of `shop`.
+pub fn read_shop(session: &Session, shop: Option<&ShopName>) -> Result<Snapshot> {
+    let at = |path: &str| layout::in_shop(shop, path);
+    let mut snapshot = Snapshot::default();
+    for bucket in session.children(&at(layout::ORDERS))?.unwrap_or_default() {
+        let bucket_path = layout::child(layout::ORDERS, &bucket);
+        let children = session.children(&at(&bucket_path))?.unwrap_or_default();
         let (orders, _foreign) = layout::orders_in_placement_order(&children);
         let names: Vec<String> = orders.iter().map(OrderName::to_string).collect();
-        let paths: Vec<String> = names.iter().map(|n| at(&layout::child(&layout::child(layout::ORDERS, bucket), n))).collect();
-        let nodes = read_all(session, &paths)?;
-        let entry = found.entry(bucket.clone()).or_default();
-        for (name, node) in names.into_iter().zip(nodes) {
-            if let Some(node) = node {
-                entry.insert(name, node);
-            }
-        }
+        let paths: Vec<String> = names.iter().map(|n| at(&layout::child(&bucket_path, n))).collect();
+        let found: BTreeMap<String, NodeData> =
+            names.into_iter().zip(read_all(session, &paths)?).filter_map(|(n, node)| Some((n, node?))).collect();
+        snapshot.buckets.insert(bucket, found);
     }
-    let known: Vec<(String, Vec<String>)> =
-        picture.buckets.iter().map(|(b, orders)| (b.clone(), orders.keys().cloned().collect())).collect();
-    for (bucket, orders) in known {
-        for child in orders {
-            if !found.get(&bucket).is_some_and(|f| f.contains_key(&child)) {
-                picture.order_deleted(&bucket, &child, now, quiet);
-            }
-        }
-        if !found.contains_key(&bucket) {
-            picture.bucket_went(&bucket);
-        }
-    }
-    for (bucket, orders) in &found {
-        picture.bucket_came(bucket);
-        for (child, node) in orders {
-            let order = Order { placed: wall_ms(node.mtime_ms), seen: None, rejected: false };
-            picture.order_placed(bucket, child, order);
-            picture.order_changed(bucket, child, rejection(&node.data), quiet);
-        }
-    }
-
-    // Who is on shift.
     let names = session.children(&at(layout::BARISTA_GROUP))?.unwrap_or_default();
     let paths: Vec<String> = names.iter().map(|n| at(&layout::child(layout::BARISTA_GROUP, n))).collect();
-    let mut members = BTreeMap::new();
     for (name, node) in names.into_iter().zip(read_all(session, &paths)?) {
         if let Some(node) = node {
-            members.insert(name, member_of(&node));
+            snapshot.members.insert(name, member_of(&node));
         }
     }
-    let gone: Vec<String> = picture.members.keys().filter(|n| !members.contains_key(*n)).cloned().collect();
-    for name in gone {
-        picture.member_went(&name, quiet);
-    }
-    for (name, member) in members {
-        picture.member_came(&name, member, quiet);
-    }
-
-    // The claims.
     let owners = session.children(&at(layout::CLAIMS))?.unwrap_or_default();
     let paths: Vec<String> = owners.iter().map(|o| at(&layout::child(layout::CLAIMS, o))).collect();
-    let mut claims = BTreeMap::new();
     for (owner, node) in owners.into_iter().zip(read_all(session, &paths)?) {
         if let Some(node) = node {
-            claims.insert(owner, node.ephemeral_owner);
+            snapshot.claims.insert(owner, node.ephemeral_owner);
         }
     }
-    let released: Vec<String> = picture.claims.keys().filter(|o| !claims.contains_key(*o)).cloned().collect();
-    for owner in released {
-        picture.claim_went(&owner);
-    }
-    for (owner, holder) in claims {
-        picture.claim_came(&owner, holder, quiet);
-    }
-
-    // The ledgers.
     let baristas = session.children(&at(layout::SALES))?.unwrap_or_default();
     let paths: Vec<String> = baristas.iter().map(|b| at(&layout::child(layout::SALES, b))).collect();
-    let mut seen = BTreeSet::new();
-    for (barista, node) in baristas.into_iter().zip(read_all(session, &paths)?) {
+    for ((barista, node), path) in baristas.into_iter().zip(read_all(session, &paths)?).zip(&paths) {
         let Some(node) = node else { continue };
         match sales::decode(&node.data) {
             Ok(counts) => {
-                picture.ledger_read(&barista, counts, first);
-                seen.insert(barista);
+                snapshot.ledgers.insert(barista, counts);
             }
-            Err(e) => warn!("{}: {e}", at(&layout::child(layout::SALES, &barista))),
+            Err(e) => warn!("{path}: {e}"),
         }
     }
-    let removed: Vec<String> = picture.ledgers.keys().filter(|b| !seen.contains(*b)).cloned().collect();
-    for barista in removed {
-        picture.ledger_went(&barista);
-    }
-
-    let config = session.data(&at(layout::CONFIG))?;
-    picture.menu_read(menu_of(config.as_deref()), quiet);
-    debug!("read shop {}: {} members, {} buckets", picture.shop, picture.members.len(), picture.buckets.len());
-    Ok(())
+    snapshot.menu = menu_of(session.data(&at(layout::CONFIG))?.as_deref());
+    Ok(snapshot)
 }
 
-/// Applies what a watch said happened at `path` (the shop's own path, not under its chroot).
-pub fn apply(session: &Session, shop: Option<&ShopName>, picture: &mut Picture, path: &str, change: Change) -> Result<()> {
-    let at = layout::in_shop(shop, path);
-    let name = layout::last_segment(path);
-    let now = Instant::now();
-    match (layout::kind_of(path), change) {
-        (NodeKind::Member, Change::Deleted) => picture.member_went(name, false),
-        (NodeKind::Member, Change::Created) => {
-            if let Some(node) = session.read(&at)? {
-                picture.member_came(name, member_of(&node), false);
-            }
-        }
-        (NodeKind::Member, Change::Changed) => match session.read(&at)? {
-            // Gone already: only a leaving barista writes its node and then deletes it.
-            None => picture.member_marked(name),
-            Some(node) if is_marked_leaving(&node.data) => picture.member_marked(name),
-            Some(node) => picture.member_came(name, member_of(&node), false),
-        },
-        (NodeKind::Bucket, Change::Created) => picture.bucket_came(name),
-        (NodeKind::Bucket, Change::Deleted) => picture.bucket_went(name),
-        (NodeKind::Order, change) => {
-            let UnderOrders::Child { barista, child } = layout::under_orders(path) else { return Ok(()) };
-            if OrderName::parse(child).is_none() {
-                return Ok(());
-            }
-            match change {
-                Change::Created => {
-                    let order = Order { placed: SystemTime::now(), seen: Some(now), rejected: false };
-                    picture.order_placed(barista, child, order);
-                }
-                Change::Changed => {
-                    if let Some(node) = session.read(&at)? {
-                        picture.order_changed(barista, child, rejection(&node.data), false);
-                    }
-                }
-                Change::Deleted => picture.order_deleted(barista, child, now, false),
-            }
-        }
-        (NodeKind::Claim, Change::Deleted) => picture.claim_went(name),
-        (NodeKind::Claim, _) => {
-            if let Some(node) = session.read(&at)? {
-                picture.claim_came(name, node.ephemeral_owner, false);
-            }
-        }
-        (NodeKind::Ledger, Change::Deleted) => picture.ledger_went(name),
-        (NodeKind::Ledger, _) => {
-            if let Some(node) = session.read(&at)? {
-                match sales::decode(&node.data) {
-                    Ok(counts) => picture.ledger_read(name, counts, false),
-                    Err(e) => warn!("{at}: {e}"),
+impl Snapshot {
+    /// Applies what differs from `picture` (see the module's text). `first`: the first
+    /// reading, which says nothing and takes the ledgers as they are.
+    pub fn apply(self, picture: &mut Picture, first: bool) {
+        let now = Instant::now();
+        let quiet = first;
+        // The orders first: a barista found gone stranded what its bucket holds now.
+        let known: Vec<(String, Vec<String>)> =
+            picture.buckets.iter().map(|(b, orders)| (b.clone(), orders.keys().cloned().collect())).collect();
+        for (bucket, orders) in known {
+            let found = self.buckets.get(&bucket);
+            for child in orders {
+                if !found.is_some_and(|f| f.contains_key(&child)) {
+                    picture.order_deleted(&bucket, &child, now, quiet);
                 }
             }
+            if found.is_none() {
+                picture.bucket_went(&bucket);
+            }
         }
-        (NodeKind::Settings, _) if path == layout::CONFIG => {
-            let data = session.data(&at)?;
-            picture.menu_read(menu_of(data.as_deref()), false);
+        for (bucket, orders) in &self.buckets {
+            picture.bucket_came(bucket);
+            for (child, node) in orders {
+                let order = Order { placed: wall_ms(node.mtime_ms), seen: None, rejected: false };
+                picture.order_placed(bucket, child, order);
+                picture.order_changed(bucket, child, rejection(&node.data), quiet);
+            }
         }
-        _ => {}
+        let gone: Vec<String> = picture.members.keys().filter(|n| !self.members.contains_key(*n)).cloned().collect();
+        for name in gone {
+            picture.member_went(&name, quiet);
+        }
+        for (name, member) in self.members {
+            picture.member_came(&name, member, quiet);
+        }
+        let released: Vec<String> = picture.claims.keys().filter(|o| !self.claims.contains_key(*o)).cloned().collect();
+        for owner in released {
+            picture.claim_went(&owner);
+        }
+        for (owner, holder) in self.claims {
+            picture.claim_came(&owner, holder, quiet);
+        }
+        let removed: Vec<String> = picture.ledgers.keys().filter(|b| !self.ledgers.contains_key(*b)).cloned().collect();
+        for barista in removed {
+            picture.ledger_went(&barista);
+        }
+        for (barista, counts) in self.ledgers {
+            if first && !picture.members.contains_key(&barista) {
+                // Gone before we came: its series are forgotten in time, like a leaver's.
+                picture.gone_since.entry(barista.clone()).or_insert(now);
+            }
+            picture.ledger_read(&barista, counts, first);
+        }
+        picture.menu_read(self.menu, quiet);
+        debug!("read shop {}: {} members, {} buckets", picture.shop, picture.members.len(), picture.buckets.len());
     }
-    Ok(())
 }

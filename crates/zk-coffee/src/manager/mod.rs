@@ -1,8 +1,412 @@
 //! The shop manager: a long-running role that follows every shop of an ensemble (or the ones
 //! it is told to), tells people what happens there as [`event`]s, runs alert hooks, and
 //! serves what it sees as metrics and JSON.
+//!
+//! It follows all its shops on one session without a chroot: persistent recursive watches on
+//! the root shop's three trees (`/barista_group`, `/orders`, `/zk-coffee`) and on `/shops`
+//! (every named shop, and shops created while it runs), or on `/shops/NAME` for each shop it
+//! was told to follow. Its picture of each shop ([`picture`]) is built from one full read at
+//! start and kept current from the watches' events ([`follow`]); after a reconnect or a new
+//! session, when events may have been missed, every shop is read again and what changed
+//! meanwhile is reported, marked `inferred`. Time alone (a queue too slow, orders with nobody
+//! on shift, a deletion no ledger counted) is looked at every [`TICK`]; nothing polls
+//! ZooKeeper.
+//!
+//! The pictures live behind one lock in [`Shared`], which the metrics ([`metrics`]) and the
+//! API ([`api`]) read; the lock is never held across a network wait.
+
+pub mod api;
 pub mod event;
 pub mod follow;
+pub mod metrics;
 pub mod picture;
 
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use log::{debug, info, warn};
+
 pub use event::{Event, Kind, ROOT_SHOP};
+pub use picture::Picture;
+
+use crate::error::Result;
+use crate::layout::{self, Located, ShopName};
+use crate::lock;
+use crate::session::{Session, SessionConfig, SessionEvent, TreeEvent, TreeWatch};
+use crate::shutdown::Shutdown;
+use follow::{Change, Fact};
+
+/// How often the manager looks at what time alone tells.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// Which shops a manager follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The root shop (once initialised) and every `/shops/NAME`, including new ones.
+    All,
+    /// Only these (`None`: the root shop).
+    Only(Vec<Option<ShopName>>),
+}
+
+impl Scope {
+    fn includes_root(&self) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(shops) => shops.contains(&None),
+        }
+    }
+
+    fn includes(&self, shop: &ShopName) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(shops) => shops.iter().any(|s| s.as_ref() == Some(shop)),
+        }
+    }
+}
+
+/// What the manager is told.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// The ensemble, without a chroot.
+    pub session: SessionConfig,
+    /// The ensemble's name in metrics.
+    pub ensemble: String,
+    pub scope: Scope,
+    /// A queue whose oldest order waited longer is slow.
+    pub alert_wait: Duration,
+    /// A barista gone this long (and its bucket empty) loses its series.
+    pub forget_after: Duration,
+}
+
+/// The name of a shop in events, metrics and the API.
+pub fn shop_label(shop: Option<&ShopName>) -> String {
+    shop.map_or_else(|| ROOT_SHOP.to_owned(), |s| s.to_string())
+}
+
+/// One shop the manager follows.
+#[derive(Debug, Clone)]
+pub struct Followed {
+    pub name: Option<ShopName>,
+    pub picture: Picture,
+    /// This manager leads the shop's election (runs its alert hooks).
+    pub leader: bool,
+}
+
+/// What the manager's threads share: the pictures, and the counters kept as events happen.
+#[derive(Debug)]
+pub struct Shared {
+    pub ensemble: String,
+    pub forget_after: Duration,
+    shops: Mutex<BTreeMap<String, Followed>>,
+    pub metrics: metrics::Recorded,
+}
+
+impl Shared {
+    /// Shared state for a manager configured by `config`.
+    pub fn new(config: &ManagerConfig) -> Arc<Shared> {
+        Arc::new(Shared {
+            ensemble: config.ensemble.clone(),
+            forget_after: config.forget_after,
+            shops: Mutex::new(BTreeMap::new()),
+            metrics: metrics::Recorded::new(&config.ensemble),
+        })
+    }
+
+    /// Runs `f` on the shops followed, under the lock (briefly: it is never held across a
+    /// network wait).
+    pub fn with_shops<T>(&self, f: impl FnOnce(&BTreeMap<String, Followed>) -> T) -> T {
+        f(&lock(&self.shops))
+    }
+
+    fn with_shops_mut<T>(&self, f: impl FnOnce(&mut BTreeMap<String, Followed>) -> T) -> T {
+        f(&mut lock(&self.shops))
+    }
+}
+
+enum Msg {
+    Tree(TreeEvent),
+    Lost,
+    Stop,
+}
+
+/// The watches the manager holds; dropping them removes them.
+struct Watches(#[allow(dead_code)] Vec<TreeWatch>);
+
+fn set_watches(session: &Session, scope: &Scope, tx: &Sender<Msg>) -> Result<Watches> {
+    let mut paths: Vec<String> = Vec::new();
+    if scope.includes_root() {
+        paths.extend([layout::BARISTA_GROUP, layout::ORDERS, layout::EXTENSIONS].map(str::to_owned));
+    }
+    match scope {
+        Scope::All => paths.push(layout::SHOPS.to_owned()),
+        Scope::Only(shops) => paths.extend(shops.iter().flatten().map(layout::shop_root)),
+    }
+    let mut watches = Vec::with_capacity(paths.len());
+    for path in paths {
+        let tx = tx.clone();
+        watches.push(session.watch_tree(&path, move |event| {
+            let _ = tx.send(Msg::Tree(event));
+        })?);
+    }
+    Ok(Watches(watches))
+}
+
+/// The shops there are now, within `scope`.
+fn discover(session: &Session, scope: &Scope) -> Result<Vec<Option<ShopName>>> {
+    let mut shops = Vec::new();
+    if scope.includes_root() && root_shop_exists(session)? {
+        shops.push(None);
+    }
+    let named: Vec<ShopName> = match scope {
+        Scope::All => session.children(layout::SHOPS)?.unwrap_or_default().iter().filter_map(|n| ShopName::new(n).ok()).collect(),
+        Scope::Only(only) => {
+            let mut present = Vec::new();
+            for shop in only.iter().flatten() {
+                if session.exists(&layout::shop_root(shop))? {
+                    present.push(shop.clone());
+                } else {
+                    info!("shop {shop} does not exist yet: following it once it does");
+                }
+            }
+            present
+        }
+    };
+    shops.extend(named.into_iter().map(Some));
+    Ok(shops)
+}
+
+fn root_shop_exists(session: &Session) -> Result<bool> {
+    Ok(session.exists(layout::ORDERS)? || session.exists(layout::BARISTA_GROUP)?)
+}
+
+/// The manager's loop: follows the shops until `shutdown`, telling `on_event` each event
+/// (after counting it) and `on_ready` once every shop has been read.
+pub fn run(
+    config: &ManagerConfig,
+    shared: &Arc<Shared>,
+    shutdown: &Shutdown,
+    on_event: &mut dyn FnMut(&Event),
+    on_ready: &mut dyn FnMut(),
+) -> Result<()> {
+    let session = Session::connect(config.session.clone())?;
+    let result = Manager { config, shared, session: session.clone(), on_event }.follow(shutdown, on_ready);
+    session.close();
+    result
+}
+
+struct Manager<'a> {
+    config: &'a ManagerConfig,
+    shared: &'a Arc<Shared>,
+    session: Session,
+    on_event: &'a mut dyn FnMut(&Event),
+}
+
+impl Manager<'_> {
+    fn follow(&mut self, shutdown: &Shutdown, on_ready: &mut dyn FnMut()) -> Result<()> {
+        let (tx, rx): (Sender<Msg>, Receiver<Msg>) = mpsc::channel();
+        let lost = tx.clone();
+        let _subscription = self.session.subscribe(move |event| {
+            if event == SessionEvent::Lost {
+                let _ = lost.send(Msg::Lost);
+            }
+        });
+        let stop = Mutex::new(tx.clone());
+        let _hook = shutdown.on_request(move || {
+            let _ = lock(&stop).send(Msg::Stop);
+        });
+        let mut watches = set_watches(&self.session, &self.config.scope, &tx)?;
+        for shop in discover(&self.session, &self.config.scope)? {
+            self.add_shop(shop, false)?;
+        }
+        let (shops, baristas, waiting) = self.shared.with_shops(|shops| {
+            let baristas: usize = shops.values().map(|f| f.picture.on_shift().count()).sum();
+            let waiting: usize = shops.values().map(|f| f.picture.buckets.values().map(|b| b.len()).sum::<usize>()).sum();
+            (shops.len(), baristas, waiting)
+        });
+        info!("following {shops} shops: {baristas} baristas on shift, {waiting} orders waiting");
+        on_ready();
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let first = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            let mut reread = false;
+            let mut rewatch = false;
+            for msg in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+                match msg {
+                    Msg::Stop => {
+                        info!("stopping");
+                        return Ok(());
+                    }
+                    Msg::Lost => rewatch = true,
+                    Msg::Tree(TreeEvent::Restored) => reread = true,
+                    Msg::Tree(event) => self.on_tree_event(event)?,
+                }
+            }
+            if rewatch {
+                warn!("the session was lost: watching again and reading every shop");
+                drop(watches);
+                watches = set_watches(&self.session, &self.config.scope, &tx)?;
+                reread = true;
+            }
+            if reread {
+                self.reread_all()?;
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + TICK;
+            }
+        }
+    }
+
+    /// Starts following `shop`: reads it whole. `created`: it appeared while we ran.
+    fn add_shop(&mut self, shop: Option<ShopName>, created: bool) -> Result<()> {
+        let label = shop_label(shop.as_ref());
+        if self.shared.with_shops(|shops| shops.contains_key(&label)) {
+            return Ok(());
+        }
+        let snapshot = follow::read_shop(&self.session, shop.as_ref())?;
+        let mut picture = Picture::new(&label);
+        snapshot.apply(&mut picture, true);
+        self.shared.with_shops_mut(|shops| shops.insert(label.clone(), Followed { name: shop, picture, leader: false }));
+        if created {
+            let event = Event::new(Kind::ShopCreated, &label, None, format!("shop-created:{label}"));
+            self.emit(vec![event]);
+        } else {
+            debug!("following shop {label}");
+        }
+        Ok(())
+    }
+
+    fn on_tree_event(&mut self, event: TreeEvent) -> Result<()> {
+        let now = Instant::now();
+        let (path, change) = match event {
+            TreeEvent::Created(p) => (p, Change::Created),
+            TreeEvent::Changed(p) => (p, Change::Changed),
+            TreeEvent::Deleted(p) => (p, Change::Deleted),
+            TreeEvent::Restored => return Ok(()),
+        };
+        let (shop, inner) = match layout::locate(&path) {
+            Located::Shops => return Ok(()),
+            Located::Named { shop, path: "" } => {
+                let Ok(name) = ShopName::new(shop) else { return Ok(()) };
+                if !self.config.scope.includes(&name) {
+                    return Ok(());
+                }
+                match change {
+                    Change::Created => self.add_shop(Some(name), true)?,
+                    Change::Deleted => {
+                        info!("shop {name} was removed");
+                        self.shared.with_shops_mut(|shops| shops.remove(&name.to_string()));
+                    }
+                    Change::Changed => {}
+                }
+                return Ok(());
+            }
+            Located::Named { shop, path } => match ShopName::new(shop) {
+                Ok(name) if self.config.scope.includes(&name) => (Some(name), path.to_owned()),
+                _ => return Ok(()),
+            },
+            Located::Root(path) => {
+                if !self.config.scope.includes_root() {
+                    return Ok(());
+                }
+                (None, path.to_owned())
+            }
+        };
+        let label = shop_label(shop.as_ref());
+        if !self.shared.with_shops(|shops| shops.contains_key(&label)) {
+            // A shop we do not follow yet: its first nodes are being made (shop-init).
+            if change == Change::Created && (shop.is_some() || root_shop_exists(&self.session)?) {
+                self.add_shop(shop, true)?;
+            }
+            return Ok(());
+        }
+        let fact = follow::fetch(&self.session, shop.as_ref(), &inner, change)?;
+        if fact == Fact::Nothing {
+            return Ok(());
+        }
+        let events = self.shared.with_shops_mut(|shops| match shops.get_mut(&label) {
+            Some(followed) => {
+                fact.apply(&mut followed.picture, now);
+                for wait in followed.picture.served_waits.drain(..) {
+                    self.shared.metrics.observe_wait(&label, wait);
+                }
+                followed.picture.take_events()
+            }
+            None => Vec::new(),
+        });
+        self.emit(events);
+        Ok(())
+    }
+
+    /// Reads every shop again after events may have been missed; what changed is reported,
+    /// marked `inferred`.
+    fn reread_all(&mut self) -> Result<()> {
+        let shops: Vec<Option<ShopName>> = discover(&self.session, &self.config.scope)?;
+        let known: Vec<(String, Option<ShopName>)> =
+            self.shared.with_shops(|shops| shops.iter().map(|(label, f)| (label.clone(), f.name.clone())).collect());
+        for (label, name) in &known {
+            if !shops.contains(name) {
+                info!("shop {label} was removed");
+                self.shared.with_shops_mut(|shops| shops.remove(label));
+            }
+        }
+        for shop in shops {
+            let label = shop_label(shop.as_ref());
+            if !known.iter().any(|(l, _)| *l == label) {
+                self.add_shop(shop, true)?;
+                continue;
+            }
+            let snapshot = follow::read_shop(&self.session, shop.as_ref())?;
+            let mut events = self.shared.with_shops_mut(|shops| match shops.get_mut(&label) {
+                Some(followed) => {
+                    snapshot.apply(&mut followed.picture, false);
+                    followed.picture.take_events()
+                }
+                None => Vec::new(),
+            });
+            for event in &mut events {
+                event.facts.insert("inferred".to_owned(), true.into());
+            }
+            self.emit(events);
+        }
+        info!("read every shop again");
+        Ok(())
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let (alert_wait, forget_after) = (self.config.alert_wait, self.config.forget_after);
+        let metrics = &self.shared.metrics;
+        let events = self.shared.with_shops_mut(|shops| {
+            let mut events = Vec::new();
+            for (label, followed) in shops.iter_mut() {
+                let picture = &mut followed.picture;
+                picture.tick(now, wall, alert_wait);
+                for wait in picture.served_waits.drain(..) {
+                    metrics.observe_wait(label, wait);
+                }
+                for name in picture.forget_gone(now, forget_after) {
+                    debug!("shop {label}: no more series for barista {name}, gone for {forget_after:?}");
+                }
+                events.extend(picture.take_events());
+            }
+            events
+        });
+        self.emit(events);
+    }
+
+    fn emit(&mut self, events: Vec<Event>) {
+        for event in events {
+            self.shared.metrics.count_event(&event);
+            info!("{event}");
+            (self.on_event)(&event);
+        }
+    }
+}

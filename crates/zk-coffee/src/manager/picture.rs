@@ -19,7 +19,7 @@
 //! [`WITHDRAWAL_GRACE`] was a withdrawal by its customer (or a serving by a client that keeps
 //! no ledger, such as the original program's barista).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::registration::is_marked_leaving;
@@ -93,6 +93,8 @@ pub struct Picture {
     pub served_waits: Vec<Duration>,
     /// When each barista not on shift was last on shift or busy (for forgetting its series).
     pub gone_since: BTreeMap<String, Instant>,
+    /// Baristas gone long enough that their series are no longer shown.
+    forgotten: BTreeSet<String>,
     pending: VecDeque<Deletion>,
     /// Buckets left with orders by a lost barista or one that handed its queue over, until
     /// they are empty again or their owner is back.
@@ -165,6 +167,7 @@ impl Picture {
             return;
         }
         self.gone_since.remove(name);
+        self.forgotten.remove(name);
         self.orphaned.remove(name);
         if !quiet {
             self.say(Kind::BaristaOnShift, Some(name), format!("barista-on-shift:{name}:{:x}", member.session), facts);
@@ -255,22 +258,18 @@ impl Picture {
 
     // ---- claims ----
 
-    /// A claim on `owner`'s bucket appeared, held by `session`. A barista on shift claiming its
-    /// own bucket (while joining or leaving) adopts nothing.
+    /// A claim on `owner`'s bucket appeared, held by `session`. Only a barista on shift
+    /// claiming another's bucket, whose owner is not on shift, adopts it: a barista claims its
+    /// own bucket while joining (before its membership node exists) and while leaving.
     pub fn claim_came(&mut self, owner: &str, session: i64, quiet: bool) {
         if self.claims.insert(owner.to_owned(), session) == Some(session) {
             return;
         }
-        if self.members.get(owner).is_some_and(|m| m.session == session || m.is_barista()) {
+        let Some(by) = self.holder_of(session).map(str::to_owned) else { return };
+        if by == owner || self.members.get(owner).is_some_and(Member::is_barista) || quiet {
             return;
         }
-        if quiet {
-            return;
-        }
-        let mut facts = vec![("orders", self.waiting(owner).into())];
-        if let Some(by) = self.holder_of(session) {
-            facts.push(("by", by.to_owned().into()));
-        }
+        let facts = vec![("orders", self.waiting(owner).into()), ("by", by.into())];
         self.say(Kind::OrphanAdopted, Some(owner), format!("orphan-adopted:{owner}:{session:x}"), facts);
     }
 
@@ -299,8 +298,12 @@ impl Picture {
                 }
             }
         }
-        if after > 0 {
+        if after > before {
+            // Busy: served (perhaps while adopting) since it went.
             self.gone_since.entry(barista.to_owned()).and_modify(|t| *t = Instant::now());
+            if self.forgotten.remove(barista) {
+                self.gone_since.insert(barista.to_owned(), Instant::now());
+            }
         }
     }
 
@@ -400,24 +403,30 @@ impl Picture {
         }
     }
 
-    /// Baristas not on shift, with no bucket and no ledger growth for `forget_after`: their
-    /// series are dropped (default names are `{host}_{pid}`: new ones with every restart).
-    pub fn forgotten(&self, now: Instant, forget_after: Duration) -> impl Iterator<Item = &String> {
-        self.gone_since
+    /// Forgets the baristas not on shift, with nothing waiting in their bucket and no ledger
+    /// growth for `forget_after`: their series are no longer shown (default names are
+    /// `{host}_{pid}`, new ones with every restart). Returns whom it forgot.
+    pub fn forget_gone(&mut self, now: Instant, forget_after: Duration) -> Vec<String> {
+        let gone: Vec<String> = self
+            .gone_since
             .iter()
-            .filter(move |(name, since)| {
+            .filter(|(name, since)| {
                 now.saturating_duration_since(**since) >= forget_after
                     && !self.members.contains_key(*name)
                     && self.waiting(name) == 0
             })
-            .map(|(name, _)| name)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &gone {
+            self.gone_since.remove(name);
+            self.forgotten.insert(name.clone());
+        }
+        gone
     }
 
-    /// Whether `barista`'s series are still shown (see [`Picture::forgotten`]).
-    pub fn remembers(&self, barista: &str, now: Instant, forget_after: Duration) -> bool {
-        self.members.contains_key(barista)
-            || self.waiting(barista) > 0
-            || self.gone_since.get(barista).is_none_or(|since| now.saturating_duration_since(*since) < forget_after)
+    /// Whether `barista`'s series are still shown (see [`Picture::forget_gone`]).
+    pub fn remembers(&self, barista: &str) -> bool {
+        !self.forgotten.contains(barista)
     }
 }
 
@@ -543,4 +552,28 @@ mod tests {
         p.claim_came("b1", 1, false);
         assert!(p.take_events().is_empty());
     }
+    #[test]
+    fn a_barista_gone_long_enough_is_forgotten_until_it_is_back() {
+        let mut p = Picture::new("/");
+        p.member_came("b1", barista(1), true);
+        p.ledger_read("b1", [("jacob".to_owned(), 1)].into(), true);
+        p.member_went("b1", true);
+        let later = Instant::now() + Duration::from_secs(601);
+        assert!(p.forget_gone(Instant::now(), Duration::from_secs(600)).is_empty());
+        assert!(p.remembers("b1"));
+        assert_eq!(p.forget_gone(later, Duration::from_secs(600)), ["b1"]);
+        assert!(!p.remembers("b1"));
+        p.member_came("b1", barista(2), true);
+        assert!(p.remembers("b1"));
+    }
+
+    #[test]
+    fn a_claim_by_a_session_with_no_membership_is_a_barista_joining() {
+        let mut p = Picture::new("/");
+        p.claim_came("b1", 5, false);
+        p.member_came("b1", barista(5), true);
+        p.claim_went("b1");
+        assert!(p.take_events().is_empty());
+    }
+
 }

@@ -1,0 +1,117 @@
+//! `shop-manager`: follows every shop of an ensemble (or those named), tells what happens there
+//! as events, and serves metrics and the shops' JSON.
+
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use log::warn;
+use zk_coffee::cli::{self, ServerArgs};
+use zk_coffee::error::{exit, Error};
+use zk_coffee::layout::ShopName;
+use zk_coffee::manager::{self, Event, ManagerConfig, Scope, Shared, ROOT_SHOP};
+use zk_coffee::Shutdown;
+
+/// Follows the shops of a ZooKeeper ensemble: the root shop and every /shops/NAME (also those
+/// created while it runs), or only those named with --shop. Each event (a barista on shift,
+/// left or lost, an orphan adopted or drained, an order rejected, a slow queue, a shop with
+/// orders and nobody on shift, a new shop, a new menu) is one line in the log and one JSON
+/// object per line on stdout (or --events FILE). Reads only, except its own election and
+/// alert records. SIGINT/SIGTERM: stop.
+#[derive(Parser, Debug)]
+#[command(version, after_help = cli::exit_codes_help())]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+
+    /// Follow only this shop (repeatable, or comma-separated in the environment); `/` is the
+    /// root shop. Default: every shop.
+    #[arg(long = "shop", env = "MANAGER_SHOPS", value_name = "NAME", value_delimiter = ',', value_parser = parse_shop)]
+    shops: Vec<ShopRef>,
+
+    /// The ensemble's name in metrics (default: the connect string's servers).
+    #[arg(long, env = "MANAGER_ENSEMBLE", value_name = "NAME")]
+    ensemble: Option<String>,
+
+    /// Append the events, one JSON object a line, to this file instead of stdout.
+    #[arg(long, env = "MANAGER_EVENTS", value_name = "FILE")]
+    events: Option<PathBuf>,
+
+    /// A queue whose oldest order has waited longer is slow (queue-slow).
+    #[arg(long, env = "MANAGER_ALERT_WAIT", default_value = "5", value_name = "SECS", value_parser = cli::parse_positive_duration)]
+    alert_wait: Duration,
+
+    /// A barista gone this long, with nothing left in its bucket, loses its metric series.
+    #[arg(long, env = "MANAGER_FORGET_AFTER", default_value = "600", value_name = "SECS", value_parser = cli::parse_positive_duration)]
+    forget_after: Duration,
+}
+
+/// A shop named on the command line: `None` is the root shop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ShopRef(Option<ShopName>);
+
+fn parse_shop(s: &str) -> Result<ShopRef, Error> {
+    if s == ROOT_SHOP {
+        return Ok(ShopRef(None));
+    }
+    ShopName::new(s).map(|name| ShopRef(Some(name)))
+}
+
+fn main() -> ExitCode {
+    let args: Args = cli::parse_args("shop-manager", || ());
+    cli::init_logging();
+    cli::finish("shop-manager", run(args))
+}
+
+/// Where the events go.
+enum Sink {
+    Stdout(io::Stdout),
+    File(std::fs::File, PathBuf),
+}
+
+impl Sink {
+    fn write(&mut self, event: &Event) {
+        let line = format!("{}\n", event.to_json());
+        let result = match self {
+            Sink::Stdout(out) => out.lock().write_all(line.as_bytes()).and_then(|()| out.lock().flush()),
+            Sink::File(file, _) => file.write_all(line.as_bytes()),
+        };
+        if let Err(e) = result {
+            let to = match self {
+                Sink::Stdout(_) => "stdout".to_owned(),
+                Sink::File(_, path) => path.display().to_string(),
+            };
+            warn!("cannot write an event to {to}: {e}");
+        }
+    }
+}
+
+fn run(args: Args) -> zk_coffee::Result<u8> {
+    let shutdown = Shutdown::new();
+    cli::stop_on_signals(&shutdown, exit::OK)?;
+    let mut sink = match &args.events {
+        Some(path) => {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| Error::usage(format!("cannot open --events file {}: {e}", path.display())))?;
+            Sink::File(file, path.clone())
+        }
+        None => Sink::Stdout(io::stdout()),
+    };
+    let session = args.server.config(None)?;
+    let ensemble = args.ensemble.clone().unwrap_or_else(|| session.servers.without_chroot().to_string());
+    let scope = if args.shops.is_empty() { Scope::All } else { Scope::Only(args.shops.iter().map(|s| s.0.clone()).collect()) };
+    let config = ManagerConfig { session, ensemble, scope, alert_wait: args.alert_wait, forget_after: args.forget_after };
+    let shared = Shared::new(&config);
+    let mut on_event = |event: &Event| sink.write(event);
+    let mut on_ready = || {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("following the shops")]);
+    };
+    manager::run(&config, &shared, &shutdown, &mut on_event, &mut on_ready)?;
+    Ok(exit::OK)
+}
