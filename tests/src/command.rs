@@ -72,11 +72,13 @@ pub enum Role {
     ShopInit,
     /// `shop-status`: the shop at a glance.
     ShopStatus,
+    /// `shop-manager`: follows the shops, reports events, serves metrics.
+    ShopManager,
 }
 
 impl Role {
     /// Every role, each a binary of the workspace.
-    pub const ALL: [Role; 4] = [Role::Barista, Role::Customer, Role::ShopInit, Role::ShopStatus];
+    pub const ALL: [Role; 5] = [Role::Barista, Role::Customer, Role::ShopInit, Role::ShopStatus, Role::ShopManager];
 
     /// The binary's file name, which is also the program name in its error messages.
     pub fn name(self) -> &'static str {
@@ -85,6 +87,7 @@ impl Role {
             Role::Customer => "customer",
             Role::ShopInit => "shop-init",
             Role::ShopStatus => "shop-status",
+            Role::ShopManager => "shop-manager",
         }
     }
 

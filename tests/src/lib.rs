@@ -39,6 +39,7 @@ pub mod audit;
 pub mod command;
 pub mod dir;
 pub mod ensemble;
+pub mod events;
 pub mod fault;
 pub mod logs;
 pub mod process;
@@ -48,6 +49,7 @@ pub mod server;
 
 pub use command::*;
 pub use dir::*;
+pub use events::*;
 pub use logs::*;
 pub use process::*;
 pub use server::*;

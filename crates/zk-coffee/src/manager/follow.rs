@@ -93,9 +93,19 @@ pub enum Fact {
     MemberWent(String),
     BucketCame(String),
     BucketWent(String),
-    OrderPlaced { bucket: String, child: String },
-    OrderChanged { bucket: String, child: String, rejection: Option<String> },
-    OrderDeleted { bucket: String, child: String },
+    OrderPlaced {
+        bucket: String,
+        child: String,
+    },
+    OrderChanged {
+        bucket: String,
+        child: String,
+        rejection: Option<String>,
+    },
+    OrderDeleted {
+        bucket: String,
+        child: String,
+    },
     ClaimCame(String, i64),
     ClaimWent(String),
     LedgerRead(String, sales::Counts),

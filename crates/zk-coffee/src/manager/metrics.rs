@@ -123,8 +123,12 @@ impl Collector for ShopSeries {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let shared = &self.0;
         let mut on_shift = Series::new("zk_coffee_baristas_on_shift", "Baristas on shift", None, MetricType::Gauge);
-        let mut waiting =
-            Series::new("zk_coffee_orders_waiting", "Orders waiting in each bucket (one being made included)", None, MetricType::Gauge);
+        let mut waiting = Series::new(
+            "zk_coffee_orders_waiting",
+            "Orders waiting in each bucket (one being made included)",
+            None,
+            MetricType::Gauge,
+        );
         let mut oldest = Series::new(
             "zk_coffee_oldest_order_timestamp",
             "When the oldest order waiting in each bucket was placed, in seconds since the Unix epoch (absent while the bucket is empty)",
@@ -137,8 +141,12 @@ impl Collector for ShopSeries {
             None,
             MetricType::Counter,
         );
-        let mut rejected =
-            Series::new("zk_coffee_orders_rejected", "Orders a barista rejected, since this manager started", None, MetricType::Counter);
+        let mut rejected = Series::new(
+            "zk_coffee_orders_rejected",
+            "Orders a barista rejected, since this manager started",
+            None,
+            MetricType::Counter,
+        );
         let mut withdrawn = Series::new(
             "zk_coffee_orders_withdrawn",
             "Orders deleted without being served (their customers gave up), since this manager started",

@@ -125,6 +125,24 @@ impl Shared {
     }
 }
 
+/// The pauses between attempts to catch up while ZooKeeper cannot be read: doubling from
+/// 100 ms to 5 s, for as long as it takes (the manager outlives outages).
+#[derive(Debug, Default)]
+struct CatchUp {
+    failures: u32,
+}
+
+impl CatchUp {
+    fn next_pause(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        (Duration::from_millis(100) * 2u32.saturating_pow(self.failures.min(6))).min(Duration::from_secs(5))
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
 enum Msg {
     Tree(TreeEvent),
     Lost,
@@ -191,7 +209,9 @@ pub fn run(
     on_ready: &mut dyn FnMut(),
 ) -> Result<()> {
     let session = Session::connect(config.session.clone())?;
-    let result = Manager { config, shared, session: session.clone(), on_event }.follow(shutdown, on_ready);
+    let (tx, rx) = mpsc::channel();
+    let inbox = Inbox { rx, stop: false, lost: false, reread: false, restored: 0, restored_since: None };
+    let result = Manager { config, shared, session: session.clone(), on_event, tx, inbox }.follow(shutdown, on_ready);
     session.close();
     result
 }
@@ -201,22 +221,41 @@ struct Manager<'a> {
     shared: &'a Arc<Shared>,
     session: Session,
     on_event: &'a mut dyn FnMut(&Event),
+    /// Where the watches, the session and the stop request send their messages.
+    tx: Sender<Msg>,
+    inbox: Inbox,
 }
+
+/// The messages to handle, and what they asked of the loop.
+struct Inbox {
+    rx: Receiver<Msg>,
+    stop: bool,
+    /// The session was lost: watch again, read everything.
+    lost: bool,
+    /// Events may have been missed: read everything.
+    reread: bool,
+    /// Watches that said they were set again since the last full read, and since when.
+    restored: usize,
+    restored_since: Option<Instant>,
+}
+
+/// How long after the first watch said it was set again the manager waits for the others
+/// before it reads every shop.
+const RESTORE_WAIT: Duration = Duration::from_secs(1);
 
 impl Manager<'_> {
     fn follow(&mut self, shutdown: &Shutdown, on_ready: &mut dyn FnMut()) -> Result<()> {
-        let (tx, rx): (Sender<Msg>, Receiver<Msg>) = mpsc::channel();
-        let lost = tx.clone();
+        let lost = self.tx.clone();
         let _subscription = self.session.subscribe(move |event| {
             if event == SessionEvent::Lost {
                 let _ = lost.send(Msg::Lost);
             }
         });
-        let stop = Mutex::new(tx.clone());
+        let stop = Mutex::new(self.tx.clone());
         let _hook = shutdown.on_request(move || {
             let _ = lock(&stop).send(Msg::Stop);
         });
-        let mut watches = set_watches(&self.session, &self.config.scope, &tx)?;
+        let mut watches = set_watches(&self.session, &self.config.scope, &self.tx)?;
         for shop in discover(&self.session, &self.config.scope)? {
             self.add_shop(shop, false)?;
         }
@@ -228,39 +267,94 @@ impl Manager<'_> {
         info!("following {shops} shops: {baristas} baristas on shift, {waiting} orders waiting");
         on_ready();
         let mut next_tick = Instant::now() + TICK;
+        let mut retry = CatchUp::default();
+        let mut retry_at = Instant::now();
         loop {
-            let first = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
-                Ok(msg) => Some(msg),
-                Err(RecvTimeoutError::Timeout) => None,
+            let wake = self.inbox.restored_since.map_or(next_tick, |since| next_tick.min(since + RESTORE_WAIT));
+            match self.inbox.rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            };
-            let mut reread = false;
-            let mut rewatch = false;
-            for msg in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-                match msg {
-                    Msg::Stop => {
-                        info!("stopping");
-                        return Ok(());
+            }
+            self.pump();
+            if self.inbox.stop {
+                info!("stopping");
+                return Ok(());
+            }
+            // After a reconnect every watch is set again and says so: read once they all have
+            // (or a moment after the first), not once per watch.
+            let restored = self
+                .inbox
+                .restored_since
+                .is_some_and(|since| self.inbox.restored >= watches.0.len() || since.elapsed() >= RESTORE_WAIT);
+            if restored {
+                self.inbox.restored = 0;
+                self.inbox.restored_since = None;
+                self.inbox.reread = true;
+            }
+            if (self.inbox.lost || self.inbox.reread) && Instant::now() >= retry_at {
+                let rewatch = self.inbox.lost;
+                self.inbox.lost = false;
+                self.inbox.reread = false;
+                match self.catch_up(rewatch) {
+                    Ok(new_watches) => {
+                        if let Some(new_watches) = new_watches {
+                            drop(std::mem::replace(&mut watches, new_watches));
+                        }
+                        retry.reset();
                     }
-                    Msg::Lost => rewatch = true,
-                    Msg::Tree(TreeEvent::Restored) => reread = true,
-                    Msg::Tree(event) => self.on_tree_event(event)?,
+                    Err(e) => {
+                        self.inbox.lost |= rewatch;
+                        self.inbox.reread = true;
+                        let pause = retry.next_pause();
+                        warn!("cannot read the shops again yet ({e}); trying again in {}", crate::duration::human(pause));
+                        retry_at = Instant::now() + pause;
+                    }
                 }
-            }
-            if rewatch {
-                warn!("the session was lost: watching again and reading every shop");
-                drop(watches);
-                watches = set_watches(&self.session, &self.config.scope, &tx)?;
-                reread = true;
-            }
-            if reread {
-                self.reread_all()?;
             }
             if Instant::now() >= next_tick {
                 self.tick();
                 next_tick = Instant::now() + TICK;
             }
         }
+    }
+
+    /// Handles one message: a tree event is applied at once; the rest is noted for the loop.
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Stop => self.inbox.stop = true,
+            Msg::Lost => {
+                warn!("the session was lost: watching again and reading every shop");
+                self.inbox.lost = true;
+            }
+            Msg::Tree(TreeEvent::Restored) => {
+                self.inbox.restored += 1;
+                self.inbox.restored_since.get_or_insert_with(Instant::now);
+            }
+            Msg::Tree(event) => {
+                if let Err(e) = self.on_tree_event(event) {
+                    // The event's facts could not be read (the connection went, or the
+                    // session): a full read settles what happened.
+                    warn!("{e}; reading every shop again");
+                    self.inbox.reread = true;
+                }
+            }
+        }
+    }
+
+    /// Handles every message waiting, without waiting for more.
+    fn pump(&mut self) {
+        while let Ok(msg) = self.inbox.rx.try_recv() {
+            self.handle(msg);
+        }
+    }
+
+    /// After a lost session (`rewatch`: the watches went with it) or missed events: watches
+    /// again if needed, then reads every shop. Returns the new watches, if set.
+    fn catch_up(&mut self, rewatch: bool) -> Result<Option<Watches>> {
+        let watches = if rewatch { Some(set_watches(&self.session, &self.config.scope, &self.tx)?) } else { None };
+        self.reread_all()?;
+        Ok(watches)
     }
 
     /// Starts following `shop`: reads it whole. `created`: it appeared while we ran.
@@ -363,6 +457,9 @@ impl Manager<'_> {
                 continue;
             }
             let snapshot = follow::read_shop(&self.session, shop.as_ref())?;
+            // What the watches said before the reads were answered happened first (a leaving
+            // barista's mark, say): apply it before what the reads found.
+            self.pump();
             let mut events = self.shared.with_shops_mut(|shops| match shops.get_mut(&label) {
                 Some(followed) => {
                     snapshot.apply(&mut followed.picture, false);

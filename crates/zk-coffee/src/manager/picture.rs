@@ -575,5 +575,4 @@ mod tests {
         p.claim_went("b1");
         assert!(p.take_events().is_empty());
     }
-
 }
