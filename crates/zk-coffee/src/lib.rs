@@ -3,12 +3,12 @@
 //!
 //! Baristas register on shift and serve the orders placed in their bucket; customers pick a
 //! barista, place an order and wait to be served. Each role is its own OS process on any host;
-//! the binaries (`barista`, `customer`, `shop-init`, `shop-status`) only parse flags and
+//! the binaries (`barista`, `customer`, `shop-init`, `shop-status`, `shop-manager`) only parse flags and
 //! report, and all the logic lives here.
 //!
 //! # Layout
 //!
-//! Four rooms and a few shared pieces:
+//! Five rooms and a few shared pieces:
 //!
 //! - **The ZooKeeper layer**, [`session`]: the only module that talks to the client crate
 //!   (`zookeeper-client`), a folder that uses no shop module: `connect_string`, `credentials`
@@ -31,6 +31,10 @@
 //!   barista is chosen), [`roster`] (the baristas on shift under a watch), [`board`] (the whole
 //!   shop from one watch, for the load generator) and [`load`] (many customers at once, and
 //!   the summary of a run), the last three re-exported here.
+//! - **The manager**, [`manager`]: following every shop on one session (`mod.rs`), its
+//!   [`manager::event`]s, [`manager::picture`] (one shop as the manager sees it: the rules for
+//!   left or lost, served or withdrawn, slow queues), [`manager::follow`] (the reads that keep a
+//!   picture current), [`manager::metrics`] and [`manager::api`] (what it serves).
 //! - Shared: `wake` (crate-private: the one channel a role waits on, fed by stop requests,
 //!   session events and watches, and the one-shot watches outstanding), [`shutdown`] (stop
 //!   requests shared between a signal handler, or a test, and a role), [`duration`]
