@@ -2,5 +2,6 @@
 //! it is told to), tells people what happens there as [`event`]s, runs alert hooks, and
 //! serves what it sees as metrics and JSON.
 pub mod event;
+pub mod zookeeper;
 
 pub use event::{Event, Kind, ROOT_SHOP};
