@@ -28,3 +28,4 @@ mod session;
 mod shift;
 mod systemd;
 mod wire_compat;
+mod zookeeper_health;
