@@ -2,8 +2,10 @@
 //! library's API): `mntr` from real servers, the gauges encoded by `prometheus-client` and read
 //! back by the official parser, and the `zookeeper-degraded` / `zookeeper-ok` events of a
 //! member stopped and started again, a server that refuses `mntr`, and an address nobody
-//! listens on.
+//! listens on. And README's production `zoo.cfg`, run as it is shown (paths and ports moved to
+//! a temporary directory and loopback): an ensemble that the poller reads in full.
 
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -225,4 +227,65 @@ fn an_address_nobody_listens_on_is_down() {
     assert!(page.samples("zk_coffee_zookeeper_mode", &labels).iter().all(|s| s.value() == 0.0));
     poller.stop();
     assert_eq!(events.try_iter().collect::<Vec<_>>(), [], "one event per episode, however many rounds");
+}
+
+/// The `properties` block of README's "A production zoo.cfg".
+fn readme_zoo_cfg() -> String {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("read README.md");
+    let section = readme.split("\n### A production zoo.cfg\n").nth(1).expect("README has \"### A production zoo.cfg\"");
+    let block = section.split("```properties\n").nth(1).and_then(|b| b.split("\n```").next()).expect("a properties block");
+    block.to_owned()
+}
+
+#[test]
+fn the_readmes_production_zoo_cfg_runs_an_ensemble_the_manager_reads() {
+    let shown = readme_zoo_cfg();
+    for key in ["autopurge.snapRetainCount", "autopurge.purgeInterval", "dataLogDir", "maxClientCnxns", "4lw.commands.whitelist"]
+    {
+        assert!(shown.lines().any(|l| l.starts_with(&format!("{key}="))), "README's zoo.cfg sets {key}:\n{shown}");
+    }
+    // Only what cannot be the same here: paths, host names and ports; and loopback only.
+    let moved = |n: usize, member: &Path, ports: &[u16]| -> String {
+        let mut cfg: Vec<String> = shown
+            .lines()
+            .map(|line| match line.split_once('=') {
+                Some(("dataDir", _)) => format!("dataDir={}", member.join("data").display()),
+                Some(("dataLogDir", _)) => format!("dataLogDir={}", member.join("txlog").display()),
+                Some(("clientPort", _)) => format!("clientPort={}", ports[n - 1]),
+                Some((key, _)) if key.starts_with("server.") => {
+                    let i: usize = key["server.".len()..].parse().expect("server.N");
+                    format!("{key}=127.0.0.1:{}:{}", ports[1 + 2 * i], ports[2 + 2 * i])
+                }
+                _ => line.to_owned(),
+            })
+            .collect();
+        cfg.push("clientPortAddress=127.0.0.1".into());
+        cfg.join("\n")
+    };
+    let ensemble = Ensemble::start_with_configs(moved);
+    let servers: Vec<String> = ensemble.connect_string().split(',').map(String::from).collect();
+    let leader = ensemble.leader();
+    let (poller, _events) = poller("production", &servers);
+    wait_until(EVENT_TIMEOUT, "every member read, the leader with both followers in sync", || {
+        let readings = poller.readings();
+        readings.len() == 3
+            && readings.values().all(|r| matches!(r.answer, Answer::Stats(_)))
+            && readings.values().any(|r| matches!(&r.answer, Answer::Stats(s) if s.synced_followers == Some(2)))
+    });
+    poller.stop();
+    let raw = ensemble.raw();
+    raw.create("/probe", b"x".to_vec(), zookeeper::Acl::open_unsafe().clone(), zookeeper::CreateMode::Persistent)
+        .expect("a write goes through");
+    let _ = raw.close();
+    assert!(ensemble.four_letter(leader, "ruok") == "imok", "ruok is allowed");
+    assert!(ensemble.four_letter(leader, "cons").contains("not in the whitelist"), "cons is not");
+    for n in 1..=3 {
+        let dir = ensemble.member_dir(n);
+        let logs: Vec<String> = std::fs::read_dir(dir.join("txlog/version-2"))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        assert!(logs.iter().any(|f| f.starts_with("log.")), "member {n}'s transaction log is in dataLogDir: {logs:?}");
+        let log = std::fs::read_to_string(dir.join("server.log")).expect("server.log");
+        assert!(log.contains("autopurge.purgeInterval set to 1"), "member {n} purges hourly");
+    }
 }
