@@ -14,6 +14,10 @@
 //! `zookeeper:{ensemble}:{start in ms since the epoch}` (`:{server}` appended for each
 //! degraded event): managers poll on their own clocks, so two managers name the same outage
 //! differently; what they alert on is keyed per manager.
+//!
+//! [`ask`] reads one server, [`Answer::parse`] one answer, [`problems`] what is wrong with a
+//! round of answers, [`Episodes`] turns rounds into events; [`Poller`] runs the rounds on its
+//! thread, and [`ZookeeperCollector`] exports its latest readings.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -375,18 +379,103 @@ impl Drop for Poller {
     }
 }
 
-/// An episode of trouble: since when, and what is wrong now.
+/// An episode of trouble: its key, since when, and who had a problem during it.
 struct Episode {
     key: String,
     started: Instant,
-    /// Every server that had a problem during the episode.
+    /// Every server that had a problem during the episode, in order.
     servers: Vec<String>,
 }
 
+/// What the rounds so far have shown: the episode under way, what is wrong in it, and which
+/// servers have been said to refuse `mntr`. Each round's answers go through
+/// [`Episodes::observe`], which gives the events they cause.
+pub struct Episodes {
+    ensemble: String,
+    episode: Option<Episode>,
+    /// The problem of each server that has one, as of the last round.
+    wrong: BTreeMap<String, Problem>,
+    /// Servers said (in the log) to refuse `mntr`, until they answer it.
+    unreadable: Vec<String>,
+    /// The start of the last episode, in ms since the epoch: the next one starts later, so
+    /// no two episodes share a key.
+    last_start_ms: u128,
+}
+
+impl Episodes {
+    /// No episode yet: everything is assumed well until a round says otherwise.
+    pub fn new(ensemble: &str) -> Episodes {
+        Episodes {
+            ensemble: ensemble.to_owned(),
+            episode: None,
+            wrong: BTreeMap::new(),
+            unreadable: Vec::new(),
+            last_start_ms: 0,
+        }
+    }
+
+    /// Takes one round's answers (every server's) and returns the events they cause: a
+    /// `zookeeper-degraded` for each server whose problem is new, then a `zookeeper-ok` if
+    /// that ends an episode. Logs a server that refuses `mntr` once, and again only after it
+    /// has answered it.
+    pub fn observe(&mut self, answers: &BTreeMap<String, Answer>) -> Vec<Event> {
+        for (server, answer) in answers {
+            let refuses = *answer == Answer::NotWhitelisted;
+            let said = self.unreadable.contains(server);
+            if refuses && !said {
+                log::info!("ZooKeeper {server} is up, but mntr is not in its 4lw.commands.whitelist: no statistics from it");
+                self.unreadable.push(server.clone());
+            } else if said && matches!(answer, Answer::Stats(_)) {
+                log::info!("ZooKeeper {server} answers mntr now");
+                self.unreadable.retain(|s| s != server);
+            }
+        }
+        let mut events = Vec::new();
+        let now = problems(answers);
+        for (server, (problem, detail)) in &now {
+            if self.wrong.get(server) == Some(problem) {
+                continue;
+            }
+            let ensemble = &self.ensemble;
+            let last = &mut self.last_start_ms;
+            let episode = self.episode.get_or_insert_with(|| {
+                let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0).max(*last + 1);
+                *last = ms;
+                Episode { key: format!("zookeeper:{ensemble}:{ms}"), started: Instant::now(), servers: Vec::new() }
+            });
+            if !episode.servers.contains(server) {
+                episode.servers.push(server.clone());
+            }
+            events.push(
+                Event::new(Kind::ZookeeperDegraded, ensemble, None, format!("{}:{server}", episode.key))
+                    .with("server", server.as_str())
+                    .with("problem", problem.name())
+                    .with("detail", detail.as_str()),
+            );
+        }
+        if !now.is_empty() {
+            for server in self.wrong.keys().filter(|s| !now.contains_key(*s)) {
+                log::info!("ZooKeeper {server} is fine again");
+            }
+        }
+        self.wrong = now.into_iter().map(|(s, (p, _))| (s, p)).collect();
+        if self.wrong.is_empty() {
+            if let Some(episode) = self.episode.take() {
+                let servers: Vec<Value> = episode.servers.iter().map(|s| Value::from(s.as_str())).collect();
+                let seconds = (episode.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+                events.push(
+                    Event::new(Kind::ZookeeperOk, &self.ensemble, None, episode.key)
+                        .with("servers", servers)
+                        .with("degraded_seconds", seconds),
+                );
+            }
+        }
+        events
+    }
+}
+
 fn run(inner: &Inner, interval: Duration, mut on_event: impl FnMut(Event)) {
-    let mut episode: Option<Episode> = None;
-    let mut wrong: BTreeMap<String, Problem> = BTreeMap::new();
-    let mut said_unreadable: Vec<String> = Vec::new();
+    let mut episodes = Episodes::new(&inner.ensemble);
     loop {
         let started = Instant::now();
         let answers: BTreeMap<String, Answer> = std::thread::scope(|scope| {
@@ -405,51 +494,9 @@ fn run(inner: &Inner, interval: Duration, mut on_event: impl FnMut(Event)) {
             }
             shared.rounds += 1;
         }
-        for (server, answer) in &answers {
-            let unreadable = *answer == Answer::NotWhitelisted;
-            let said = said_unreadable.contains(server);
-            if unreadable && !said {
-                log::info!("ZooKeeper {server} is up, but mntr is not in its 4lw.commands.whitelist: no statistics from it");
-                said_unreadable.push(server.clone());
-            } else if !unreadable && said && answer.is_up() {
-                log::info!("ZooKeeper {server} answers mntr now");
-                said_unreadable.retain(|s| s != server);
-            }
-        }
-        let now = problems(&answers);
-        for (server, (problem, detail)) in &now {
-            if wrong.get(server) == Some(problem) {
-                continue;
-            }
-            let ep = episode.get_or_insert_with(|| {
-                let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-                Episode { key: format!("zookeeper:{}:{ms}", inner.ensemble), started: Instant::now(), servers: Vec::new() }
-            });
-            if !ep.servers.contains(server) {
-                ep.servers.push(server.clone());
-            }
-            let event = Event::new(Kind::ZookeeperDegraded, &inner.ensemble, None, format!("{}:{server}", ep.key))
-                .with("server", server.as_str())
-                .with("problem", problem.name())
-                .with("detail", detail.as_str());
+        for event in episodes.observe(&answers) {
             log::info!("{event}");
             on_event(event);
-        }
-        for server in wrong.keys().filter(|s| !now.contains_key(*s)) {
-            if !now.is_empty() {
-                log::info!("ZooKeeper {server} is fine again");
-            }
-        }
-        wrong = now.iter().map(|(s, (p, _))| (s.clone(), *p)).collect();
-        if wrong.is_empty() {
-            if let Some(ep) = episode.take() {
-                let servers: Vec<Value> = ep.servers.iter().map(|s| Value::from(s.as_str())).collect();
-                let event = Event::new(Kind::ZookeeperOk, &inner.ensemble, None, ep.key)
-                    .with("servers", servers)
-                    .with("degraded_seconds", (ep.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
-                log::info!("{event}");
-                on_event(event);
-            }
         }
         let next = started + interval;
         let mut stop = lock(&inner.stop);
@@ -649,6 +696,43 @@ mod tests {
         assert_eq!(found["a:1"], (Problem::LostMember, "the leader has 1 of the 2 other servers in sync".to_owned()));
         let alone: BTreeMap<String, Answer> = [("a:1".to_owned(), Answer::parse(STANDALONE))].into();
         assert!(problems(&alone).is_empty());
+    }
+
+    fn round(answers: &[(&str, Answer)]) -> BTreeMap<String, Answer> {
+        answers.iter().map(|(s, a)| (s.to_string(), a.clone())).collect()
+    }
+
+    fn kinds(events: &[Event]) -> Vec<(Kind, String)> {
+        events.iter().map(|e| (e.event, e.facts.get("server").and_then(|s| s.as_str()).unwrap_or("").to_owned())).collect()
+    }
+
+    /// One episode: a degraded event per server whose problem is new (not for a new detail of
+    /// the same problem), one ok at its end, one key; a refusal of mntr is no problem.
+    #[test]
+    fn an_episode_is_told_once_from_its_start_to_its_end() {
+        let up = Answer::parse(STANDALONE);
+        let mut episodes = Episodes::new("e");
+        assert_eq!(episodes.observe(&round(&[("a:1", up.clone()), ("b:1", Answer::NotWhitelisted)])), []);
+        let first = episodes.observe(&round(&[("a:1", Answer::Down("refused".into())), ("b:1", Answer::NotWhitelisted)]));
+        assert_eq!(kinds(&first), [(Kind::ZookeeperDegraded, "a:1".to_owned())]);
+        assert_eq!(first[0].facts["problem"], "down");
+        assert_eq!(first[0].facts["detail"], "refused");
+        assert_eq!(first[0].shop, "e");
+        assert!(first[0].key.starts_with("zookeeper:e:") && first[0].key.ends_with(":a:1"), "{:?}", first[0]);
+        let again = episodes.observe(&round(&[("a:1", Answer::Down("timed out".into())), ("b:1", Answer::NotWhitelisted)]));
+        assert_eq!(again, [], "the same problem with another detail");
+        let second = episodes.observe(&round(&[("a:1", Answer::NotServing), ("b:1", Answer::Down("refused".into()))]));
+        assert_eq!(kinds(&second), [(Kind::ZookeeperDegraded, "a:1".to_owned()), (Kind::ZookeeperDegraded, "b:1".to_owned())]);
+        let episode = first[0].key.trim_end_matches(":a:1").to_owned();
+        assert!(second.iter().all(|e| e.key.starts_with(&format!("{episode}:"))), "one episode: {second:?}");
+        assert_eq!(episodes.observe(&round(&[("a:1", up.clone()), ("b:1", Answer::Down("refused".into()))])), []);
+        let ok = episodes.observe(&round(&[("a:1", up.clone()), ("b:1", up.clone())]));
+        assert_eq!(kinds(&ok), [(Kind::ZookeeperOk, String::new())]);
+        assert_eq!(ok[0].key, episode);
+        assert_eq!(ok[0].facts["servers"], serde_json::json!(["a:1", "b:1"]));
+        assert_eq!(episodes.observe(&round(&[("a:1", up.clone()), ("b:1", up)])), [], "nothing more once it ended");
+        let next = episodes.observe(&round(&[("a:1", Answer::Down("refused".into()))]));
+        assert_ne!(next[0].key.trim_end_matches(":a:1"), episode, "a new episode, a new key");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! [`ShopStatus`] is also the JSON document (`shop-status --json`): one serde model that the
 //! binary writes and whoever reads that JSON (the tests) deserialises. [`AllShops`] is every
 //! shop of an ensemble at once (`shop-status --all`): the root shop (named
-//! [`ROOT_SHOP`](crate::manager::ROOT_SHOP)) and every `/shops/NAME`, each with its status or
+//! [`ROOT_SHOP`]) and every `/shops/NAME`, each with its status or
 //! the error that kept it from being read, and the totals across them.
 
 use std::collections::BTreeMap;
