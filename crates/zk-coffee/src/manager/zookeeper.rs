@@ -12,8 +12,9 @@
 //! during it (facts `server`, `problem`, `detail`), and ends with one `zookeeper-ok` when
 //! nothing is wrong any more (facts `servers`, `degraded_seconds`). Its key is
 //! `zookeeper:{ensemble}:{start in ms since the epoch}` (`:{server}` appended for each
-//! degraded event): managers poll on their own clocks, so two managers name the same outage
-//! differently; what they alert on is keyed per manager.
+//! degraded event). Managers poll on their own clocks, so two managers give the same outage
+//! different keys: unlike a barista's episodes, nothing in the tree names it (and neither
+//! kind alerts by default).
 //!
 //! [`ask`] reads one server, [`Answer::parse`] one answer, [`problems`] what is wrong with a
 //! round of answers, [`Episodes`] turns rounds into events; [`Poller`] runs the rounds on its
