@@ -36,6 +36,7 @@ usage() {
     cat <<EOF
 Usage:
   $PROG start [--port N] [--dir DIR] [--tick-ms MS] [--fsync] [--ruok-only] [--address A]
+              [--4lw LIST]
   $PROG start-ensemble [--dir DIR] [--tick-ms MS] [--size N]
   $PROG stop DIR [--keep]
   $PROG status DIR
@@ -70,6 +71,10 @@ Commands:
                                   ip netns exec NS $PROG start --address 10.201.1.1
                                 The printed line is then A:PORT DIR. A restart
                                 of DIR keeps the address its zoo.cfg has.
+                  --4lw LIST    4lw.commands.whitelist=LIST instead of * (keep
+                                ruok and srvr in it: start waits with them),
+                                e.g. --4lw ruok,srvr for a server that refuses
+                                mntr.
                   If DIR/zoo.cfg has server.N lines (an ensemble member, e.g.
                   DIR=ENSEMBLE/2), the member is started with QuorumPeerMain and
                   start also waits until it has joined a quorum ('srvr' reports
@@ -396,7 +401,7 @@ prepare_dir() {
 }
 
 cmd_start() {
-    local port="" dir="" tick="" ruok_only="" created="" fsync="" address=""
+    local port="" dir="" tick="" ruok_only="" created="" fsync="" address="" words=""
     while (($#)); do
         case "$1" in
             --fsync) fsync=1; shift ;;
@@ -409,12 +414,15 @@ cmd_start() {
             --ruok-only) ruok_only=1; shift ;;
             --address) address="${2:-}"; shift 2 || die "--address needs a value" ;;
             --address=*) address="${1#*=}"; shift ;;
+            --4lw) words="${2:-}"; shift 2 || die "--4lw needs a value" ;;
+            --4lw=*) words="${1#*=}"; shift ;;
             -h | --help) usage; exit 0 ;;
             *) die "start: unknown argument '$1' (see --help)" ;;
         esac
     done
     [[ -z "$port" ]] || { is_uint "$port" && ((port > 0 && port < 65536)); } || die "bad --port '$port'"
     [[ -z "$tick" ]] || { is_uint "$tick" && ((tick > 0)); } || die "bad --tick-ms '$tick'"
+    [[ -z "$words" || "$words" =~ ^[a-z]{4}(,[a-z]{4})*$ ]] || die "bad --4lw '$words' (four-letter words, comma-separated)"
     [[ -z "$address" || "$address" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "bad --address '$address' (an IPv4 address)"
 
     ensure_zookeeper
@@ -443,6 +451,9 @@ cmd_start() {
         HOST="${address:-$HOST}"
         port="${port:-$(free_port)}"
         write_cfg "$dir" "$port" "${tick:-2000}"
+    fi
+    if [[ -n "$words" ]]; then
+        cfg_set "$dir/zoo.cfg" 4lw.commands.whitelist "$words"
     fi
     if [[ -n "$fsync" ]]; then
         sed -i -e 's|^# Test server: no fsync per transaction.*|# Started with --fsync: the transaction log is fsynced on every commit.|' \

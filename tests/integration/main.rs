@@ -27,5 +27,7 @@ mod scene;
 mod security;
 mod session;
 mod shift;
+mod status_all;
 mod systemd;
 mod wire_compat;
+mod zookeeper_health;

@@ -42,6 +42,48 @@ fn the_barista_unit_passes_systemd_analyze_verify() {
 }
 
 #[test]
+fn the_manager_unit_passes_systemd_analyze_verify() {
+    let dir = Dir::new("manager-unit");
+    let unit = std::fs::read_to_string(workspace_root().join("systemd/shop-manager.service")).expect("read the unit");
+    for directive in [
+        "Type=notify",
+        "EnvironmentFile=/etc/zk-coffee/shop-manager.env",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=2 11",
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+    ] {
+        assert!(unit.lines().any(|l| l == directive), "the unit lacks {directive}");
+    }
+    let manager = Role::ShopManager.path();
+    let copy = unit.replace("ExecStart=/usr/local/bin/shop-manager", &format!("ExecStart={}", manager.display()));
+    let path = dir.join("shop-manager.service");
+    std::fs::write(&path, copy).expect("write the copy");
+    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&path).output().expect("systemd-analyze");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.trim().is_empty(), "systemd-analyze verify complained:\n{text}");
+}
+
+#[test]
+fn the_manager_notifies_systemd_once_it_has_read_the_shops() {
+    let server = ZkServer::start();
+    server.init_shop();
+    let dir = Dir::new("manager-notify");
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket.set_read_timeout(Some(LOG_TIMEOUT)).expect("timeout");
+    let manager = server.cmd(Role::ShopManager).env("NOTIFY_SOCKET", &socket_path).spawn();
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).expect("READY=1 from the manager");
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(message.lines().any(|l| l == "READY=1"), "{message:?}");
+    // Ready means the shops were read: the manager has said so in its log (it logs after it acts).
+    manager.wait_for_stderr("following 1 shops", LOG_TIMEOUT);
+    manager.stop(EXIT_TIMEOUT).assert_code(exit::OK);
+}
+
+#[test]
 fn the_barista_notifies_systemd_when_on_shift_and_when_leaving() {
     let server = ZkServer::start();
     server.init_shop();

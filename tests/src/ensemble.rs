@@ -1,7 +1,7 @@
 //! Three-server ZooKeeper ensembles on loopback, for the fault tests that kill members.
 
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ fn acquire_permits(n: usize) -> Vec<Permit> {
     (0..n).map(|_| Permit).collect()
 }
 
+/// The first line of every `zoo.cfg` that `scripts/zk.sh` starts or stops (`ZK_MARKER` there).
+const ZK_MARKER: &str = "# Throwaway ZooKeeper written by scripts/zk.sh";
+
 /// One member of an [`Ensemble`].
 #[derive(Debug)]
 struct Member {
@@ -49,15 +52,47 @@ impl Ensemble {
     /// Starts three members with `tickTime` `tick_ms` and waits until each is leader or
     /// follower.
     pub fn start(tick_ms: u32) -> Ensemble {
-        let permits = acquire_permits(3);
+        Ensemble::launch(None, &["--tick-ms", &tick_ms.to_string()])
+    }
+
+    /// Starts three members from configurations of your own: `cfg(n, member_dir, ports)` gives
+    /// member `n`'s `zoo.cfg` (without `scripts/zk.sh`'s marker line, added here), where
+    /// `ports` are nine free loopback ports (`ports[n - 1]` is meant for member `n`'s clients,
+    /// the other six for `server.N` lines). Each member's `dataDir` must be `member_dir/data`
+    /// (its `myid` is written there); it must listen on 127.0.0.1 and allow `ruok` and `srvr`
+    /// (`zk.sh` waits with them).
+    pub fn start_with_configs(cfg: impl Fn(usize, &Path, &[u16]) -> String) -> Ensemble {
         std::fs::create_dir_all(temp_root()).expect("create the temp root");
         let dir = temp_root().join(format!("{}-ens", unique_name(&test_name())));
+        let ports: Vec<u16> = (0..9)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .map(|l| l.expect("bind"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|l| l.local_addr().expect("addr").port())
+            .collect();
+        for n in 1..=3 {
+            let member = dir.join(n.to_string());
+            std::fs::create_dir_all(member.join("data")).expect("member dir");
+            std::fs::write(member.join("data/myid"), format!("{n}\n")).expect("myid");
+            let text = format!("{ZK_MARKER}\n{}\n", cfg(n, &member, &ports));
+            std::fs::write(member.join("zoo.cfg"), text).expect("zoo.cfg");
+        }
+        Ensemble::launch(Some(dir), &[])
+    }
+
+    /// `zk.sh start-ensemble` in `dir` (a new one if `None`; an existing one is started as it
+    /// is configured), with `args`.
+    fn launch(dir: Option<PathBuf>, args: &[&str]) -> Ensemble {
+        let permits = acquire_permits(3);
+        std::fs::create_dir_all(temp_root()).expect("create the temp root");
+        let dir = dir.unwrap_or_else(|| temp_root().join(format!("{}-ens", unique_name(&test_name()))));
         let out = Command::new("bash")
             .arg(zk_script())
             .arg("start-ensemble")
             .arg("--dir")
             .arg(&dir)
-            .args(["--tick-ms", &tick_ms.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("cannot run zk.sh: {e}"));
@@ -100,6 +135,11 @@ impl Ensemble {
     fn member(&self, n: usize) -> &Member {
         assert!((1..=self.members.len()).contains(&n), "no member {n}");
         &self.members[n - 1]
+    }
+
+    /// Member `n`'s directory (`zoo.cfg`, `data/`, `server.log`).
+    pub fn member_dir(&self, n: usize) -> &Path {
+        &self.member(n).dir
     }
 
     /// The number of the member that is leader (waits up to 20 s for one).

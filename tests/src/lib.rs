@@ -5,7 +5,8 @@
 //! concern: [`command`] (the binaries as commands), [`process`] (running roles and their
 //! output), [`logs`] (the one reader of what roles print), [`server`] and [`ensemble`]
 //! (ZooKeeper servers), [`proxy`] (network faults), [`procfs`] (what `/proc` tells of a
-//! process), [`audit`] (the "nothing lost" check), [`dir`] (temporary directories); [`fault`]
+//! process), [`audit`] (the "nothing lost" check), [`openmetrics`] (metrics pages read by the
+//! official parser), [`dir`] (temporary directories); [`fault`]
 //! gathers what the fault tests use. The commonest items are re-exported here.
 //!
 //! - [`ZkServer`]: a private, real ZooKeeper server (Debian's 3.8, started by `scripts/zk.sh`) on
@@ -42,6 +43,7 @@ pub mod ensemble;
 pub mod events;
 pub mod fault;
 pub mod logs;
+pub mod openmetrics;
 pub mod process;
 pub mod procfs;
 pub mod proxy;

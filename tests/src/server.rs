@@ -70,12 +70,21 @@ pub fn closed_port() -> u16 {
 pub struct ZkServerBuilder {
     name: String,
     tick_ms: u32,
+    four_letter_words: Option<String>,
 }
 
 impl ZkServerBuilder {
     /// ZooKeeper's tickTime; session timeouts are negotiated into 2..20 ticks.
     pub fn tick_ms(mut self, ms: u32) -> ZkServerBuilder {
         self.tick_ms = ms;
+        self
+    }
+
+    /// Allows only these four-letter words (`4lw.commands.whitelist`, comma-separated; the
+    /// harness's default is `*`). Keep `ruok` and `srvr`: `zk.sh` waits for the server with
+    /// them. E.g. `"ruok,srvr"` for a server that refuses `mntr`.
+    pub fn four_letter_words(mut self, words: &str) -> ZkServerBuilder {
+        self.four_letter_words = Some(words.to_owned());
         self
     }
 
@@ -94,6 +103,7 @@ impl ZkServerBuilder {
             dir,
             connect: String::new(),
             tick_ms: self.tick_ms,
+            four_letter_words: self.four_letter_words,
             running: false,
             watchdog: None,
             client: Mutex::new(None),
@@ -120,6 +130,8 @@ pub struct ZkServer {
     dir: PathBuf,
     connect: String,
     tick_ms: u32,
+    /// `zk.sh start --4lw` on the first start (kept in its zoo.cfg for restarts).
+    four_letter_words: Option<String>,
     running: bool,
     watchdog: Option<Child>,
     client: Mutex<Option<Arc<ZooKeeper>>>,
@@ -145,7 +157,7 @@ impl ZkServer {
 
     /// A builder for a server with other settings.
     pub fn builder() -> ZkServerBuilder {
-        ZkServerBuilder { name: test_name(), tick_ms: 500 }
+        ZkServerBuilder { name: test_name(), tick_ms: 500, four_letter_words: None }
     }
 
     fn launch(&mut self) {
@@ -154,6 +166,9 @@ impl ZkServer {
         cmd.arg(zk_script())
             .args([OsStr::new("start"), OsStr::new("--dir"), self.dir.as_os_str(), OsStr::new("--tick-ms"), OsStr::new(&tick)])
             .stdin(Stdio::null());
+        if let Some(words) = &self.four_letter_words {
+            cmd.args(["--4lw", words]);
+        }
         die_with_parent(&mut cmd);
         let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", zk_script().display()));
         let stdout = String::from_utf8_lossy(&out.stdout);

@@ -20,6 +20,12 @@ struct Args {
     #[arg(long, conflicts_with = "on_shift")]
     json: bool,
 
+    /// Every shop of the ensemble at once: the root shop (if initialised) and every
+    /// /shops/NAME, each with its status or the error that kept it from being read, then the
+    /// totals across shops.
+    #[arg(long, conflicts_with_all = ["shop", "on_shift"])]
+    all: bool,
+
     /// Print only the baristas on shift, one a line: the name, a tab, its queue length (for
     /// shell scripts).
     #[arg(long)]
@@ -33,6 +39,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> zk_coffee::Result<u8> {
+    if args.all {
+        let all = status::gather_all(&args.connect.config()?)?;
+        println!("{}", if args.json { all.json() } else { all.text() });
+        return Ok(exit::OK);
+    }
     let session = args.connect.connect()?;
     let status = status::gather(&session);
     session.close();

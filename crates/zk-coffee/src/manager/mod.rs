@@ -20,6 +20,7 @@ pub mod event;
 pub mod follow;
 pub mod metrics;
 pub mod picture;
+pub mod zookeeper;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};

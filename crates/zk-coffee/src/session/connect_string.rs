@@ -19,6 +19,16 @@ pub struct ConnectString {
 }
 
 impl ConnectString {
+    /// The servers, `host:port` each (IPv6 hosts in brackets), in the order given.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// The servers alone, `host:port,host:port`: a name for the ensemble.
+    pub fn servers(&self) -> String {
+        self.hosts.join(",")
+    }
+
     /// The chroot suffix (e.g. `/shop2`), if any.
     pub fn chroot(&self) -> Option<&str> {
         self.chroot.as_deref()
@@ -108,6 +118,8 @@ mod tests {
         assert_eq!(c.to_string(), "a:1,b:2,c:2181/shop/one");
         assert_eq!(c.chroot(), Some("/shop/one"));
         assert_eq!(c.without_chroot().to_string(), "a:1,b:2,c:2181");
+        assert_eq!(c.hosts(), ["a:1", "b:2", "c:2181"]);
+        assert_eq!(c.servers(), "a:1,b:2,c:2181");
         assert_eq!(parse("h:1/").map(|c| c.chroot().map(String::from)), Ok(None));
         assert_eq!(parse("[::1]").map(|c| c.to_string()), Ok("[::1]:2181".into()));
         assert_eq!(parse("[::1]:7/x").map(|c| c.to_string()), Ok("[::1]:7/x".into()));

@@ -3,7 +3,10 @@
 //! are orphaned (and who adopts them), and what has been sold, per coffee and per barista.
 //!
 //! [`ShopStatus`] is also the JSON document (`shop-status --json`): one serde model that the
-//! binary writes and whoever reads that JSON (the tests) deserialises.
+//! binary writes and whoever reads that JSON (the tests) deserialises. [`AllShops`] is every
+//! shop of an ensemble at once (`shop-status --all`): the root shop (named
+//! [`ROOT_SHOP`]) and every `/shops/NAME`, each with its status or
+//! the error that kept it from being read, and the totals across them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,10 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config;
 use crate::error::Result;
-use crate::layout::{self, BaristaName};
+use crate::layout::{self, BaristaName, ShopName};
+use crate::manager::ROOT_SHOP;
 use crate::registration::Registration;
 use crate::sales::{self, Counts, Sales};
-use crate::session::Session;
+use crate::session::{Session, SessionConfig};
 use crate::shop::{self, Members};
 
 /// Everything `shop-status` shows. `shop-status --json` prints it serialised, field for field
@@ -179,6 +183,142 @@ impl ShopStatus {
     }
 }
 
+/// Every shop of an ensemble at once (`shop-status --all`, `--json`): one serde model, like
+/// [`ShopStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllShops {
+    /// The root shop first (if it is initialised, even half), then the named shops by name.
+    pub shops: Vec<NamedShop>,
+    pub totals: Totals,
+}
+
+/// One shop of [`AllShops`]: its status, or why it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedShop {
+    /// `/` for the root shop, else the NAME of `/shops/NAME`.
+    pub name: String,
+    pub status: Option<ShopStatus>,
+    /// The one-line error that kept the shop from being read (half-initialised, no rights...).
+    pub error: Option<String>,
+}
+
+/// Sums across the shops that could be read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Totals {
+    /// Shops listed, readable or not.
+    pub shops: u32,
+    /// Shops shown with an error instead of a status.
+    pub unreadable: u32,
+    /// Baristas on shift.
+    pub on_shift: u32,
+    /// Orders waiting, in the queues of baristas on shift and in orphaned buckets.
+    pub waiting: u64,
+    /// Served orders in all.
+    pub sold: u64,
+    /// Served orders per coffee.
+    pub sold_per_coffee: Counts,
+}
+
+impl Totals {
+    fn add(&mut self, shop: &NamedShop) {
+        self.shops += 1;
+        let Some(status) = &shop.status else {
+            self.unreadable += 1;
+            return;
+        };
+        self.on_shift += status.on_shift.len() as u32;
+        let queues = status.on_shift.iter().map(|b| &b.queue).chain(status.orphans.iter().map(|o| &o.queue));
+        self.waiting += queues.map(|q| u64::from(q.orders)).sum::<u64>();
+        self.sold += status.sales.total;
+        for (coffee, n) in &status.sales.per_coffee {
+            *self.sold_per_coffee.entry(coffee.clone()).or_default() += n;
+        }
+    }
+}
+
+/// Reads every shop under `config`'s servers and chroot: the root shop there, if any of its
+/// top-level nodes exists, and each child of `/shops`, each through a session of its own. A
+/// shop that cannot be read (half-initialised, no rights, a bad configuration) is shown with
+/// its error; only ZooKeeper being unreachable ends the view.
+pub fn gather_all(config: &SessionConfig) -> Result<AllShops> {
+    let root = Session::connect(config.clone())?;
+    let listed = list_shops(&root).map(|(initialised, names)| (initialised.then(|| named(ROOT_SHOP, gather(&root))), names));
+    root.close();
+    let (root_shop, names) = listed?;
+    let mut shops: Vec<NamedShop> = root_shop.into_iter().collect();
+    for name in names {
+        let status = ShopName::new(&name).and_then(|shop| {
+            let mut config = config.clone();
+            config.servers = config.servers.under(&layout::shop_root(&shop));
+            let session = Session::connect(config)?;
+            let status = gather(&session);
+            session.close();
+            status
+        });
+        match status {
+            Err(e) if e.is_transient() => return Err(e),
+            status => shops.push(named(&name, status)),
+        }
+    }
+    let mut totals = Totals::default();
+    for shop in &shops {
+        totals.add(shop);
+    }
+    Ok(AllShops { shops, totals })
+}
+
+/// Whether the root shop has any of its top-level nodes, and the names under `/shops`, sorted.
+fn list_shops(root: &Session) -> Result<(bool, Vec<String>)> {
+    let mut initialised = false;
+    for path in [layout::BARISTA_GROUP, layout::ORDERS] {
+        initialised |= root.exists(path)?;
+    }
+    let mut names = root.children(layout::SHOPS)?.unwrap_or_default();
+    names.sort();
+    Ok((initialised, names))
+}
+
+fn named(name: &str, status: Result<ShopStatus>) -> NamedShop {
+    match status {
+        Ok(status) => NamedShop { name: name.to_owned(), status: Some(status), error: None },
+        Err(e) => NamedShop { name: name.to_owned(), status: None, error: Some(e.to_string()) },
+    }
+}
+
+impl AllShops {
+    /// Plain text for people: each shop under a `== shop NAME` heading (its status as
+    /// `shop-status` shows it, indented, or its error), then the totals.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for shop in &self.shops {
+            let _ = writeln!(out, "== shop {}", shop.name);
+            match (&shop.status, &shop.error) {
+                (Some(status), _) => {
+                    for line in status.text().lines() {
+                        let _ = writeln!(out, "  {line}");
+                    }
+                }
+                (None, error) => {
+                    let _ = writeln!(out, "  error: {}", error.as_deref().unwrap_or("unreadable"));
+                }
+            }
+        }
+        let t = &self.totals;
+        let unreadable = if t.unreadable > 0 { format!(" ({} unreadable)", t.unreadable) } else { String::new() };
+        let _ = writeln!(out, "== all {} shops{unreadable}", t.shops);
+        let _ = writeln!(out, "  on shift: {}", t.on_shift);
+        let _ = writeln!(out, "  waiting: {}", t.waiting);
+        let _ = writeln!(out, "  sold: {}", t.sold);
+        let _ = write!(out, "  per coffee: {}", counts(&t.sold_per_coffee));
+        out
+    }
+
+    /// One JSON object for scripts.
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).expect("a status serialises: plain fields, maps keyed by strings")
+    }
+}
+
 fn oldest(q: &QueueStatus) -> String {
     q.oldest_ms.map(|ms| format!(", oldest {:.1}s", ms as f64 / 1000.0)).unwrap_or_default()
 }
@@ -214,6 +354,52 @@ mod tests {
             "{\"menu\":[\"tesora\",\"swisswater\",\"jacob\",\"sogood\"],\"on_shift\":[],\"not_baristas\":[],\"orphans\":[],\"sales\":{\"total\":0,\"per_coffee\":{},\"per_barista\":{}}}"
         );
         assert_eq!(status.on_shift_lines(), "");
+    }
+
+    #[test]
+    fn all_shops_add_up_and_show_their_errors() {
+        let mut sales = Sales::default();
+        sales.per_barista.insert("b1".into(), coffees(&[("jacob", 2), ("tesora", 1)]));
+        let queue = |orders| QueueStatus { orders, oldest_ms: Some(5) };
+        let busy = ShopStatus {
+            menu: vec!["jacob".into()],
+            on_shift: vec![
+                OnShift { name: "b1".into(), facts: None, queue: queue(2) },
+                OnShift { name: "b2".into(), facts: None, queue: queue(0) },
+            ],
+            not_baristas: vec![],
+            orphans: vec![Orphan { owner: "gone".into(), queue: queue(3), adopter: None }],
+            sales: sales.clone().into(),
+        };
+        let shops = vec![
+            named(ROOT_SHOP, Ok(busy.clone())),
+            named("a", Ok(busy)),
+            named("half", Err(crate::Error::ShopNotInitialised { missing: "/shops/half/orders".into() })),
+        ];
+        let mut totals = Totals::default();
+        shops.iter().for_each(|s| totals.add(s));
+        assert_eq!(
+            totals,
+            Totals {
+                shops: 3,
+                unreadable: 1,
+                on_shift: 4,
+                waiting: 10,
+                sold: 6,
+                sold_per_coffee: coffees(&[("jacob", 4), ("tesora", 2)])
+            }
+        );
+        let all = AllShops { shops, totals };
+        let text = all.text();
+        assert!(text.starts_with("== shop /\n  menu: jacob\n  on shift: 2\n"), "{text}");
+        assert!(text.contains("== shop half\n  error: the shop is not initialised: /shops/half/orders does not exist"), "{text}");
+        assert!(
+            text.ends_with(
+                "== all 3 shops (1 unreadable)\n  on shift: 4\n  waiting: 10\n  sold: 6\n  per coffee: jacob 4, tesora 2"
+            ),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<AllShops>(&all.json()).expect("its own JSON"), all);
     }
 
     /// The JSON keeps the shape scripts rely on (field names and order, `null` for what is
