@@ -9,6 +9,7 @@ mod bench_smoke;
 mod chroot;
 mod customer;
 mod docs;
+mod election;
 mod errors;
 mod faults_crash;
 mod faults_ensemble;
