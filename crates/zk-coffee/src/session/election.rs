@@ -87,8 +87,9 @@ impl Shared {
 pub struct Candidacy {
     shared: Arc<Shared>,
     wake: Sender<Wake>,
-    /// Told when the thread has withdrawn.
-    done: Receiver<()>,
+    /// Told when the thread has withdrawn (behind a lock only so that a candidacy can be
+    /// shared between threads).
+    done: Mutex<Receiver<()>>,
     thread: Option<JoinHandle<()>>,
     /// How long dropping waits for the withdrawal: its calls are bounded by the session
     /// timeout.
@@ -165,7 +166,7 @@ impl Session {
         Ok(Candidacy {
             shared,
             wake,
-            done,
+            done: Mutex::new(done),
             thread: Some(thread),
             withdraw_wait: self.session_timeout() * 2 + Duration::from_secs(1),
             session: self.clone(),
@@ -218,7 +219,8 @@ impl Drop for Candidacy {
     /// session expires). Waits for it at most twice the session timeout.
     fn drop(&mut self) {
         let _ = self.wake.send(Wake::Stop);
-        match self.done.recv_timeout(self.withdraw_wait) {
+        let done = lock(&self.done).recv_timeout(self.withdraw_wait);
+        match done {
             Ok(()) => {
                 if let Some(thread) = self.thread.take() {
                     let _ = thread.join();
@@ -273,21 +275,25 @@ struct Driver {
 
 impl Driver {
     fn run(&mut self, wakes: &Receiver<Wake>) {
-        let mut pause = FIRST_BACKOFF;
+        let (mut pause, mut failures) = (FIRST_BACKOFF, 0u32);
         loop {
-            let wait = match self.step() {
-                Ok(Step::Again) => {
-                    pause = FIRST_BACKOFF;
-                    Duration::ZERO
-                }
-                Ok(Step::Wait) => {
-                    pause = FIRST_BACKOFF;
-                    RECHECK
-                }
+            let step = self.step();
+            if step.is_ok() {
+                (pause, failures) = (FIRST_BACKOFF, 0);
+            }
+            let wait = match step {
+                Ok(Step::Again) => Duration::ZERO,
+                Ok(Step::Wait) => RECHECK,
                 Err(e) => {
                     // Not proven lowest: not leading.
                     self.shared.lowest.store(false, Ordering::SeqCst);
-                    warn!("election under {}: {e}; trying again in {pause:?}", self.shared.dir);
+                    failures += 1;
+                    // Once per run of failures: an outage is one piece of news.
+                    if failures == 1 {
+                        warn!("election under {}: {e}; trying again with backoff", self.shared.dir);
+                    } else {
+                        debug!("election under {}: {e}; trying again in {pause:?}", self.shared.dir);
+                    }
                     let wait = pause;
                     pause = (pause * 2).min(MAX_BACKOFF);
                     wait
@@ -309,7 +315,7 @@ impl Driver {
                     }
                     Wake::Disconnected => {
                         if self.shared.lowest.swap(false, Ordering::SeqCst) {
-                            info!("disconnected: no longer claiming to lead the election under {}", self.shared.dir);
+                            debug!("disconnected: no longer claiming to lead the election under {}", self.shared.dir);
                         }
                     }
                     Wake::Connected | Wake::Lost => {}
@@ -324,10 +330,11 @@ impl Driver {
         let now = self.shared.is_leader();
         if now != self.told {
             self.told = now;
+            // The caller tells operators, in its own words.
             if now {
-                info!("leading the election under {} as {}", self.shared.dir, self.node_name());
+                debug!("leading the election under {} as {}", self.shared.dir, self.node_name());
             } else {
-                info!("not leading the election under {}", self.shared.dir);
+                debug!("not leading the election under {}", self.shared.dir);
             }
             (self.on_change)(now);
         }
