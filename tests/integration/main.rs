@@ -3,6 +3,7 @@
 //! Every test starts its own server (see `zk_coffee_tests::ZkServer`) and runs the roles as
 //! processes. Build the binaries first: `cargo build --workspace --bins` (or `scripts/test.sh`).
 
+mod alerts;
 mod args;
 mod batching;
 mod bench_smoke;
