@@ -318,3 +318,33 @@ fn in_a_secured_shop_a_manager_with_the_staff_credentials_leads_and_records_and_
     let read = customer.get_data(&record(&event), false);
     assert!(matches!(read, Err(zookeeper::ZkError::NoAuth)), "a customer read a record: {read:?}");
 }
+
+#[test]
+fn the_leader_prunes_records_beyond_the_bound_and_past_their_age() {
+    let server = ZkServer::start();
+    server.init_shop();
+    // A record left by an earlier leader, older than the age allowed.
+    let old = lost("/", "b0");
+    let open = zookeeper::Acl::open_unsafe().clone();
+    server
+        .raw()
+        .create(&record(&old), old.to_json().into_bytes(), open, zookeeper::CreateMode::Persistent)
+        .expect("an old record");
+    let written = Instant::now();
+    wait_until(LOG_TIMEOUT, "the old record to age", || written.elapsed() > Duration::from_secs(2));
+    let session = connect(server.connect_string());
+    let bounds = HookConfig { records_max: 2, records_max_age: Duration::from_secs(2), ..config("true".into()) };
+    let alerts = Alerts::new(&session, "/", bounds).expect("alerts");
+    // Taking over, the leader prunes what is too old.
+    wait_until(LOG_TIMEOUT, "the old record to be pruned", || !server.exists(&record(&old)));
+    let events: Vec<Event> = ["b1", "b2", "b3", "b4"].iter().map(|b| lost("/", b)).collect();
+    for event in &events {
+        alerts.event(event);
+        wait_until(LOG_TIMEOUT, "its record", || server.exists(&record(event)));
+    }
+    // Beyond the bound, the oldest go.
+    wait_until(LOG_TIMEOUT, "the records to be pruned to 2", || server.children(layout::ALERTS).is_some_and(|c| c.len() <= 2));
+    assert!(server.exists(&record(&events[3])), "the newest record was pruned");
+    assert!(!server.exists(&record(&events[0])), "the oldest record was kept");
+    drop(alerts);
+}

@@ -156,3 +156,24 @@ fn a_leader_cut_off_stops_leading_before_its_session_expires_and_stands_again() 
     assert_eq!(told.of("b"), [true]);
     assert_eq!(server.children(DIR).map(|c| c.len()), Some(2), "one node per candidate");
 }
+
+/// A candidate's create whose reply is lost (the connection goes silent right after it) may or
+/// may not have happened: the candidate finds its node by the tag in its ACL instead of making
+/// a second one, which would stand for it after it withdrew.
+#[test]
+fn a_candidate_whose_create_reply_is_lost_finds_its_node_and_makes_no_second() {
+    let server = ZkServer::builder().tick_ms(200).start();
+    make_dir(&server);
+    let proxy = Proxy::start(server.port());
+    let session = connect(&proxy.connect_string(), Duration::from_secs(2));
+    proxy.swallow_after(PREFIX.as_bytes());
+    let told = Told::default();
+    let a = stand(&session, "a", &told);
+    assert_eq!(proxy.swallowed(), 1, "the create's reply was not cut off");
+    let nodes = server.children(DIR).expect("the directory");
+    assert_eq!(nodes.len(), 1, "the create was made twice: {nodes:?}");
+    assert_eq!(a.node(), Some(format!("{DIR}/{}", nodes[0])), "it found the node it made");
+    wait_until(LOG_TIMEOUT, "a to lead", || a.is_leader());
+    drop(a);
+    assert_eq!(server.children(DIR), Some(Vec::new()), "withdrawing left a node standing");
+}
