@@ -448,3 +448,47 @@ fn prune(inner: &Inner) {
         warn!("shop {}: pruning the alert records: {e}", inner.shop);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_on_lists_name_kinds_and_refuse_strangers() {
+        assert_eq!(parse_kinds("barista-lost, queue-slow,barista-lost"), Ok(vec![Kind::BaristaLost, Kind::QueueSlow]));
+        let unknown = parse_kinds("barista-lost,barista-gone").expect_err("an unknown kind");
+        assert!(unknown.to_string().contains("\"barista-gone\"") && unknown.to_string().contains("queue-slow"), "{unknown}");
+        assert_eq!(unknown.exit_code(), crate::error::exit::USAGE);
+        assert!(parse_kinds(" , ").is_err());
+    }
+
+    #[test]
+    fn bounds_must_be_usable() {
+        assert_eq!(HookConfig::default().check(), Ok(()));
+        assert_eq!(HookConfig::default().kinds, Kind::ALERTING);
+        for bad in [
+            HookConfig { command: Some(" ".into()), ..HookConfig::default() },
+            HookConfig { max_running: 0, ..HookConfig::default() },
+            HookConfig { max_queued: 0, ..HookConfig::default() },
+            HookConfig { timeout: Duration::ZERO, ..HookConfig::default() },
+        ] {
+            assert!(matches!(bad.check(), Err(Error::Usage(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn old_events_are_forgotten_and_memory_is_bounded() {
+        let config = HookConfig { remember_max: 2, remember: Duration::from_secs(600), ..HookConfig::default() };
+        let mut seen: VecDeque<Seen> = ["b1", "b2", "b3"]
+            .iter()
+            .map(|b| {
+                let event = Event::new(Kind::BaristaLost, "/", Some(b), format!("k-{b}"));
+                Seen { name: records::name(&event), event, at: Instant::now(), stage: Stage::Pending }
+            })
+            .collect();
+        forget_old(&mut seen, &config);
+        assert_eq!(seen.iter().map(|s| s.event.key.as_str()).collect::<Vec<_>>(), ["k-b2", "k-b3"]);
+        forget_old(&mut seen, &HookConfig { remember: Duration::ZERO, ..config });
+        assert!(seen.is_empty());
+    }
+}
