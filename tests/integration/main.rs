@@ -3,12 +3,14 @@
 //! Every test starts its own server (see `zk_coffee_tests::ZkServer`) and runs the roles as
 //! processes. Build the binaries first: `cargo build --workspace --bins` (or `scripts/test.sh`).
 
+mod alerts;
 mod args;
 mod batching;
 mod bench_smoke;
 mod chroot;
 mod customer;
 mod docs;
+mod election;
 mod errors;
 mod faults_crash;
 mod faults_ensemble;

@@ -15,7 +15,7 @@
 //!   (digest auth), `acl` (permission bits, grants), `retry` (the async-to-blocking bridge,
 //!   deadlines and backoff on every call), `state` (new sessions after expiry, generations,
 //!   subscribers), `nodes`, `watches` (one-shot and tree watches), `protected` (protected
-//!   sequential creates) and `multi` (transactions).
+//!   sequential creates), `multi` (transactions) and `election` (leader election).
 //! - **The shop's data**, [`shop`]: creating and checking the shop's top-level nodes, telling
 //!   who is on shift, and one module per kind of node: [`layout`] (the znode layout of the
 //!   wire contract; the only place paths are built), [`config`], [`menu`], [`order`],
@@ -51,7 +51,8 @@
 //!     /{barista}            persistent: the barista's bucket, holding orders only
 //!         /coffee0000000042 PERSISTENT_SEQUENTIAL: an order; data = coffee name (UTF-8)
 //! /zk-coffee                persistent: everything this project adds (see layout)
-//!     /config, /acl, /claims/{barista}, /sales/{barista}
+//!     /config, /acl, /claims/{barista}, /sales/{barista},
+//!     /managers/manager-{sequence}, /alerts/{kind}-{sha1}
 //! ```
 //!
 //! A barista is named `{hostname}_{pid}` unless told otherwise. An order is served when the

@@ -15,6 +15,7 @@
 //! The pictures live behind one lock in [`Shared`], which the metrics ([`metrics`]) and the
 //! API ([`api`]) read; the lock is never held across a network wait.
 
+pub mod alerts;
 pub mod api;
 pub mod event;
 pub mod follow;
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, info, warn};
 
+pub use alerts::{Alerts, HookConfig};
 pub use event::{Event, Kind, ROOT_SHOP};
 pub use picture::Picture;
 

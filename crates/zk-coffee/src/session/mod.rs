@@ -40,6 +40,7 @@
 //! - `watches`: one-shot watches and tree watches ([`TreeEvent`], [`TreeWatch`]).
 //! - `protected`: [`Session::create_sequential_protected`] and the search for its node.
 //! - `multi`: transactions ([`Transaction`]).
+//! - `election`: leader election ([`Session::stand_for_election`], [`Candidacy`]).
 //!
 //! This module keeps [`Session`] and [`SessionConfig`]. The session uses no module of the
 //! shop, only the library's [`Error`](crate::Error): the shop builds on it, not the other way.
@@ -50,6 +51,7 @@ use std::time::Duration;
 mod acl;
 mod connect_string;
 mod credentials;
+mod election;
 mod multi;
 mod nodes;
 mod protected;
@@ -60,6 +62,7 @@ mod watches;
 pub use acl::{Grant, Protection, ADMIN, ALL, CREATE, DELETE, READ, WRITE};
 pub use connect_string::ConnectString;
 pub use credentials::Credentials;
+pub use election::Candidacy;
 pub use multi::Transaction;
 pub use nodes::{NodeData, Removal};
 pub use state::{SessionEvent, Subscription};

@@ -1,7 +1,9 @@
 //! Protected sequential creates: a sequential create interrupted by connection loss may or
 //! may not have happened, so the node carries an extra ACL entry naming a tag (Curator's
 //! protected mode, without touching the node's name or data), and after a loss the parent's
-//! children are searched for it before creating again: an order is placed exactly once.
+//! children are searched for it before creating again: an order is placed exactly once. The
+//! ephemeral variant (an election's candidate) accepts only a node its current session owns: one
+//! left by an earlier session is going, not found.
 
 use log::info;
 use zookeeper_client as zkc;
@@ -20,7 +22,7 @@ const MAX_TAG_READS: usize = 64;
 /// The parent of a sequential create's `prefix` and the start of its children's names:
 /// `/orders/b/coffee` is `("/orders/b", "coffee")`, `/x` is `("/", "x")`. The session joins
 /// and splits the paths it is given; `layout` builds them.
-fn split_prefix(prefix: &str) -> Option<(&str, &str)> {
+pub(super) fn split_prefix(prefix: &str) -> Option<(&str, &str)> {
     let (parent, base) = prefix.rsplit_once('/')?;
     Some((if parent.is_empty() { "/" } else { parent }, base))
 }
@@ -43,39 +45,72 @@ impl Session {
     /// A search that cannot finish by the create's deadline (three session timeouts) fails with
     /// [`Error::ConnectionLost`] rather than create a second node.
     pub fn create_sequential_protected(&self, prefix: &str, data: &[u8], tag: &str) -> Result<Option<String>> {
+        self.create_protected(prefix, data, tag, zkc::CreateMode::PersistentSequential).map(|made| made.map(|(path, _)| path))
+    }
+
+    /// Like [`Session::create_sequential_protected`], for an EPHEMERAL_SEQUENTIAL node owned by
+    /// the current session: returns its path and the session's id (what its `ephemeral_owner`
+    /// is). After a loss, only a tagged node owned by the session the create now runs on counts
+    /// as found; the node of a session lost meanwhile goes with it, so the create is made again
+    /// on the new session.
+    pub fn create_ephemeral_sequential_protected(&self, prefix: &str, data: &[u8], tag: &str) -> Result<Option<(String, i64)>> {
+        self.create_protected(prefix, data, tag, zkc::CreateMode::EphemeralSequential)
+    }
+
+    /// The protected create of either mode: the path made, with the session id that owns it
+    /// (of the session the create ran on).
+    fn create_protected(&self, prefix: &str, data: &[u8], tag: &str, mode: zkc::CreateMode) -> Result<Option<(String, i64)>> {
         check_path(prefix)?;
+        let ephemeral = mode == zkc::CreateMode::EphemeralSequential;
         let (parent, base) = split_prefix(prefix).ok_or_else(|| Error::internal(format!("bad prefix {prefix:?}")))?;
         let marker = zkc::Acl::new(zkc::Permission::READ, zkc::AuthId::new(TAG_SCHEME, &format!("zk-coffee-tag-{tag}:{tag}")));
         let mut acls = self.acl_for(prefix);
         acls.push(marker.clone());
-        let options = zkc::CreateMode::PersistentSequential.with_acls(zkc::Acls::new(&acls));
+        let options = mode.with_acls(zkc::Acls::new(&acls));
         let options = &options;
         let mut backoff = Backoff::new(self.inner.config.session_timeout * 3);
         loop {
-            match self.call_once(prefix, |c| async move { c.create(prefix, data, options).await }) {
-                Ok((_, sequence)) => return Ok(Some(format!("{prefix}{sequence}"))),
+            let created = self.call_once(prefix, |c| async move {
+                let made = c.create(prefix, data, options).await;
+                made.map(|(_, sequence)| (sequence, c.session_id().0))
+            });
+            match created {
+                Ok((sequence, owner)) => return Ok(Some((format!("{prefix}{sequence}"), owner))),
                 Err(Failure::Zk(zkc::Error::NoNode)) => return Ok(None),
                 Err(Failure::Lost(_)) => {}
                 Err(f) => return Err(f.into_error("create", prefix)),
             }
             // The create may have happened before the connection dropped: look for our tag.
-            if let Some(found) = self.find_tagged(parent, base, &marker, &backoff)? {
-                info!("found my order {found} after a connection loss");
+            if let Some(found) = self.find_tagged(parent, base, &marker, ephemeral, &backoff)? {
+                info!("found my {} {} after a connection loss", if ephemeral { "node" } else { "order" }, found.0);
                 return Ok(Some(found));
             }
-            // Never made, or made and already served (then this is a second coffee).
-            info!("no order of mine under {parent} after a connection loss; placing it again");
+            // Never made, or made and already served (then this is a second coffee), or made
+            // by a session that is gone.
+            if ephemeral {
+                info!("no node of mine under {parent} after a connection loss; creating it again");
+            } else {
+                info!("no order of mine under {parent} after a connection loss; placing it again");
+            }
             if !backoff.pause() {
                 return Err(Error::ConnectionLost { op: format!("create {prefix}"), waited: backoff.elapsed() });
             }
         }
     }
 
-    /// The child of `parent` named `base` + sequence whose ACL holds `marker`, if any. Reads
-    /// the ACLs newest first (highest sequence number), in rounds of growing size sent
-    /// together; when the create's deadline passes before it knows, it fails rather than say
-    /// "not there": the caller would create the node a second time.
-    fn find_tagged(&self, parent: &str, base: &str, marker: &zkc::Acl, deadline: &Backoff) -> Result<Option<String>> {
+    /// The child of `parent` named `base` + sequence whose ACL holds `marker`, if any, with
+    /// its owner; with `ephemeral`, only one owned by the current session counts. Reads the
+    /// ACLs newest first (highest sequence number), in rounds of growing size sent together;
+    /// when the create's deadline passes before it knows, it fails rather than say "not
+    /// there": the caller would create the node a second time.
+    fn find_tagged(
+        &self,
+        parent: &str,
+        base: &str,
+        marker: &zkc::Acl,
+        ephemeral: bool,
+        deadline: &Backoff,
+    ) -> Result<Option<(String, i64)>> {
         let Some(children) = self.children(parent)? else { return Ok(None) };
         let mut newest_first: Vec<(i64, String)> = children
             .into_iter()
@@ -90,7 +125,7 @@ impl Session {
         while looked < total {
             if deadline.expired() {
                 return Err(Error::ConnectionLost {
-                    op: format!("find my order under {parent} (looked at {looked} of {total} in time)"),
+                    op: format!("find my node under {parent} (looked at {looked} of {total} in time)"),
                     waited: deadline.elapsed(),
                 });
             }
@@ -101,17 +136,18 @@ impl Session {
                 let mut acls = Vec::with_capacity(pending.len());
                 for acl in pending {
                     match acl.await {
-                        Ok((acl, _)) => acls.push(acl),
+                        Ok((acl, stat)) => acls.push((acl, stat.ephemeral_owner)),
                         // Served meanwhile.
-                        Err(zkc::Error::NoNode) => acls.push(Vec::new()),
+                        Err(zkc::Error::NoNode) => acls.push((Vec::new(), 0)),
                         Err(e) => return Err(e),
                     }
                 }
-                Ok(acls)
+                Ok((acls, c.session_id().0))
             });
-            let acls = acls.map_err(|f| f.into_error("read the ACL of", paths[0]))?;
-            if let Some(i) = acls.iter().position(|acl| acl.contains(marker)) {
-                return Ok(Some(paths[i].to_owned()));
+            let (acls, session) = acls.map_err(|f| f.into_error("read the ACL of", paths[0]))?;
+            let mine = |owner: i64| !ephemeral || owner == session;
+            if let Some(i) = acls.iter().position(|(acl, owner)| acl.contains(marker) && mine(*owner)) {
+                return Ok(Some((paths[i].to_owned(), acls[i].1)));
             }
             looked += paths.len();
             round = (round * 2).min(MAX_TAG_READS);

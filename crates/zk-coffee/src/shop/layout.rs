@@ -13,6 +13,12 @@
 //!                           bucket; data = the adopter's registration
 //!     /sales                persistent
 //!         /{barista}        persistent: what {barista} served, per coffee (see sales)
+//!     /managers             persistent: the shop managers' election
+//!         /manager-0000000007 EPHEMERAL_SEQUENTIAL: one manager standing; the lowest leads;
+//!                           data = who it is (`host (pid N)`)
+//!     /alerts               persistent: the alerts the leading manager ran (pruned)
+//!         /{kind}-{sha1}    persistent: one alert; the name from the event's kind and key,
+//!                           data = the event's JSON
 //! ```
 //!
 //! `--shop NAME` runs a shop inside the chroot `/shops/NAME`, where the same tree starts.
@@ -38,6 +44,12 @@ pub const CLAIMS: &str = "/zk-coffee/claims";
 pub const CONFIG: &str = "/zk-coffee/config";
 /// Where each barista's sales ledger lives.
 pub const SALES: &str = "/zk-coffee/sales";
+/// Where the shop's managers stand for election.
+pub const MANAGERS: &str = "/zk-coffee/managers";
+/// What a manager's candidate node is called, before its sequence.
+pub const MANAGER_PREFIX: &str = "manager-";
+/// Where the leading manager records the alerts it ran.
+pub const ALERTS: &str = "/zk-coffee/alerts";
 /// Where `--shop NAME` puts a shop: the chroot `/shops/NAME`.
 pub const SHOPS: &str = "/shops";
 /// The data of the two top-level nodes, as the original program wrote it.
@@ -180,6 +192,24 @@ pub fn ledger(barista: &BaristaName) -> String {
     format!("{SALES}/{barista}")
 }
 
+/// `/zk-coffee/managers/manager-`: what a manager passes to its election's sequential create.
+pub fn manager_prefix() -> String {
+    format!("{MANAGERS}/{MANAGER_PREFIX}")
+}
+
+/// The name of an alert's record: the event's kind, `-`, and the SHA-1 of its key in hex
+/// (`barista-lost-3f786850e387550fdab836ed7e6dc881de23001b`). Every manager derives the same
+/// name from the same episode; the key itself may hold any character.
+pub fn alert_name(kind: &str, key: &str) -> String {
+    format!("{kind}-{}", sha1_smol::Sha1::from(key).digest())
+}
+
+/// `/zk-coffee/alerts/{name}`: the record of an alert run, by its [`alert_name`] (or the name
+/// listed).
+pub fn alert(name: &str) -> String {
+    format!("{ALERTS}/{name}")
+}
+
 /// `/shops/{shop}`: the chroot of a named shop.
 pub fn shop_root(shop: &ShopName) -> String {
     format!("{SHOPS}/{shop}")
@@ -251,6 +281,14 @@ pub enum NodeKind {
     Sales,
     /// `/zk-coffee/sales/{barista}`.
     Ledger,
+    /// `/zk-coffee/managers`.
+    Managers,
+    /// `/zk-coffee/managers/{candidate}`.
+    Manager,
+    /// `/zk-coffee/alerts`.
+    Alerts,
+    /// `/zk-coffee/alerts/{name}`.
+    Alert,
     /// Anything else (not ours).
     Other,
 }
@@ -276,6 +314,10 @@ pub fn kind_of(path: &str) -> NodeKind {
         ["zk-coffee", "claims", _] => NodeKind::Claim,
         ["zk-coffee", "sales"] => NodeKind::Sales,
         ["zk-coffee", "sales", _] => NodeKind::Ledger,
+        ["zk-coffee", "managers"] => NodeKind::Managers,
+        ["zk-coffee", "managers", _] => NodeKind::Manager,
+        ["zk-coffee", "alerts"] => NodeKind::Alerts,
+        ["zk-coffee", "alerts", _] => NodeKind::Alert,
         _ => NodeKind::Other,
     }
 }
@@ -371,6 +413,23 @@ mod tests {
         assert_eq!(kind_of(ACL), NodeKind::Settings);
         assert_eq!(kind_of("/orders/b1/junk"), NodeKind::Other);
         assert_eq!(kind_of("/shops"), NodeKind::Other);
+        assert_eq!(kind_of(MANAGERS), NodeKind::Managers);
+        assert_eq!(kind_of(&manager_prefix()), NodeKind::Manager);
+        assert_eq!(kind_of("/zk-coffee/managers/manager-0000000003"), NodeKind::Manager);
+        assert_eq!(kind_of(ALERTS), NodeKind::Alerts);
+        assert_eq!(kind_of(&alert(&alert_name("barista-lost", "k"))), NodeKind::Alert);
+    }
+
+    #[test]
+    fn alert_names_are_one_segment_from_kind_and_key() {
+        let name = alert_name("barista-lost", "barista-lost:b1/x:0x1 \n");
+        assert!(name.starts_with("barista-lost-"), "{name}");
+        assert_eq!(name.len(), "barista-lost-".len() + 40);
+        assert!(check_segment(&name, "alert").is_ok(), "{name}");
+        assert_eq!(name, alert_name("barista-lost", "barista-lost:b1/x:0x1 \n"), "the same key gives the same name");
+        assert_ne!(name, alert_name("barista-lost", "barista-lost:b2:0x1"));
+        assert_eq!(alert(&name), format!("/zk-coffee/alerts/{name}"));
+        assert_eq!(manager_prefix(), "/zk-coffee/managers/manager-");
     }
 
     #[test]

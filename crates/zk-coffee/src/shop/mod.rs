@@ -64,7 +64,16 @@ pub fn ensure_chroot(config: &SessionConfig) -> Result<()> {
 /// none yet. Idempotent.
 pub fn init(session: &Session, update: Option<&ShopConfig>) -> Result<InitReport> {
     let mut report = InitReport { created: Vec::new(), found: Vec::new(), updated: Vec::new() };
-    for path in [layout::BARISTA_GROUP, layout::ORDERS, layout::EXTENSIONS, layout::CLAIMS, layout::SALES] {
+    let nodes = [
+        layout::BARISTA_GROUP,
+        layout::ORDERS,
+        layout::EXTENSIONS,
+        layout::CLAIMS,
+        layout::SALES,
+        layout::MANAGERS,
+        layout::ALERTS,
+    ];
+    for path in nodes {
         if session.ensure_persistent(path, layout::ROOT_DATA)? {
             report.created.push(path.to_owned());
         } else {

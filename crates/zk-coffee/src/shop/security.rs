@@ -12,11 +12,14 @@
 //! | `/zk-coffee`, `config`, `acl` | all | read | read | nothing |
 //! | `/zk-coffee/claims`, a claim | all | read, create, delete (claim: all) | nothing | nothing |
 //! | `/zk-coffee/sales`, a ledger | all | read, create (ledger: read, write) | nothing | nothing |
+//! | `/zk-coffee/managers`, a candidate | all | read, create, delete (candidate: read) | nothing | nothing |
+//! | `/zk-coffee/alerts`, a record | all | read, create, delete (record: read) | nothing | nothing |
 //!
 //! So only staff can register as baristas and serve (delete) orders; customers can list
 //! baristas and place orders but not register, change the menu or see sales; anonymous
 //! clients can do nothing but ask whether a node exists (ZooKeeper needs no permission for
-//! that). ZooKeeper checks a delete against the *parent's* ACL, so the right to withdraw one's
+//! that). The shop manager runs with the staff credentials: it reads sales and claims, stands
+//! for election and records alerts. ZooKeeper checks a delete against the *parent's* ACL, so the right to withdraw one's
 //! own order is the right to delete any order in that bucket: a customer holding the customer
 //! credentials could withdraw other customers' orders. All customers share one identity, so
 //! ACLs cannot narrow that further; it is the price of withdrawal.
@@ -86,6 +89,8 @@ impl Roles {
             NodeKind::Claim => (ALL, 0),
             NodeKind::Sales => (READ | CREATE, 0),
             NodeKind::Ledger => (READ | WRITE, 0),
+            NodeKind::Managers | NodeKind::Alerts => (READ | CREATE | DELETE, 0),
+            NodeKind::Manager | NodeKind::Alert => (READ, 0),
             NodeKind::Other => (0, 0),
         };
         [(ALL, &self.admin), (staff, &self.staff), (customer, &self.customer)]
@@ -168,6 +173,11 @@ mod tests {
             vec![Grant::digest(ALL, "a:x"), Grant::digest(ALL, "s:y"), Grant::digest(READ | CREATE | DELETE, "c:z")]
         );
         assert_eq!(roles.grants("/zk-coffee/sales/b1"), vec![Grant::digest(ALL, "a:x"), Grant::digest(READ | WRITE, "s:y")]);
+        assert_eq!(
+            roles.grants("/zk-coffee/managers"),
+            vec![Grant::digest(ALL, "a:x"), Grant::digest(READ | CREATE | DELETE, "s:y")]
+        );
+        assert_eq!(roles.grants("/zk-coffee/alerts/queue-slow-00"), vec![Grant::digest(ALL, "a:x"), Grant::digest(READ, "s:y")]);
         // Nodes that are not the shop's (a foreign child in a bucket) are the admin's alone.
         assert_eq!(roles.grants("/orders/b1/junk"), vec![Grant::digest(ALL, "a:x")]);
     }
