@@ -19,6 +19,7 @@ mod faults_stop;
 mod fifo;
 mod hostile;
 mod manager;
+mod manager_alerts;
 mod multihost;
 mod ops;
 mod outage;

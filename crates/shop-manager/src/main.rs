@@ -12,7 +12,8 @@ use log::warn;
 use zk_coffee::cli::{self, ServerArgs};
 use zk_coffee::error::{exit, Error};
 use zk_coffee::layout::ShopName;
-use zk_coffee::manager::{self, Event, ManagerConfig, Scope, Shared, ROOT_SHOP};
+use zk_coffee::manager::zookeeper::{Poller, PollerConfig};
+use zk_coffee::manager::{self, alerts, Event, HookConfig, Kind, ManagerConfig, Scope, Shared, ROOT_SHOP};
 use zk_coffee::Shutdown;
 
 /// Follows the shops of a ZooKeeper ensemble: the root shop and every /shops/NAME (also those
@@ -47,6 +48,38 @@ struct Args {
     /// A barista gone this long, with nothing left in its bucket, loses its metric series.
     #[arg(long, env = "MANAGER_FORGET_AFTER", default_value = "600", value_name = "SECS", value_parser = cli::parse_positive_duration)]
     forget_after: Duration,
+
+    /// Run `sh -c CMD` for every alerting event, with ZK_COFFEE_EVENT, ZK_COFFEE_SHOP and
+    /// ZK_COFFEE_BARISTA set and the event's JSON on stdin. With several managers, the leader
+    /// of each shop's election runs it.
+    #[arg(long, env = "MANAGER_ON_EVENT", value_name = "CMD")]
+    on_event: Option<String>,
+
+    /// The events that run the hook, comma-separated.
+    #[arg(long, env = "MANAGER_ALERT_ON", value_name = "LIST", default_value = "barista-lost,queue-slow,shop-unstaffed",
+          value_parser = parse_kinds)]
+    alert_on: KindList,
+
+    /// A hook still running after this long is killed (with its process group).
+    #[arg(long, env = "MANAGER_HOOK_TIMEOUT", default_value = "30", value_name = "SECS", value_parser = cli::parse_positive_duration)]
+    hook_timeout: Duration,
+
+    /// At most this many hooks run at once; more wait (at most 64; the oldest waiting is dropped).
+    #[arg(long, env = "MANAGER_MAX_HOOKS", default_value = "4", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max_hooks: u16,
+
+    /// How often to ask each ZooKeeper server for `mntr`.
+    #[arg(long, env = "MANAGER_ZOOKEEPER_INTERVAL", default_value = "5", value_name = "SECS",
+          value_parser = cli::parse_positive_duration)]
+    zookeeper_interval: Duration,
+}
+
+/// The kinds `--alert-on` names.
+#[derive(Debug, Clone)]
+struct KindList(Vec<Kind>);
+
+fn parse_kinds(s: &str) -> Result<KindList, Error> {
+    alerts::parse_kinds(s).map(KindList)
 }
 
 /// A shop named on the command line: `None` is the root shop.
@@ -106,12 +139,34 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
     let session = args.server.config(None)?;
     let ensemble = args.ensemble.clone().unwrap_or_else(|| session.servers.without_chroot().to_string());
     let scope = if args.shops.is_empty() { Scope::All } else { Scope::Only(args.shops.iter().map(|s| s.0.clone()).collect()) };
-    let config = ManagerConfig { session, ensemble, scope, alert_wait: args.alert_wait, forget_after: args.forget_after };
+    let hooks = match &args.on_event {
+        Some(command) => {
+            let hooks = HookConfig {
+                command: Some(command.clone()),
+                kinds: args.alert_on.0.clone(),
+                timeout: args.hook_timeout,
+                max_running: usize::from(args.max_hooks),
+                ..HookConfig::default()
+            };
+            hooks.check()?;
+            Some(hooks)
+        }
+        None => None,
+    };
+    let servers = session.servers.clone();
+    let config =
+        ManagerConfig { session, ensemble, scope, alert_wait: args.alert_wait, forget_after: args.forget_after, hooks };
     let shared = Shared::new(&config);
+    let mut poller_config = PollerConfig::new(&config.ensemble, &servers);
+    poller_config.interval = args.zookeeper_interval;
+    let reporter = std::sync::Arc::clone(&shared);
+    let poller = Poller::start(poller_config, move |event| reporter.report(event))?;
     let mut on_event = |event: &Event| sink.write(event);
     let mut on_ready = || {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("following the shops")]);
     };
-    manager::run(&config, &shared, &shutdown, &mut on_event, &mut on_ready)?;
+    let result = manager::run(&config, &shared, &shutdown, &mut on_event, &mut on_ready);
+    poller.stop();
+    result?;
     Ok(exit::OK)
 }

@@ -22,7 +22,7 @@ pub fn exit_codes_help() -> String {
 /// Every environment variable the binaries read (besides `RUST_LOG`). Tests and the
 /// benchmark clear them for the processes they start, so a developer's shell cannot change
 /// what they measure.
-pub const ENVIRONMENT: [&str; 25] = [
+pub const ENVIRONMENT: [&str; 30] = [
     "ZK_SERVERS",
     "ZK_SESSION_TIMEOUT",
     "ZK_CONNECT_TIMEOUT",
@@ -38,6 +38,11 @@ pub const ENVIRONMENT: [&str; 25] = [
     "MANAGER_EVENTS",
     "MANAGER_ALERT_WAIT",
     "MANAGER_FORGET_AFTER",
+    "MANAGER_ON_EVENT",
+    "MANAGER_ALERT_ON",
+    "MANAGER_HOOK_TIMEOUT",
+    "MANAGER_MAX_HOOKS",
+    "MANAGER_ZOOKEEPER_INTERVAL",
     "BARISTA_NAME",
     "BARISTA_BREW_TIME",
     "BARISTA_LEAVE_AFTER_IDLE",

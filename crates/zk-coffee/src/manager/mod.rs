@@ -34,7 +34,7 @@ pub use alerts::{Alerts, HookConfig};
 pub use event::{Event, Kind, ROOT_SHOP};
 pub use picture::Picture;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::layout::{self, Located, ShopName};
 use crate::lock;
 use crate::session::{Session, SessionConfig, SessionEvent, TreeEvent, TreeWatch};
@@ -81,6 +81,9 @@ pub struct ManagerConfig {
     pub alert_wait: Duration,
     /// A barista gone this long (and its bucket empty) loses its series.
     pub forget_after: Duration,
+    /// The alert hook, if any: then the manager stands in each shop's election, and the
+    /// shop's leader runs it (see [`alerts`]).
+    pub hooks: Option<HookConfig>,
 }
 
 /// The name of a shop in events, metrics and the API.
@@ -104,17 +107,30 @@ pub struct Shared {
     pub forget_after: Duration,
     shops: Mutex<BTreeMap<String, Followed>>,
     pub metrics: metrics::Recorded,
+    /// Where everything the manager's loop hears is sent; its receiving end, until the loop
+    /// takes it.
+    tx: Mutex<Sender<Msg>>,
+    rx: Mutex<Option<Receiver<Msg>>>,
 }
 
 impl Shared {
     /// Shared state for a manager configured by `config`.
     pub fn new(config: &ManagerConfig) -> Arc<Shared> {
+        let (tx, rx) = mpsc::channel();
         Arc::new(Shared {
             ensemble: config.ensemble.clone(),
             forget_after: config.forget_after,
             shops: Mutex::new(BTreeMap::new()),
             metrics: metrics::Recorded::new(&config.ensemble),
+            tx: Mutex::new(tx),
+            rx: Mutex::new(Some(rx)),
         })
+    }
+
+    /// Hands an event found elsewhere (the ZooKeeper servers' health, [`zookeeper::Poller`])
+    /// to the manager's loop, which reports it like its own.
+    pub fn report(&self, event: Event) {
+        let _ = lock(&self.tx).send(Msg::Report(event));
     }
 
     /// Runs `f` on the shops followed, under the lock (briefly: it is never held across a
@@ -146,8 +162,10 @@ impl CatchUp {
     }
 }
 
+#[derive(Debug)]
 enum Msg {
     Tree(TreeEvent),
+    Report(Event),
     Lost,
     Stop,
 }
@@ -211,10 +229,19 @@ pub fn run(
     on_event: &mut dyn FnMut(&Event),
     on_ready: &mut dyn FnMut(),
 ) -> Result<()> {
+    let rx = lock(&shared.rx).take().ok_or_else(|| Error::internal("the manager's loop runs once per Shared"))?;
+    let tx = lock(&shared.tx).clone();
     let session = Session::connect(config.session.clone())?;
-    let (tx, rx) = mpsc::channel();
     let inbox = Inbox { rx, stop: false, lost: false, reread: false, restored: 0, restored_since: None };
-    let result = Manager { config, shared, session: session.clone(), on_event, tx, inbox }.follow(shutdown, on_ready);
+    let mut manager =
+        Manager { config, shared, session: session.clone(), on_event, tx, inbox, alerts: BTreeMap::new() };
+    let result = manager.follow(shutdown, on_ready);
+    // The alerts first: running hooks get their grace, then each withdraws from its election
+    // (on its own session, closed after).
+    for (_, (alerts, shop_session)) in std::mem::take(&mut manager.alerts) {
+        drop(alerts);
+        shop_session.close();
+    }
     session.close();
     result
 }
@@ -227,6 +254,8 @@ struct Manager<'a> {
     /// Where the watches, the session and the stop request send their messages.
     tx: Sender<Msg>,
     inbox: Inbox,
+    /// Each shop's alerts (with `--on-event`), on a session of that shop's own.
+    alerts: BTreeMap<String, (Alerts, Session)>,
 }
 
 /// The messages to handle, and what they asked of the loop.
@@ -330,6 +359,8 @@ impl Manager<'_> {
                 warn!("the session was lost: watching again and reading every shop");
                 self.inbox.lost = true;
             }
+            // Its reporter logged it already.
+            Msg::Report(event) => self.tell(event, false),
             Msg::Tree(TreeEvent::Restored) => {
                 self.inbox.restored += 1;
                 self.inbox.restored_since.get_or_insert_with(Instant::now);
@@ -369,7 +400,9 @@ impl Manager<'_> {
         let snapshot = follow::read_shop(&self.session, shop.as_ref())?;
         let mut picture = Picture::new(&label);
         snapshot.apply(&mut picture, true);
-        self.shared.with_shops_mut(|shops| shops.insert(label.clone(), Followed { name: shop, picture, leader: false }));
+        self.shared
+            .with_shops_mut(|shops| shops.insert(label.clone(), Followed { name: shop.clone(), picture, leader: false }));
+        self.stand_for_alerts(shop.as_ref());
         if created {
             let event = Event::new(Kind::ShopCreated, &label, None, format!("shop-created:{label}"));
             self.emit(vec![event]);
@@ -377,6 +410,35 @@ impl Manager<'_> {
             debug!("following shop {label}");
         }
         Ok(())
+    }
+
+    /// With a hook configured, stands in `shop`'s election on a session of that shop's own
+    /// (once). A shop whose nodes the manager may not create (a secured shop set up by an
+    /// older `shop-init`) runs no hooks, which is logged; it is tried again after every full
+    /// read.
+    fn stand_for_alerts(&mut self, shop: Option<&ShopName>) {
+        let Some(hooks) = &self.config.hooks else { return };
+        let label = shop_label(shop);
+        if self.alerts.contains_key(&label) {
+            return;
+        }
+        let mut config = self.config.session.clone();
+        if let Some(shop) = shop {
+            config.servers = config.servers.under(&layout::shop_root(shop));
+        }
+        let stood = Session::connect(config).and_then(|session| match Alerts::new(&session, &label, hooks.clone()) {
+            Ok(alerts) => Ok((alerts, session)),
+            Err(e) => {
+                session.close();
+                Err(e)
+            }
+        });
+        match stood {
+            Ok(pair) => {
+                self.alerts.insert(label, pair);
+            }
+            Err(e) => warn!("shop {label}: no alert hooks for now: {e}"),
+        }
     }
 
     fn on_tree_event(&mut self, event: TreeEvent) -> Result<()> {
@@ -398,7 +460,7 @@ impl Manager<'_> {
                     Change::Created => self.add_shop(Some(name), true)?,
                     Change::Deleted => {
                         info!("shop {name} was removed");
-                        self.shared.with_shops_mut(|shops| shops.remove(&name.to_string()));
+                        self.forget_shop(&name.to_string());
                     }
                     Change::Changed => {}
                 }
@@ -441,6 +503,14 @@ impl Manager<'_> {
         Ok(())
     }
 
+    fn forget_shop(&mut self, label: &str) {
+        self.shared.with_shops_mut(|shops| shops.remove(label));
+        if let Some((alerts, session)) = self.alerts.remove(label) {
+            drop(alerts);
+            session.close();
+        }
+    }
+
     /// Reads every shop again after events may have been missed; what changed is reported,
     /// marked `inferred`.
     fn reread_all(&mut self) -> Result<()> {
@@ -450,7 +520,7 @@ impl Manager<'_> {
         for (label, name) in &known {
             if !shops.contains(name) {
                 info!("shop {label} was removed");
-                self.shared.with_shops_mut(|shops| shops.remove(label));
+                self.forget_shop(label);
             }
         }
         for shop in shops {
@@ -475,6 +545,10 @@ impl Manager<'_> {
             }
             self.emit(events);
         }
+        let names: Vec<Option<ShopName>> = self.shared.with_shops(|shops| shops.values().map(|f| f.name.clone()).collect());
+        for name in names {
+            self.stand_for_alerts(name.as_ref());
+        }
         info!("read every shop again");
         Ok(())
     }
@@ -484,9 +558,11 @@ impl Manager<'_> {
         let wall = SystemTime::now();
         let (alert_wait, forget_after) = (self.config.alert_wait, self.config.forget_after);
         let metrics = &self.shared.metrics;
+        let alerts = &self.alerts;
         let events = self.shared.with_shops_mut(|shops| {
             let mut events = Vec::new();
             for (label, followed) in shops.iter_mut() {
+                followed.leader = alerts.get(label).is_some_and(|(a, _)| a.is_leader());
                 let picture = &mut followed.picture;
                 picture.tick(now, wall, alert_wait);
                 for wait in picture.served_waits.drain(..) {
@@ -504,9 +580,24 @@ impl Manager<'_> {
 
     fn emit(&mut self, events: Vec<Event>) {
         for event in events {
+            self.tell(event, true);
+        }
+    }
+
+    /// Counts, logs (`log`), writes and alerts one event.
+    fn tell(&mut self, event: Event, log: bool) {
+        {
             self.shared.metrics.count_event(&event);
-            info!("{event}");
+            if log {
+                info!("{event}");
+            }
             (self.on_event)(&event);
+            // The shop's leader runs the hook. An event about the ensemble itself goes to the
+            // first shop's election: every manager following the same shops picks the same.
+            let alerts = self.alerts.get(&event.shop).or_else(|| self.alerts.values().next());
+            if let Some((alerts, _)) = alerts {
+                alerts.event(&event);
+            }
         }
     }
 }
