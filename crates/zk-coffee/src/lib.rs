@@ -31,6 +31,9 @@
 //!   barista is chosen), [`roster`] (the baristas on shift under a watch), [`board`] (the whole
 //!   shop from one watch, for the load generator) and [`load`] (many customers at once, and
 //!   the summary of a run), the last three re-exported here.
+//! - **Metrics**, [`metrics`]: the OpenMetrics page of any role ([`metrics::encode`],
+//!   [`metrics::serve_metrics`]), `http` (the small HTTP server it is served by) and `process`
+//!   (the standard `process_*` metrics).
 //! - Shared: `wake` (crate-private: the one channel a role waits on, fed by stop requests,
 //!   session events and watches, and the one-shot watches outstanding), [`shutdown`] (stop
 //!   requests shared between a signal handler, or a test, and a role), [`duration`]
@@ -61,6 +64,7 @@ pub mod duration;
 pub mod error;
 pub mod liveness;
 pub mod manager;
+pub mod metrics;
 pub mod session;
 pub mod shop;
 pub mod shutdown;
