@@ -27,6 +27,10 @@
 #                                 command's own output is printed.
 #   zk_children HOST:PORT PATH    echo the children of PATH, one per line
 #                                 (nothing if PATH does not exist).
+#   ensure_command CMD PACKAGE    install the Debian PACKAGE (as root) when CMD is
+#                                 missing, or print how to.
+#   ensure_python_module MODULE PACKAGE
+#                                 the same for a module of Debian's /usr/bin/python3.
 #   ensure_cargo                  return 1 (with install hints) if cargo is missing.
 #   log_info / log_error MSG...   print a message to stderr.
 
@@ -100,6 +104,25 @@ ensure_command() {
         return 1
     fi
     log_info "$cmd is missing; installing the Debian package '$package' ..."
+    if [[ -z "$_ZK_APT_UPDATED" ]]; then
+        apt-get update >&2 || return 1
+        _ZK_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "$package" >&2
+}
+
+# ensure_python_module MODULE PACKAGE: install the Debian PACKAGE when Debian's python
+# (/usr/bin/python3, not a pyenv or venv one) cannot import MODULE.
+ensure_python_module() {
+    local module="$1" package="$2"
+    if /usr/bin/python3 -c "import $module" >/dev/null 2>&1; then
+        return 0
+    fi
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "python module $module is not installed; run: sudo apt-get install -y $package" >&2
+        return 1
+    fi
+    log_info "python module $module is missing; installing the Debian package '$package' ..."
     if [[ -z "$_ZK_APT_UPDATED" ]]; then
         apt-get update >&2 || return 1
         _ZK_APT_UPDATED=1

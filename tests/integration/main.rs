@@ -16,6 +16,7 @@ mod faults_server;
 mod faults_stop;
 mod fifo;
 mod hostile;
+mod metrics;
 mod multihost;
 mod ops;
 mod outage;

@@ -5,8 +5,9 @@
 //! concern: [`command`] (the binaries as commands), [`process`] (running roles and their
 //! output), [`logs`] (the one reader of what roles print), [`server`] and [`ensemble`]
 //! (ZooKeeper servers), [`proxy`] (network faults), [`procfs`] (what `/proc` tells of a
-//! process), [`audit`] (the "nothing lost" check), [`dir`] (temporary directories); [`fault`]
-//! gathers what the fault tests use. The commonest items are re-exported here.
+//! process), [`audit`] (the "nothing lost" check), [`dir`] (temporary directories), [`http`]
+//! (asking a role over HTTP, and `/metrics` parsed by the official Prometheus parser);
+//! [`fault`] gathers what the fault tests use. The commonest items are re-exported here.
 //!
 //! - [`ZkServer`]: a private, real ZooKeeper server (Debian's 3.8, started by `scripts/zk.sh`) on
 //!   a free port with its own data directory. It is stopped when the guard drops, also when the
@@ -40,6 +41,7 @@ pub mod command;
 pub mod dir;
 pub mod ensemble;
 pub mod fault;
+pub mod http;
 pub mod logs;
 pub mod process;
 pub mod procfs;
