@@ -283,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn stop_joins_and_frees_nothing_it_does_not_own() {
+    fn stop_joins_the_answering_thread() {
         let server = HttpServer::start("127.0.0.1:0", |_| Response::text("x")).unwrap();
         assert!(server.local_addr().port() > 0);
         server.stop();
