@@ -196,12 +196,20 @@ fn a_barista_serves_its_counts_gauges_and_histograms_on_metrics() {
     assert_eq!((batches.count, batches.sum), (served, served), "{batches:?}");
     assert_eq!(batches.buckets.first(), Some(&(1.0, served)), "{batches:?}");
 
-    // The connection goes and comes back with the server; the session is kept.
+    // The connection goes and comes back with the server.
     server.stop();
     http::wait_metrics(addr, "connected 0 with the server down", LOG_TIMEOUT, |m| m.get("zk_coffee_barista_connected") == 0.0);
     server.start_again();
     let m = http::wait_metrics(addr, "connected 1 again", LOG_TIMEOUT, |m| m.get("zk_coffee_barista_connected") == 1.0);
-    assert!(m.get("zk_coffee_barista_sessions_total") >= 1.0, "{}", m.text);
+    let sessions = m.get("zk_coffee_barista_sessions_total");
+    assert!(sessions >= 1.0, "{}", m.text);
+    // Frozen past its session's expiry: once thawed it counts a new session.
+    let frozen = fault::Frozen::freeze(barista.pid());
+    wait_until(LOG_TIMEOUT, "the frozen barista's session to expire", || !server.exists("/barista_group/host"));
+    frozen.thaw();
+    http::wait_metrics(addr, "one session more, connected", LOG_TIMEOUT, |m| {
+        m.get("zk_coffee_barista_sessions_total") == sessions + 1.0 && m.get("zk_coffee_barista_connected") == 1.0
+    });
     barista.stop(EXIT_TIMEOUT).assert_code(exit::OK);
 }
 
