@@ -334,3 +334,34 @@ fn two_instances_on_one_host_each_serve_their_own_metrics() {
     let first = instances.pop().expect("one");
     first.stop(EXIT_TIMEOUT).assert_code(exit::OK);
 }
+
+/// Under the unit's `ProcSubset=pid` (procfs mounted `subset=pid` in a private mount
+/// namespace, as in `restart.rs`; needs root) `/proc/stat` is hidden, and with it the boot
+/// time: the start time is reckoned from the clocks, and every `process_*` metric is there.
+#[test]
+fn under_the_units_proc_subset_every_process_metric_is_there() {
+    const MOUNT_PROC: &str = "mount -t proc -o subset=pid proc /proc";
+    let unshare = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c"];
+    let probe = format!("{MOUNT_PROC} && ! test -e /proc/stat && test -r /proc/self/stat");
+    let out = std::process::Command::new(unshare[0]).args(&unshare[1..]).arg(&probe).output().expect("run unshare");
+    if !out.status.success() {
+        let why = format!("cannot mount /proc subset=pid ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        assert!(std::env::var_os("ZK_COFFEE_SKIP_NETNS").is_some_and(|v| v == "1"), "{why} (needs root)");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let sandbox: Vec<String> =
+        unshare.iter().map(|s| s.to_string()).chain([format!("{MOUNT_PROC} && exec \"$@\""), "sandbox".into()]).collect();
+    let server = ZkServer::start();
+    server.init_shop();
+    let addr = free_address();
+    let started = now();
+    let barista = server
+        .cmd(Role::Barista)
+        .wrapped_in(&sandbox)
+        .args(["--name", "hidden", "--metrics-listen", &addr.to_string()])
+        .spawn_on_shift();
+    let m = http::scrape(addr);
+    assert_process_metrics(&m, started);
+    barista.stop(EXIT_TIMEOUT).assert_code(exit::OK);
+}

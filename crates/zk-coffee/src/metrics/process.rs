@@ -6,9 +6,13 @@
 //! `process_virtual_memory_bytes`, `process_start_time_seconds` (since the Unix epoch),
 //! `process_open_fds` and `process_max_fds` (the soft limit). [`procfs`] reads and parses
 //! `/proc/self/stat`, `/proc/self/fd` and `/proc/self/limits`; a file that cannot be read
-//! leaves its metrics out of that scrape (logged at `debug`) rather than failing it.
+//! leaves its metrics out of that scrape (logged at `debug`) rather than failing it. The start
+//! time needs the boot time, from `/proc/stat`; where that is hidden (the systemd unit's
+//! `ProcSubset=pid`) it comes from the clocks instead: now less the time since boot
+//! (`CLOCK_BOOTTIME`).
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::debug;
 use procfs::process::{LimitValue, Process};
@@ -56,10 +60,7 @@ impl Reading {
                 reading.cpu_seconds = Some((stat.utime + stat.stime) as f64 / ticks);
                 reading.resident_bytes = Some(stat.rss * procfs::page_size());
                 reading.virtual_bytes = Some(stat.vsize);
-                match procfs::boot_time_secs() {
-                    Ok(boot) => reading.start_time_seconds = Some(boot as f64 + stat.starttime as f64 / ticks),
-                    Err(e) => debug!("cannot read the boot time (/proc/stat): {e}"),
-                }
+                reading.start_time_seconds = Some(boot_time() + stat.starttime as f64 / ticks);
             }
             Err(e) => debug!("cannot read /proc/self/stat: {e}"),
         }
@@ -77,6 +78,25 @@ impl Reading {
         }
         reading
     }
+}
+
+/// When this host booted, in seconds since the Unix epoch.
+fn boot_time() -> f64 {
+    match procfs::boot_time_secs() {
+        Ok(boot) => boot as f64,
+        Err(e) => {
+            debug!("cannot read the boot time from /proc/stat ({e}); reckoning it from the clocks");
+            boot_time_from_clocks()
+        }
+    }
+}
+
+/// The boot time as the clocks tell it: now less the time since boot (suspensions included).
+fn boot_time_from_clocks() -> f64 {
+    let since_boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let since_boot = since_boot.tv_sec as f64 + since_boot.tv_nsec as f64 / 1e9;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    now - since_boot
 }
 
 impl Collector for ProcessCollector {
@@ -117,6 +137,14 @@ impl Collector for ProcessCollector {
 mod tests {
     use super::*;
     use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn the_clocks_tell_the_boot_time_of_proc_stat() {
+        // /proc/stat's btime is whole seconds.
+        let btime = procfs::boot_time_secs().expect("/proc/stat") as f64;
+        let reckoned = boot_time_from_clocks();
+        assert!((reckoned - btime).abs() < 2.0, "btime {btime}, from the clocks {reckoned}");
+    }
 
     #[test]
     fn this_process_reads_sanely() {
