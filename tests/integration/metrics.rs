@@ -16,6 +16,7 @@ use zookeeper::{Acl, CreateMode};
 use zk_coffee::metrics::{self, HttpServer, Registry, Response};
 use zk_coffee_tests::fault;
 use zk_coffee_tests::http::{self, Metrics};
+use zk_coffee_tests::prometheus::Prometheus;
 use zk_coffee_tests::*;
 
 /// A loopback address nothing listens on (it was free a moment ago).
@@ -363,5 +364,50 @@ fn under_the_units_proc_subset_every_process_metric_is_there() {
         .spawn_on_shift();
     let m = http::scrape(addr);
     assert_process_metrics(&m, started);
+    barista.stop(EXIT_TIMEOUT).assert_code(exit::OK);
+}
+
+/// Prometheus itself (Debian's 2.42) takes the barista's OpenMetrics page and stores its
+/// series under the scrape's `job` and `instance`, with no label of ours.
+#[test]
+fn a_real_prometheus_scrapes_the_barista_and_stores_its_series() {
+    let server = ZkServer::start();
+    server.init_shop();
+    let addr = free_address();
+    let barista = server
+        .cmd(Role::Barista)
+        .args(["--name", "b1", "--brew-time", "0", "--metrics-listen", &addr.to_string()])
+        .spawn_on_shift();
+    for _ in 0..2 {
+        server.cmd(Role::Customer).args(["--coffee", "jacob"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
+    }
+    let prometheus = Prometheus::start(&[addr]);
+    let scraped: BTreeMap<String, String> =
+        [("job", "zk-coffee"), ("instance", &addr.to_string())].iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let with = |extra: &[(&str, &str)]| {
+        let mut labels = scraped.clone();
+        labels.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        labels
+    };
+    let stored = |expr: &str, labels: &BTreeMap<String, String>, value: f64| {
+        prometheus.query(expr).iter().any(|(l, v)| l == labels && *v == value)
+    };
+    wait_until(LOG_TIMEOUT, "Prometheus to store the barista's served count", || {
+        stored("zk_coffee_barista_orders_served_total", &with(&[("__name__", "zk_coffee_barista_orders_served_total")]), 2.0)
+    });
+    assert!(stored("up", &with(&[("__name__", "up")]), 1.0), "{}", prometheus.targets());
+    let inf = with(&[("__name__", "zk_coffee_barista_brew_seconds_bucket"), ("le", "+Inf")]);
+    assert!(
+        stored("zk_coffee_barista_brew_seconds_bucket", &inf, 2.0),
+        "{:?}",
+        prometheus.query("zk_coffee_barista_brew_seconds_bucket")
+    );
+    let build = with(&[("__name__", "zk_coffee_build_info"), ("version", env!("CARGO_PKG_VERSION"))]);
+    assert!(stored("zk_coffee_build_info", &build, 1.0), "{:?}", prometheus.query("zk_coffee_build_info"));
+    let rss = prometheus.query("process_resident_memory_bytes");
+    assert!(
+        matches!(rss.as_slice(), [(labels, v)] if *labels == with(&[("__name__", "process_resident_memory_bytes")]) && *v > 0.0),
+        "{rss:?}"
+    );
     barista.stop(EXIT_TIMEOUT).assert_code(exit::OK);
 }

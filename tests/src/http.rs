@@ -44,19 +44,34 @@ pub fn get(addr: SocketAddr, path: &str) -> Answer {
     request("GET", addr, path)
 }
 
-/// [`request`], with the failure to get any answer as an error.
-pub fn try_request(method: &str, addr: SocketAddr, path: &str) -> Result<Answer, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// `GET` `path` with `query` (its pairs percent-encoded), e.g. a Prometheus API query.
+pub fn get_with_query(addr: SocketAddr, path: &str, query: &[(&str, &str)]) -> Answer {
+    let url = format!("http://{addr}{path}");
+    let response = agent().get(&url).query_pairs(query.iter().copied()).call();
+    response.map_err(|e| e.to_string()).and_then(answer).unwrap_or_else(|e| panic!("GET {url} {query:?}: {e}"))
+}
+
+/// An agent that returns every status as an answer, follows no redirect and uses no proxy.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(REQUEST_TIMEOUT))
         .proxy(None)
         .max_redirects(0)
         .build()
-        .into();
+        .into()
+}
+
+/// [`request`], with the failure to get any answer as an error.
+pub fn try_request(method: &str, addr: SocketAddr, path: &str) -> Result<Answer, String> {
     let url = format!("http://{addr}{path}");
     let method = ureq::http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
     let request = ureq::http::Request::builder().method(method).uri(&url).body(()).map_err(|e| e.to_string())?;
-    let mut response = agent.run(request).map_err(|e| e.to_string())?;
+    answer(agent().run(request).map_err(|e| e.to_string())?)
+}
+
+/// The status, type and body of `response`.
+fn answer(mut response: ureq::http::Response<ureq::Body>) -> Result<Answer, String> {
     let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
     Ok(Answer { status: response.status().as_u16(), content_type, body })

@@ -6,7 +6,8 @@
 //! output), [`logs`] (the one reader of what roles print), [`server`] and [`ensemble`]
 //! (ZooKeeper servers), [`proxy`] (network faults), [`procfs`] (what `/proc` tells of a
 //! process), [`audit`] (the "nothing lost" check), [`dir`] (temporary directories), [`http`]
-//! (asking a role over HTTP, and `/metrics` parsed by the official Prometheus parser);
+//! (asking a role over HTTP, and `/metrics` parsed by the official Prometheus parser),
+//! [`prometheus`] (a real Prometheus server scraping the roles);
 //! [`fault`] gathers what the fault tests use. The commonest items are re-exported here.
 //!
 //! - [`ZkServer`]: a private, real ZooKeeper server (Debian's 3.8, started by `scripts/zk.sh`) on
@@ -45,6 +46,7 @@ pub mod http;
 pub mod logs;
 pub mod process;
 pub mod procfs;
+pub mod prometheus;
 pub mod proxy;
 pub mod server;
 
