@@ -18,6 +18,8 @@
 # Then: `systemctl enable --now barista@1 barista@2` starts two baristas named
 # <short hostname>_1 and <short hostname>_2; `journalctl -u 'barista@*'` shows their logs;
 # `systemctl enable --now shop-manager` starts the manager.
+# For metrics, give each instance its own port in /etc/zk-coffee/barista-N.env, e.g.
+# BARISTA_METRICS_LISTEN=127.0.0.1:9721 for barista@1 (see barista.env and the README).
 
 set -euo pipefail
 

@@ -27,8 +27,10 @@
 #                                 command's own output is printed.
 #   zk_children HOST:PORT PATH    echo the children of PATH, one per line
 #                                 (nothing if PATH does not exist).
-#   ensure_python3_module M PKG   make sure Debian's /usr/bin/python3 imports M,
-#                                 installing the Debian package PKG as root.
+#   ensure_command CMD PACKAGE    install the Debian PACKAGE (as root) when CMD is
+#                                 missing, or print how to.
+#   ensure_python_module MODULE PACKAGE
+#                                 the same for a module of Debian's /usr/bin/python3.
 #   ensure_cargo                  return 1 (with install hints) if cargo is missing.
 #   log_info / log_error MSG...   print a message to stderr.
 
@@ -109,18 +111,18 @@ ensure_command() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y "$package" >&2
 }
 
-# ensure_python3_module MODULE PACKAGE: install the Debian PACKAGE when Debian's /usr/bin/python3
-# cannot import MODULE (as root), or print the exact command to run.
-ensure_python3_module() {
+# ensure_python_module MODULE PACKAGE: install the Debian PACKAGE when Debian's python
+# (/usr/bin/python3, not a pyenv or venv one) cannot import MODULE.
+ensure_python_module() {
     local module="$1" package="$2"
     if /usr/bin/python3 -c "import $module" >/dev/null 2>&1; then
         return 0
     fi
     if [[ "$(id -u)" -ne 0 ]]; then
-        echo "python3 module $module is missing; run: sudo apt-get install -y $package" >&2
+        echo "python module $module is not installed; run: sudo apt-get install -y $package" >&2
         return 1
     fi
-    log_info "python3 module $module is missing; installing the Debian package '$package' ..."
+    log_info "python module $module is missing; installing the Debian package '$package' ..."
     if [[ -z "$_ZK_APT_UPDATED" ]]; then
         apt-get update >&2 || return 1
         _ZK_APT_UPDATED=1

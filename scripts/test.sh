@@ -7,9 +7,9 @@
 # 1. makes sure the Debian `zookeeper` package is installed (installs it with
 #    apt-get when running as root; the integration tests start throwaway
 #    servers with scripts/zk.sh),
-# 2. makes sure `systemd-analyze` (to verify the shipped unit), `shellcheck`, Debian's
-#    `python3-prometheus-client` (the official parser of the metrics pages) and `cargo` are
-#    available (and `stress-ng` for --under-load),
+# 2. makes sure `systemd-analyze` (to verify the shipped unit), `shellcheck`, `promtool` and
+#    Debian's python3-prometheus-client (to lint and parse /metrics) and `cargo` are available
+#    (and `stress-ng` for --under-load),
 # 3. checks the formatting (`cargo fmt --check`, rustfmt.toml) when rustfmt is installed,
 # 4. runs `cargo build --workspace --bins` (the tests run the built binaries),
 # 5. runs `cargo test --workspace ARGS...` and exits with its status.
@@ -65,8 +65,9 @@ echo "==> checking systemd-analyze (Debian package 'systemd', to verify the unit
 ensure_command systemd-analyze systemd
 echo "==> checking shellcheck (Debian package 'shellcheck', to lint the scripts in the tests)"
 ensure_command shellcheck shellcheck
-echo "==> checking python3-prometheus-client (Debian package, the official parser of metrics pages in the tests)"
-ensure_python3_module prometheus_client python3-prometheus-client
+echo "==> checking promtool and the Prometheus parser (Debian packages 'prometheus', 'python3-prometheus-client', for the metrics tests)"
+ensure_command promtool prometheus
+ensure_python_module prometheus_client python3-prometheus-client
 if ((under_load)); then
     echo "==> checking stress-ng (Debian package 'stress-ng', the CPU hogs of --under-load)"
     ensure_command stress-ng stress-ng

@@ -20,6 +20,7 @@ mod fifo;
 mod hostile;
 mod manager;
 mod manager_alerts;
+mod metrics;
 mod multihost;
 mod ops;
 mod outage;

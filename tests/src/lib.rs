@@ -5,9 +5,10 @@
 //! concern: [`command`] (the binaries as commands), [`process`] (running roles and their
 //! output), [`logs`] (the one reader of what roles print), [`server`] and [`ensemble`]
 //! (ZooKeeper servers), [`proxy`] (network faults), [`procfs`] (what `/proc` tells of a
-//! process), [`audit`] (the "nothing lost" check), [`openmetrics`] (metrics pages read by the
-//! official parser), [`dir`] (temporary directories); [`fault`]
-//! gathers what the fault tests use. The commonest items are re-exported here.
+//! process), [`audit`] (the "nothing lost" check), [`openmetrics`] (metrics pages read by the official parser), [`dir`] (temporary directories), [`http`]
+//! (asking a role over HTTP, and `/metrics` parsed by the official Prometheus parser),
+//! [`prometheus`] (a real Prometheus server scraping the roles);
+//! [`fault`] gathers what the fault tests use. The commonest items are re-exported here.
 //!
 //! - [`ZkServer`]: a private, real ZooKeeper server (Debian's 3.8, started by `scripts/zk.sh`) on
 //!   a free port with its own data directory. It is stopped when the guard drops, also when the
@@ -42,10 +43,12 @@ pub mod dir;
 pub mod ensemble;
 pub mod events;
 pub mod fault;
+pub mod http;
 pub mod logs;
 pub mod openmetrics;
 pub mod process;
 pub mod procfs;
+pub mod prometheus;
 pub mod proxy;
 pub mod server;
 

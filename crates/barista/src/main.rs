@@ -1,11 +1,13 @@
 //! `barista`: one barista of the zk-coffee shop, as its own process.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use zk_coffee::barista::{self, BaristaConfig, Milestone, ShiftEnd};
 use zk_coffee::cli::{self, ConnectArgs};
+use zk_coffee::metrics::{self, HttpServer, Registry};
 use zk_coffee::{BaristaName, Shutdown};
 
 /// Registers on shift in /barista_group and serves the orders placed in /orders/{name}, in the
@@ -41,6 +43,12 @@ struct Args {
     /// host takes over the membership node of its dead predecessor at once.
     #[arg(long, env = "BARISTA_BOOT_ID", value_name = "ID", value_parser = parse_boot_id)]
     boot_id: Option<String>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9721; default: off).
+    /// Several baristas on one host need one port each. An address that cannot be used exits
+    /// 11 before the barista registers.
+    #[arg(long, env = "BARISTA_METRICS_LISTEN", value_name = "ADDR", value_parser = cli::parse_listen_address)]
+    metrics_listen: Option<String>,
 }
 
 fn parse_boot_id(s: &str) -> Result<String, String> {
@@ -63,12 +71,24 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
         drain_timeout: args.drain_timeout,
         boot_id: args.boot_id,
     };
+    let metrics = barista::Metrics::new();
+    // Listening first: an address that cannot be used stops us before we touch ZooKeeper.
+    let server = args.metrics_listen.as_deref().map(|address| serve(address, &metrics)).transpose()?;
     let session = args.connect.connect()?;
-    let end = barista::run(&session, &config, &shutdown, &tell_systemd);
+    let end = barista::run(&session, &config, &shutdown, &tell_systemd, &metrics);
     session.close();
+    drop(server);
     // Leaving on request and leaving when idle are both a clean end of the shift.
     let _: ShiftEnd = end?;
     Ok(zk_coffee::error::exit::OK)
+}
+
+/// Serves the barista's metrics (with the build's and the process's) on `address`.
+fn serve(address: &str, metrics: &barista::Metrics) -> zk_coffee::Result<HttpServer> {
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    metrics::build_info(&mut registry);
+    metrics::serve_metrics(address, Arc::new(registry), |_| None)
 }
 
 /// Tells systemd (when started as a `Type=notify` service, i.e. `NOTIFY_SOCKET` is set) that

@@ -22,7 +22,7 @@ pub fn exit_codes_help() -> String {
 /// Every environment variable the binaries read (besides `RUST_LOG`). Tests and the
 /// benchmark clear them for the processes they start, so a developer's shell cannot change
 /// what they measure.
-pub const ENVIRONMENT: [&str; 30] = [
+pub const ENVIRONMENT: [&str; 31] = [
     "ZK_SERVERS",
     "ZK_SESSION_TIMEOUT",
     "ZK_CONNECT_TIMEOUT",
@@ -48,6 +48,7 @@ pub const ENVIRONMENT: [&str; 30] = [
     "BARISTA_LEAVE_AFTER_IDLE",
     "BARISTA_DRAIN_TIMEOUT",
     "BARISTA_BOOT_ID",
+    "BARISTA_METRICS_LISTEN",
     "CUSTOMER_COFFEE",
     "CUSTOMER_BARISTA",
     "CUSTOMER_CHOOSE",
@@ -129,6 +130,12 @@ impl ConnectArgs {
 /// Clap value parser for connect strings.
 pub fn parse_connect_string(s: &str) -> Result<ConnectString> {
     s.parse()
+}
+
+/// Clap value parser for an HTTP listen address (`HOST:PORT`, `:PORT`; see
+/// [`crate::metrics::http::parse_address`]): checked now, bound when the role starts.
+pub fn parse_listen_address(s: &str) -> Result<String> {
+    crate::metrics::http::parse_address(s).map(|_| s.to_owned())
 }
 
 /// Clap value parser for any duration (zero allowed).

@@ -35,6 +35,9 @@
 //!   [`manager::event`]s, [`manager::picture`] (one shop as the manager sees it: the rules for
 //!   left or lost, served or withdrawn, slow queues), [`manager::follow`] (the reads that keep a
 //!   picture current), [`manager::metrics`] and [`manager::api`] (what it serves).
+//! - **Metrics**, [`metrics`]: the OpenMetrics page of any role ([`metrics::encode`],
+//!   [`metrics::serve_metrics`]), `http` (the small HTTP server it is served by) and `process`
+//!   (the standard `process_*` metrics).
 //! - Shared: `wake` (crate-private: the one channel a role waits on, fed by stop requests,
 //!   session events and watches, and the one-shot watches outstanding), [`shutdown`] (stop
 //!   requests shared between a signal handler, or a test, and a role), [`duration`]
@@ -66,6 +69,7 @@ pub mod duration;
 pub mod error;
 pub mod liveness;
 pub mod manager;
+pub mod metrics;
 pub mod session;
 pub mod shop;
 pub mod shutdown;

@@ -105,6 +105,7 @@ impl Barista<'_> {
                 }
                 if take == Take::Created {
                     info!("adopting the orphaned bucket of {owner}");
+                    self.ctx.metrics.adopted();
                 }
                 self.adoption.adopted.insert(owner);
             } else {

@@ -33,11 +33,13 @@
 //!   others, or served for up to `drain_timeout` when nobody else is on shift. A second stop
 //!   request leaves at once.
 //! - [`Bucket`]: our view of one bucket, kept current by a watch.
+//! - [`Metrics`]: what the shift counts for Prometheus (`metrics`).
 
 mod adoption;
 mod bucket;
 mod joining;
 mod leaving;
+mod metrics;
 mod serving;
 
 use std::time::{Duration, Instant};
@@ -53,6 +55,7 @@ use crate::shutdown::{Shutdown, Stop};
 use crate::wake::{Armed, Wakes};
 
 pub use bucket::Bucket;
+pub use metrics::Metrics;
 
 use adoption::Adoption;
 use joining::Identity;
@@ -118,8 +121,16 @@ enum Wake {
 
 /// Works one shift: registers, serves until stopped (or idle), leaves. A first stop request
 /// ends the shift gracefully, a second one at once (see the module docs). `milestones` hears
-/// when the barista is on shift and when it starts leaving.
-pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown, milestones: &dyn Fn(Milestone)) -> Result<ShiftEnd> {
+/// when the barista is on shift and when it starts leaving; `metrics` counts what happens
+/// (served or not: see [`Metrics`]).
+pub fn run(
+    session: &Session,
+    config: &BaristaConfig,
+    shutdown: &Shutdown,
+    milestones: &dyn Fn(Milestone),
+    metrics: &Metrics,
+) -> Result<ShiftEnd> {
+    metrics.follow(session);
     shop::check_initialised(session)?;
     shop::ensure_extensions(session)?;
     let wakes = Wakes::new(shutdown, Wake::Stop).hear_session(session, Wake::Session);
@@ -132,6 +143,7 @@ pub fn run(session: &Session, config: &BaristaConfig, shutdown: &Shutdown, miles
             wakes,
             armed: Armed::default(),
             milestones,
+            metrics: metrics.clone(),
         },
         phase: Phase::Joining,
         changed: Changed { staff: true, config: true },
@@ -157,6 +169,8 @@ struct Context<'m> {
     armed: Armed,
     /// Hears when we are on shift and when we start leaving.
     milestones: &'m dyn Fn(Milestone),
+    /// Where the shift counts what happens (atomics: shared with the metrics server, if any).
+    metrics: Metrics,
 }
 
 impl Context<'_> {
@@ -318,6 +332,7 @@ impl Barista<'_> {
         // Wake-ups taken while listing may have left work (or a stop) to do: do it before
         // waiting for more.
         self.take_wakes();
+        self.count_queue();
         let pending = self.changed.staff || self.changed.config || !self.on_shift() || self.serving.has_work(Instant::now());
         if self.ctx.shutdown.state() == Stop::No && !pending {
             self.wait(wait);
@@ -340,10 +355,18 @@ impl Barista<'_> {
         }
     }
 
+    /// Tells the metrics how many orders wait in the buckets we serve.
+    fn count_queue(&self) {
+        self.ctx.metrics.queue(self.serving.queue_length());
+    }
+
     fn note(&mut self, wake: Wake) {
         match wake {
             // Events of a queue closed since are dropped.
-            Wake::Bucket { epoch, event } => return self.serving.apply(epoch, &event),
+            Wake::Bucket { epoch, event } => {
+                self.serving.apply(epoch, &event);
+                return self.count_queue();
+            }
             _ => debug!("woken by {wake:?}"),
         }
         match wake {

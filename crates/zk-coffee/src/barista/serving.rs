@@ -113,6 +113,11 @@ impl Serving {
         self.buckets.get(owner).is_some_and(|b| !b.is_empty())
     }
 
+    /// How many orders wait in all the buckets followed (held ones included).
+    pub(super) fn queue_length(&self) -> usize {
+        self.buckets.values().filter(|b| !b.is_gone()).map(Bucket::len).sum()
+    }
+
     /// How many orders wait in `owner`'s bucket (`None`: not followed, or deleted).
     pub(super) fn queued(&self, owner: &BaristaName) -> Option<usize> {
         self.buckets.get(owner).filter(|b| !b.is_gone()).map(Bucket::len)
@@ -305,9 +310,11 @@ impl Barista<'_> {
                 }
                 info!("making {coffee} for {order}{}", whose(owner, &self.ctx.config.name));
                 // Only a second stop request interrupts a brew: the order then stays queued.
+                let started = Instant::now();
                 if !brew_time.is_zero() && !self.brew(order, brew_time)? {
                     return Ok(taken);
                 }
+                self.ctx.metrics.brewed(started.elapsed());
                 made.push(Made { order, path, coffee });
             }
             self.serve_made(owner, &mut made)?;
@@ -336,7 +343,10 @@ impl Barista<'_> {
             Payload::Coffee(coffee) => Ok(Next::Make(coffee)),
             Payload::Invalid(reason) => {
                 match self.ctx.session.set_if_version(path, &order::rejection(&reason), node.version) {
-                    Ok(true) => warn!("rejected {path}: {reason}"),
+                    Ok(true) => {
+                        warn!("rejected {path}: {reason}");
+                        self.ctx.metrics.rejected();
+                    }
                     // It changed or went meanwhile: look at it again.
                     Ok(false) => return Ok(Next::Done),
                     Err(Error::NotAuthorized { .. }) => {
@@ -383,13 +393,19 @@ impl Barista<'_> {
         let orders: Vec<(String, String)> = made.iter().map(|m| (m.path.clone(), m.coffee.clone())).collect();
         let sales = self.serving.ledger.serve(&self.ctx.session, &orders)?;
         let whose = whose(owner, &self.ctx.config.name);
+        let metrics = &self.ctx.metrics;
+        metrics.served(sales.iter().filter(|sale| **sale == Sale::Served).count());
         for (m, sale) in made.drain(..).zip(sales) {
             self.serving.forget(owner, m.order);
             match sale {
                 Sale::Served => info!("served {} ({}){whose}", m.coffee, m.order),
-                Sale::Gone => info!("{} was withdrawn while I made it", m.order),
+                Sale::Gone => {
+                    info!("{} was withdrawn while I made it", m.order);
+                    metrics.found_gone();
+                }
             }
         }
+        self.count_queue();
         Ok(())
     }
 

@@ -40,6 +40,8 @@ struct Handle {
     /// Set once subscribers were told that it ended (or when we closed it: not news), so that
     /// the client's report and a call hearing "expired" tell them once between them.
     told: Arc<AtomicBool>,
+    /// Whether the client is connected to a server now (kept by its state watcher).
+    connected: Arc<AtomicBool>,
 }
 
 /// Someone who wants to hear about [`SessionEvent`]s.
@@ -100,6 +102,21 @@ impl Session {
         }
     }
 
+    /// How many sessions have been established so far (the first, and one after each lost
+    /// session): what a role's metrics report.
+    pub fn sessions_opened(&self) -> u64 {
+        self.inner.state.generation.load(Ordering::SeqCst)
+    }
+
+    /// Whether the current session's client is connected to a server now: `false` while it
+    /// reconnects, once the session is lost (until a call opens the next) and after
+    /// [`Session::close`].
+    pub fn is_connected(&self) -> bool {
+        lock(&self.inner.state.current)
+            .as_ref()
+            .is_some_and(|h| !h.dead.load(Ordering::SeqCst) && h.connected.load(Ordering::SeqCst))
+    }
+
     /// Calls `listener` with every [`SessionEvent`] until the returned [`Subscription`] is
     /// dropped. It runs on the client's executor or inside a call: it must only record or
     /// send, never call the session.
@@ -136,15 +153,23 @@ impl Session {
             None => return Err(Error::Unreachable { servers, waited: started.elapsed() }),
         };
         let (dead, told) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-        self.watch_state(&client, generation, Arc::clone(&dead), Arc::clone(&told));
+        let connected = Arc::new(AtomicBool::new(true));
+        self.watch_state(&client, generation, Arc::clone(&dead), Arc::clone(&told), Arc::clone(&connected));
         self.inner.state.generation.store(generation, Ordering::SeqCst);
         info!("connected to ZooKeeper at {servers} (session {generation})");
-        Ok(Handle { client, generation, dead, told })
+        Ok(Handle { client, generation, dead, told, connected })
     }
 
     /// Follows the client's state on its executor: reports reconnects, and marks the handle
     /// dead (and tells subscribers) when the session ends.
-    fn watch_state(&self, client: &zkc::Client, generation: u64, dead: Arc<AtomicBool>, told: Arc<AtomicBool>) {
+    fn watch_state(
+        &self,
+        client: &zkc::Client,
+        generation: u64,
+        dead: Arc<AtomicBool>,
+        told: Arc<AtomicBool>,
+        connected: Arc<AtomicBool>,
+    ) {
         let mut states = client.state_watcher();
         let inner = Arc::downgrade(&self.inner);
         let _detached = asyncs::spawn(async move {
@@ -156,12 +181,14 @@ impl Session {
                 debug!("session {generation}: {state:?}");
                 match state {
                     zkc::SessionState::Disconnected => {
+                        connected.store(false, Ordering::SeqCst);
                         if !disconnected {
                             info!("disconnected from ZooKeeper; reconnecting");
                         }
                         disconnected = true;
                     }
                     zkc::SessionState::SyncConnected | zkc::SessionState::ConnectedReadOnly => {
+                        connected.store(true, Ordering::SeqCst);
                         if disconnected {
                             disconnected = false;
                             info!("reconnected to ZooKeeper (session {generation} kept)");
@@ -169,6 +196,7 @@ impl Session {
                         }
                     }
                     zkc::SessionState::Expired | zkc::SessionState::AuthFailed | zkc::SessionState::Closed => {
+                        connected.store(false, Ordering::SeqCst);
                         dead.store(true, Ordering::SeqCst);
                         session.inner.state.lost.fetch_max(generation, Ordering::SeqCst);
                         if !told.swap(true, Ordering::SeqCst) {

@@ -1,0 +1,252 @@
+//! The roles' HTTP side as a test sees it: asking an address for a path, and reading a
+//! `/metrics` page the way Prometheus would.
+//!
+//! [`scrape`] fetches `/metrics`, parses it with the official Prometheus parser (Debian's
+//! `python3-prometheus-client`, through `tests/scripts/parse_metrics.py`: the page is
+//! OpenMetrics, which that parser reads strictly) and lints it with `promtool check metrics`
+//! (Debian's `prometheus`). promtool 2.42 reads only the classic text format (it takes an
+//! OpenMetrics counter's `_total` sample for a metric without help), so the page is linted as
+//! the official client writes the same families in that format: the names, types, units and
+//! help texts linted are the page's. A test then looks series up by name and labels
+//! ([`Metrics::value`]), never by grepping the text.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::command::workspace_root;
+
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often [`wait_metrics`] reads the page again (each read runs the parser: ~50 ms).
+const POLL: Duration = Duration::from_millis(50);
+
+/// What an address answered.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// Asks `addr` for `path` with `method` (no redirects, no proxy); panics only if nothing
+/// answers.
+pub fn request(method: &str, addr: SocketAddr, path: &str) -> Answer {
+    try_request(method, addr, path).unwrap_or_else(|e| panic!("{method} http://{addr}{path}: {e}"))
+}
+
+/// `GET` [`request`].
+pub fn get(addr: SocketAddr, path: &str) -> Answer {
+    request("GET", addr, path)
+}
+
+/// `GET` `path` with `query` (its pairs percent-encoded), e.g. a Prometheus API query.
+pub fn get_with_query(addr: SocketAddr, path: &str, query: &[(&str, &str)]) -> Answer {
+    let url = format!("http://{addr}{path}");
+    let response = agent().get(&url).query_pairs(query.iter().copied()).call();
+    response.map_err(|e| e.to_string()).and_then(answer).unwrap_or_else(|e| panic!("GET {url} {query:?}: {e}"))
+}
+
+/// An agent that returns every status as an answer, follows no redirect and uses no proxy.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(REQUEST_TIMEOUT))
+        .proxy(None)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+/// [`request`], with the failure to get any answer as an error.
+pub fn try_request(method: &str, addr: SocketAddr, path: &str) -> Result<Answer, String> {
+    let url = format!("http://{addr}{path}");
+    let method = ureq::http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let request = ureq::http::Request::builder().method(method).uri(&url).body(()).map_err(|e| e.to_string())?;
+    answer(agent().run(request).map_err(|e| e.to_string())?)
+}
+
+/// The status, type and body of `response`.
+fn answer(mut response: ureq::http::Response<ureq::Body>) -> Result<Answer, String> {
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+    Ok(Answer { status: response.status().as_u16(), content_type, body })
+}
+
+/// One sample of a metric family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// One metric family as the parser read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    /// The family's name: without `_total` for a counter, the name of a histogram's series.
+    pub name: String,
+    /// `counter`, `gauge`, `histogram`, `info`, ...
+    pub kind: String,
+    /// `seconds`, `bytes`, or empty.
+    pub unit: String,
+    pub help: String,
+    pub samples: Vec<Sample>,
+}
+
+/// A histogram's samples for one label set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    pub count: f64,
+    pub sum: f64,
+    /// `(le, cumulative count)` in the page's order, `+Inf` last.
+    pub buckets: Vec<(f64, f64)>,
+}
+
+/// A parsed and linted `/metrics` page.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// The page as served.
+    pub text: String,
+    pub families: Vec<Family>,
+}
+
+impl Metrics {
+    /// The family named `name` (a counter's without `_total`).
+    pub fn family(&self, name: &str) -> Option<&Family> {
+        self.families.iter().find(|f| f.name == name)
+    }
+
+    /// The value of the sample `name` whose labels are exactly `labels`.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let wanted: BTreeMap<String, String> = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        self.families.iter().flat_map(|f| &f.samples).find(|s| s.name == name && s.labels == wanted).map(|s| s.value)
+    }
+
+    /// [`Metrics::value`] of an unlabelled sample; panics (showing the page) if it is absent.
+    pub fn get(&self, name: &str) -> f64 {
+        self.value(name, &[]).unwrap_or_else(|| panic!("no sample {name} in:\n{}", self.text))
+    }
+
+    /// The unlabelled histogram `name`; panics if it is absent.
+    pub fn histogram(&self, name: &str) -> Histogram {
+        let family = self.family(name).unwrap_or_else(|| panic!("no histogram {name} in:\n{}", self.text));
+        assert_eq!(family.kind, "histogram", "{name}");
+        let mut buckets = Vec::new();
+        for s in family.samples.iter().filter(|s| s.name == format!("{name}_bucket")) {
+            let le = &s.labels["le"];
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().expect("a bucket bound") };
+            buckets.push((le, s.value));
+        }
+        Histogram { count: self.get(&format!("{name}_count")), sum: self.get(&format!("{name}_sum")), buckets }
+    }
+}
+
+/// Fetches `http://{addr}/metrics`, checks it is served as OpenMetrics, parses and lints it.
+pub fn scrape(addr: SocketAddr) -> Metrics {
+    let answer = get(addr, "/metrics");
+    assert_eq!(answer.status, 200, "GET /metrics: {answer:?}");
+    assert!(answer.content_type.starts_with("application/openmetrics-text"), "GET /metrics: {answer:?}");
+    let metrics = parse(&answer.body).unwrap_or_else(|e| panic!("the page of {addr} does not parse: {e}\n{}", answer.body));
+    if let Err(e) = lint(&answer.body) {
+        panic!("promtool finds fault with the page of {addr}: {e}\n{}", answer.body);
+    }
+    metrics
+}
+
+/// Reads an OpenMetrics page with the official parser (`tests/scripts/parse_metrics.py`).
+pub fn parse(text: &str) -> Result<Metrics, String> {
+    let json = parser(&[], text)?;
+    let doc: Value = serde_json::from_str(&json).map_err(|e| format!("the parser's JSON: {e}: {json}"))?;
+    let mut families = Vec::new();
+    for f in doc["families"].as_array().ok_or("no families")? {
+        let text_of = |key: &str| f[key].as_str().unwrap_or_default().to_owned();
+        let mut samples = Vec::new();
+        for s in f["samples"].as_array().ok_or("no samples")? {
+            let labels = s["labels"]
+                .as_object()
+                .ok_or("no labels")?
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            let value = match &s["value"] {
+                Value::Number(n) => n.as_f64().ok_or("a value")?,
+                Value::String(s) if s == "+Inf" => f64::INFINITY,
+                Value::String(s) if s == "-Inf" => f64::NEG_INFINITY,
+                _ => f64::NAN,
+            };
+            samples.push(Sample { name: s["name"].as_str().unwrap_or_default().to_owned(), labels, value });
+        }
+        families.push(Family {
+            name: text_of("name"),
+            kind: text_of("type"),
+            unit: text_of("unit"),
+            help: text_of("help"),
+            samples,
+        });
+    }
+    Ok(Metrics { text: text.to_owned(), families })
+}
+
+/// Lints an OpenMetrics page with `promtool check metrics`, as the classic text format the
+/// official client writes of the same families (see the module docs).
+pub fn lint(text: &str) -> Result<(), String> {
+    let classic = parser(&["--classic"], text)?;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("promtool (Debian package prometheus; scripts/test.sh installs it): {e}"))?;
+    promtool.stdin.take().expect("stdin").write_all(classic.as_bytes()).map_err(|e| e.to_string())?;
+    let out = promtool.wait_with_output().map_err(|e| e.to_string())?;
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() && said.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {}", out.status, said.trim()))
+    }
+}
+
+/// Runs the parser script on `text` with `args`; its stdout, or its complaint.
+fn parser(args: &[&str], text: &str) -> Result<String, String> {
+    let script = workspace_root().join("tests/scripts/parse_metrics.py");
+    // Debian's python, where python3-prometheus-client is (not a pyenv or venv one).
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("/usr/bin/python3 {}: {e}", script.display()))?;
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Reads `http://{addr}/metrics` (parsed, not linted: [`scrape`] lints) until `done` says
+/// so, for at most `timeout`; returns the page that satisfied it. Panics naming `what`, with
+/// the last page read, if none did.
+pub fn wait_metrics(addr: SocketAddr, what: &str, timeout: Duration, mut done: impl FnMut(&Metrics) -> bool) -> Metrics {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match try_request("GET", addr, "/metrics").and_then(|answer| parse(&answer.body)) {
+            Ok(metrics) if done(&metrics) => return metrics,
+            Ok(metrics) => metrics.text,
+            Err(e) => e,
+        };
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; the last page of {addr}:\n{last}");
+        // The pace of the polling, within the deadline above.
+        std::thread::sleep(POLL);
+    }
+}
