@@ -5,6 +5,7 @@ use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -14,6 +15,7 @@ use zk_coffee::error::{exit, Error};
 use zk_coffee::layout::ShopName;
 use zk_coffee::manager::zookeeper::{Poller, PollerConfig};
 use zk_coffee::manager::{self, alerts, Event, HookConfig, Kind, ManagerConfig, Scope, Shared, ROOT_SHOP};
+use zk_coffee::metrics::{self, Registry};
 use zk_coffee::Shutdown;
 
 /// Follows the shops of a ZooKeeper ensemble: the root shop and every /shops/NAME (also those
@@ -67,6 +69,12 @@ struct Args {
     /// At most this many hooks run at once; more wait (at most 64; the oldest waiting is dropped).
     #[arg(long, env = "MANAGER_MAX_HOOKS", default_value = "4", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     max_hooks: u16,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics, the shops' JSON at /api/shops and
+    /// /api/shops/NAME, and /healthz (e.g. 127.0.0.1:9720; default: off). An address that
+    /// cannot be used exits 11 at once.
+    #[arg(long, env = "MANAGER_LISTEN", value_name = "ADDR", value_parser = cli::parse_listen_address)]
+    listen: Option<String>,
 
     /// How often to ask each ZooKeeper server for `mntr`.
     #[arg(long, env = "MANAGER_ZOOKEEPER_INTERVAL", default_value = "5", value_name = "SECS",
@@ -154,18 +162,29 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
         None => None,
     };
     let servers = session.servers.clone();
-    let config =
-        ManagerConfig { session, ensemble, scope, alert_wait: args.alert_wait, forget_after: args.forget_after, hooks };
+    let config = ManagerConfig { session, ensemble, scope, alert_wait: args.alert_wait, forget_after: args.forget_after, hooks };
     let shared = Shared::new(&config);
     let mut poller_config = PollerConfig::new(&config.ensemble, &servers);
     poller_config.interval = args.zookeeper_interval;
-    let reporter = std::sync::Arc::clone(&shared);
+    let reporter = Arc::clone(&shared);
     let poller = Poller::start(poller_config, move |event| reporter.report(event))?;
+    let server = match &args.listen {
+        Some(address) => {
+            let mut registry = Registry::default();
+            manager::metrics::register(&mut registry, &shared);
+            registry.register_collector(Box::new(poller.collector()));
+            metrics::build_info(&mut registry);
+            let api = Arc::clone(&shared);
+            Some(metrics::serve_metrics(address, Arc::new(registry), move |request| manager::api::route(&api, request))?)
+        }
+        None => None,
+    };
     let mut on_event = |event: &Event| sink.write(event);
     let mut on_ready = || {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("following the shops")]);
     };
     let result = manager::run(&config, &shared, &shutdown, &mut on_event, &mut on_ready);
+    drop(server);
     poller.stop();
     result?;
     Ok(exit::OK)

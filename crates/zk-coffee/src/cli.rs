@@ -22,7 +22,7 @@ pub fn exit_codes_help() -> String {
 /// Every environment variable the binaries read (besides `RUST_LOG`). Tests and the
 /// benchmark clear them for the processes they start, so a developer's shell cannot change
 /// what they measure.
-pub const ENVIRONMENT: [&str; 31] = [
+pub const ENVIRONMENT: [&str; 32] = [
     "ZK_SERVERS",
     "ZK_SESSION_TIMEOUT",
     "ZK_CONNECT_TIMEOUT",
@@ -43,6 +43,7 @@ pub const ENVIRONMENT: [&str; 31] = [
     "MANAGER_HOOK_TIMEOUT",
     "MANAGER_MAX_HOOKS",
     "MANAGER_ZOOKEEPER_INTERVAL",
+    "MANAGER_LISTEN",
     "BARISTA_NAME",
     "BARISTA_BREW_TIME",
     "BARISTA_LEAVE_AFTER_IDLE",

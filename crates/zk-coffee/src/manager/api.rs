@@ -1,5 +1,7 @@
 //! The manager's JSON: each shop as the `shop-status --json` document ([`ShopStatus`], the one
-//! serde model both use), built from the manager's picture rather than read afresh.
+//! serde model both use), built from the manager's picture rather than read afresh, at
+//! `/api/shops` (every shop, by name) and `/api/shops/NAME` (one; the root shop is `/`,
+//! written `%2F` in the path: no other character of a shop's name needs escaping).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -11,6 +13,7 @@ use crate::status::{Facts, OnShift, Orphan, QueueStatus, SalesStatus, ShopStatus
 
 use super::picture::Picture;
 use super::Shared;
+use crate::metrics::{Request, Response};
 
 /// `/api/shops`: every shop followed, by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,4 +84,18 @@ pub fn shops(shared: &Shared) -> Shops {
 /// `/api/shops/NAME` (the root shop is `/`, `%2F` in a path).
 pub fn shop(shared: &Shared, name: &str) -> Option<ShopStatus> {
     shared.with_shops(|shops| shops.get(name).map(|f| status(&f.picture)))
+}
+
+/// The API's answer to `request`, if it is one of its paths.
+pub fn route(shared: &Shared, request: &Request) -> Option<Response> {
+    let path = request.path();
+    if path == "/api/shops" || path == "/api/shops/" {
+        return Some(Response::json(&shops(shared)));
+    }
+    let name = path.strip_prefix("/api/shops/")?;
+    let name = if name.eq_ignore_ascii_case("%2F") { super::ROOT_SHOP } else { name };
+    Some(match shop(shared, name) {
+        Some(status) => Response::json(&status),
+        None => Response::text(format!("no shop {name:?} is followed here\n")).with_status(404),
+    })
 }

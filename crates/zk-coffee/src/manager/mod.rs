@@ -233,8 +233,7 @@ pub fn run(
     let tx = lock(&shared.tx).clone();
     let session = Session::connect(config.session.clone())?;
     let inbox = Inbox { rx, stop: false, lost: false, reread: false, restored: 0, restored_since: None };
-    let mut manager =
-        Manager { config, shared, session: session.clone(), on_event, tx, inbox, alerts: BTreeMap::new() };
+    let mut manager = Manager { config, shared, session: session.clone(), on_event, tx, inbox, alerts: BTreeMap::new() };
     let result = manager.follow(shutdown, on_ready);
     // The alerts first: running hooks get their grace, then each withdraws from its election
     // (on its own session, closed after).
@@ -400,8 +399,7 @@ impl Manager<'_> {
         let snapshot = follow::read_shop(&self.session, shop.as_ref())?;
         let mut picture = Picture::new(&label);
         snapshot.apply(&mut picture, true);
-        self.shared
-            .with_shops_mut(|shops| shops.insert(label.clone(), Followed { name: shop.clone(), picture, leader: false }));
+        self.shared.with_shops_mut(|shops| shops.insert(label.clone(), Followed { name: shop.clone(), picture, leader: false }));
         self.stand_for_alerts(shop.as_ref());
         if created {
             let event = Event::new(Kind::ShopCreated, &label, None, format!("shop-created:{label}"));
