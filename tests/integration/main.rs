@@ -20,6 +20,7 @@ mod fifo;
 mod hostile;
 mod manager;
 mod manager_alerts;
+mod manager_metrics;
 mod metrics;
 mod multihost;
 mod ops;
