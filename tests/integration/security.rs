@@ -596,3 +596,48 @@ pub(crate) fn run_shop_status_env(args: &[&OsStr], env: &[(&str, &str)]) -> Outp
     let lines = |b: &[u8]| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>();
     Output { label, role: Role::ShopInit, status, stdout: lines(&out.stdout), stderr: lines(&out.stderr), elapsed }
 }
+
+#[test]
+fn the_manager_follows_a_secured_shop_with_the_staff_credentials_and_shows_none() {
+    let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();
+    let creds = Creds::new("manager");
+    creds.secure(server.cmd(Role::ShopInit)).run(EXIT_TIMEOUT).assert_code(exit::OK);
+    let zk = server.connect_string().to_owned();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], closed_port()));
+    let hook_log = Dir::new("secured-hook");
+    let hook = format!("env > {}/env; cat > {}/stdin", hook_log.path().display(), hook_log.path().display());
+    let manager = with_creds(fault::role(&zk, Role::ShopManager), &creds.staff)
+        .args(["--listen", &addr.to_string(), "--on-event", &hook])
+        .spawn();
+    manager.wait_for_stderr("this manager leads", LOG_TIMEOUT);
+    let mut barista = with_creds(fault::barista(&zk, "guarded", "0.1"), &creds.staff).spawn_on_shift();
+    served_by(&with_creds(fault::customer(&zk, Some("guarded"), "jacob", "30"), &creds.customer).run(EXIT_TIMEOUT), "guarded");
+    let metrics = zk_coffee_tests::http::wait_metrics(addr, "the sale counted", LOG_TIMEOUT, |m| {
+        m.value("zk_coffee_orders_served_total", &[("barista", "guarded"), ("coffee", "jacob"), ("ensemble", &zk), ("shop", "/")])
+            == Some(1.0)
+    });
+    // A loss runs the hook, which is not handed the credentials.
+    barista.signal("KILL");
+    let _ = barista.wait_exit(EXIT_TIMEOUT);
+    wait_event(&manager, "barista-lost", Some("guarded"), LOG_TIMEOUT, |_| true);
+    wait_until(LOG_TIMEOUT, "the hook to run", || {
+        std::fs::read_to_string(hook_log.join("stdin")).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let api = zk_coffee_tests::http::get(addr, "/api/shops").body;
+    let out = manager.stop(EXIT_TIMEOUT);
+    out.assert_code(exit::OK);
+    let env = std::fs::read_to_string(hook_log.join("env")).expect("the hook's environment");
+    for secret in [&creds.staff_auth, &creds.customer_auth, &creds.admin_auth] {
+        let password = secret.split_once(':').map_or(secret.as_str(), |(_, p)| p);
+        for (what, text) in [
+            ("log", out.stderr.join("\n")),
+            ("events", out.stdout.join("\n")),
+            ("metrics", metrics.text.clone()),
+            ("API", api.clone()),
+            ("hook environment", env.clone()),
+        ] {
+            assert!(!text.contains(password), "a password in the manager's {what}:\n{text}");
+        }
+    }
+    assert!(!env.contains("ZK_CREDENTIALS"), "{env}");
+}
