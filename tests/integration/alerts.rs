@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+
 use std::time::{Duration, Instant};
 
 use zk_coffee::layout;
@@ -12,6 +12,7 @@ use zk_coffee::manager::{Alerts, Event, HookConfig, Kind};
 use zk_coffee::security::Credentials;
 use zk_coffee::{Session, SessionConfig};
 
+use zk_coffee_tests::logcapture;
 use zk_coffee_tests::*;
 
 /// A session to the shop at `connect`, as a manager has one.
@@ -49,38 +50,9 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// What the library logged in this test process (at `info` and above), for the tests that
-/// check what a hook's failure says. Installed once; each test looks for lines naming its own
-/// shop.
-struct Captured(Mutex<Vec<String>>);
-
-impl log::Log for Captured {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.target().starts_with("zk_coffee") && metadata.level() <= log::Level::Info
-    }
-
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            self.0.lock().expect("log").push(format!("{} {}", record.level(), record.args()));
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-fn captured() -> &'static Captured {
-    static CAPTURED: OnceLock<&'static Captured> = OnceLock::new();
-    CAPTURED.get_or_init(|| {
-        let captured: &'static Captured = Box::leak(Box::new(Captured(Mutex::new(Vec::new()))));
-        log::set_logger(captured).expect("no other logger in the test process");
-        log::set_max_level(log::LevelFilter::Info);
-        captured
-    })
-}
-
-/// The first line logged that contains all of `words`.
+/// The first line the library logged that contains all of `words`.
 fn logged(words: &[&str]) -> Option<String> {
-    captured().0.lock().expect("log").iter().find(|l| words.iter().all(|w| l.contains(w))).cloned()
+    logcapture::library_log(|l| words.iter().all(|w| l.contains(w))).into_iter().next()
 }
 
 /// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
@@ -150,7 +122,7 @@ fn a_hook_gets_the_event_in_its_environment_and_on_stdin_and_is_recorded_once_it
 fn a_hung_hook_is_killed_with_its_group_at_the_timeout_and_a_failing_one_is_logged() {
     let server = ZkServer::start();
     server.init_shop();
-    let _ = captured();
+    logcapture::capture_library_log();
     let dir = Dir::new("alert-hook-faults");
     let pid_file = dir.join("pid");
     let command = format!(

@@ -34,13 +34,20 @@ fn one_hook_run_per_alerting_event_with_three_managers_and_after_the_leader_is_k
     let zk = server.connect_string();
     let dir = Dir::new("alerts");
     let log = dir.join("hooks.log");
-    // The first to stand leads: it says so before the others start.
-    let mut first = managers(zk, &log, 1).pop().expect("a manager");
+    // The first to stand leads: it says so before the others start. Its session outlives a
+    // barista's by seconds (4 s against 1 s), so a barista killed with it is lost while its
+    // node still stands: in the leaderless gap.
+    let mut first =
+        TestCommand::new(Role::ShopManager).zk(zk).args(["--session-timeout", "4", "--on-event", &hook(&log)]).spawn();
+    first.wait_for_stderr("following ", LOG_TIMEOUT);
     first.wait_for_stderr("this manager leads", LOG_TIMEOUT);
     let followers = managers(zk, &log, 2);
 
     let mut b1 = barista(zk, "b1", "0.1").spawn_on_shift();
-    let mut b2 = barista(zk, "b2", "0.1").spawn_on_shift();
+    let mut b2 = TestCommand::new(Role::Barista)
+        .zk(zk)
+        .args(["--name", "b2", "--brew-time", "0.1", "--session-timeout", "1"])
+        .spawn_on_shift();
     let _b3 = barista(zk, "b3", "0.1").spawn_on_shift();
     for m in followers.iter().chain([&first]) {
         wait_event(m, "barista-on-shift", Some("b2"), LOG_TIMEOUT, |_| true);

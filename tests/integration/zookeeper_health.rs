@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Mutex, OnceLock};
+
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::encode;
@@ -16,6 +16,7 @@ use zk_coffee::manager::zookeeper::{Answer, Mode, Poller, PollerConfig};
 use zk_coffee::manager::{Event, Kind};
 use zk_coffee_tests::ensemble::Ensemble;
 use zk_coffee_tests::fault::TICK_MS;
+use zk_coffee_tests::logcapture;
 use zk_coffee_tests::openmetrics::{self, Page};
 use zk_coffee_tests::*;
 
@@ -67,31 +68,6 @@ fn wait_event(rx: &Receiver<Event>, what: &str, timeout: Duration, pred: impl Fn
 
 fn fact<'a>(event: &'a Event, name: &str) -> &'a str {
     event.facts.get(name).and_then(|v| v.as_str()).unwrap_or_else(|| panic!("no fact {name}: {event:?}"))
-}
-
-/// What the library logged, for "said once" (the test process's one logger).
-fn log_lines() -> &'static Mutex<Vec<String>> {
-    struct Capture;
-    static LINES: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    impl log::Log for Capture {
-        fn enabled(&self, meta: &log::Metadata) -> bool {
-            meta.target().starts_with("zk_coffee::manager::zookeeper")
-        }
-        fn log(&self, record: &log::Record) {
-            if self.enabled(record.metadata()) {
-                log_lines().lock().unwrap_or_else(|p| p.into_inner()).push(record.args().to_string());
-            }
-        }
-        fn flush(&self) {}
-    }
-    static CAPTURE: Capture = Capture;
-    let lines = LINES.get_or_init(|| {
-        if log::set_logger(&CAPTURE).is_ok() {
-            log::set_max_level(log::LevelFilter::Info);
-        }
-        Mutex::new(Vec::new())
-    });
-    lines
 }
 
 #[test]
@@ -191,7 +167,7 @@ fn a_stopped_member_degrades_the_ensemble_until_it_is_back() {
 
 #[test]
 fn a_server_that_refuses_mntr_is_up_but_unreadable_said_once() {
-    let logged = log_lines();
+    logcapture::capture_library_log();
     let server = ZkServer::builder().four_letter_words("ruok,srvr").start();
     let addr = server.connect_string().to_owned();
     assert!(four_letter(server.port(), "mntr").contains("not in the whitelist"), "the server refuses mntr");
@@ -207,8 +183,7 @@ fn a_server_that_refuses_mntr_is_up_but_unreadable_said_once() {
     assert_eq!(page.value("zk_coffee_zookeeper_znodes", &labels), None, "no statistics from it");
     poller.stop();
     assert_eq!(events.try_iter().collect::<Vec<_>>(), [], "up is not degraded, and it does not flap");
-    let said: Vec<String> =
-        logged.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|l| l.contains(&addr)).cloned().collect();
+    let said = logcapture::library_log(|l| l.contains(&addr));
     assert_eq!(said.len(), 1, "said once over 5 rounds: {said:?}");
     assert!(said[0].contains("whitelist"), "{said:?}");
 }

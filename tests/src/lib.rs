@@ -44,6 +44,7 @@ pub mod ensemble;
 pub mod events;
 pub mod fault;
 pub mod http;
+pub mod logcapture;
 pub mod logs;
 pub mod openmetrics;
 pub mod process;
