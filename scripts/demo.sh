@@ -32,9 +32,8 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 # shellcheck source=scripts/lib.sh
-source "$SCRIPT_DIR/lib.sh"
+source "$SCRIPT_DIR/lib.sh" # also sets REPO_ROOT
 
 N_BARISTAS=3
 N_CUSTOMERS=6
@@ -43,16 +42,12 @@ REGISTER_TIMEOUT=30  # seconds to wait for the baristas to register
 CUSTOMER_TIMEOUT=120 # seconds to wait for the customers to finish
 LEAVE_TIMEOUT=30     # seconds to wait for the baristas to leave by themselves
 
-usage() {
-    awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"
-}
-
 while (($#)); do
     case "$1" in
         --baristas) N_BARISTAS="${2:-}"; shift 2 || true ;;
         --customers) N_CUSTOMERS="${2:-}"; shift 2 || true ;;
         --idle) IDLE_SECS="${2:-}"; shift 2 || true ;;
-        -h | --help) usage; exit 0 ;;
+        -h | --help) script_help "${BASH_SOURCE[0]}"; exit 0 ;;
         *) log_error "unknown argument '$1' (see --help)"; exit 2 ;;
     esac
 done

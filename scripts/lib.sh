@@ -8,6 +8,9 @@
 #
 # The sourcing script is expected to run with `set -euo pipefail`.
 #
+# Sets REPO_ROOT: the repository's root (the folder above this file's), wherever the script
+# was called from.
+#
 # Functions:
 #   ensure_zookeeper              make sure the Debian `zookeeper` package (and
 #                                 java) is installed; installs it with apt-get
@@ -28,16 +31,20 @@
 #   zk_children HOST:PORT PATH    echo the children of PATH, one per line
 #                                 (nothing if PATH does not exist).
 #   ensure_command CMD PACKAGE    install the Debian PACKAGE (as root) when CMD is
-#                                 missing, or print how to.
+#                                 missing, or print how to and return 1.
 #   ensure_python_module MODULE PACKAGE
 #                                 the same for a module of Debian's /usr/bin/python3.
 #   ensure_cargo                  return 1 (with install hints) if cargo is missing.
 #   log_info / log_error MSG...   print a message to stderr.
+#   script_help SCRIPT            print SCRIPT's header comment (its --help).
 
 if [[ "${BASH_SOURCE[0]}" == "${0}" ]]; then
     echo "lib.sh is meant to be sourced, not executed" >&2
     exit 2
 fi
+
+# shellcheck disable=SC2034 # for the scripts that source this file
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Where Debian puts the jars and the example configuration (log4j.properties).
 ZK_JAVA_DIR="${ZK_JAVA_DIR:-/usr/share/java}"
@@ -65,6 +72,12 @@ log_error() {
     printf 'error: %s\n' "$*" >&2
 }
 
+# script_help SCRIPT: print the comment block at the head of SCRIPT, from its third line (after
+# the #! line and a bare #) to the first line that is not a comment, without the #s.
+script_help() {
+    awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$1"
+}
+
 # Set once `apt-get update` has run in this shell.
 _ZK_APT_UPDATED=""
 
@@ -72,20 +85,27 @@ _zk_installed() {
     [[ -e "$ZK_JAVA_DIR/zookeeper.jar" ]] && command -v java >/dev/null 2>&1
 }
 
-ensure_zookeeper() {
-    if _zk_installed; then
-        return 0
-    fi
+# _install_package WHAT PACKAGE: WHAT is missing; install the Debian PACKAGE (as root, with
+# one `apt-get update` a shell), or print the exact command to run and return 1.
+_install_package() {
+    local what="$1" package="$2"
     if [[ "$(id -u)" -ne 0 ]]; then
-        echo "zookeeper is not installed; run: sudo apt-get install -y zookeeper" >&2
+        echo "$what is not installed; run: sudo apt-get install -y $package" >&2
         return 1
     fi
-    log_info "ZooKeeper is not installed; installing the Debian package 'zookeeper' ..."
+    log_info "$what is missing; installing the Debian package '$package' ..."
     if [[ -z "$_ZK_APT_UPDATED" ]]; then
         apt-get update >&2 || return 1
         _ZK_APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y zookeeper >&2 || return 1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "$package" >&2
+}
+
+ensure_zookeeper() {
+    if _zk_installed; then
+        return 0
+    fi
+    _install_package zookeeper zookeeper || return 1
     if ! _zk_installed; then
         log_error "installed 'zookeeper' but $ZK_JAVA_DIR/zookeeper.jar or java is still missing"
         return 1
@@ -96,38 +116,18 @@ ensure_zookeeper() {
 # print the exact command to run.
 ensure_command() {
     local cmd="$1" package="$2"
-    if command -v "$cmd" >/dev/null 2>&1; then
-        return 0
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+        _install_package "$cmd" "$package"
     fi
-    if [[ "$(id -u)" -ne 0 ]]; then
-        echo "$cmd is not installed; run: sudo apt-get install -y $package" >&2
-        return 1
-    fi
-    log_info "$cmd is missing; installing the Debian package '$package' ..."
-    if [[ -z "$_ZK_APT_UPDATED" ]]; then
-        apt-get update >&2 || return 1
-        _ZK_APT_UPDATED=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "$package" >&2
 }
 
 # ensure_python_module MODULE PACKAGE: install the Debian PACKAGE when Debian's python
 # (/usr/bin/python3, not a pyenv or venv one) cannot import MODULE.
 ensure_python_module() {
     local module="$1" package="$2"
-    if /usr/bin/python3 -c "import $module" >/dev/null 2>&1; then
-        return 0
+    if ! /usr/bin/python3 -c "import $module" >/dev/null 2>&1; then
+        _install_package "python module $module" "$package"
     fi
-    if [[ "$(id -u)" -ne 0 ]]; then
-        echo "python module $module is not installed; run: sudo apt-get install -y $package" >&2
-        return 1
-    fi
-    log_info "python module $module is missing; installing the Debian package '$package' ..."
-    if [[ -z "$_ZK_APT_UPDATED" ]]; then
-        apt-get update >&2 || return 1
-        _ZK_APT_UPDATED=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "$package" >&2
 }
 
 ensure_cargo() {

@@ -29,16 +29,15 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 # shellcheck source=scripts/lib.sh
-source "$SCRIPT_DIR/lib.sh"
+source "$SCRIPT_DIR/lib.sh" # also sets REPO_ROOT
 
 repeat=1
 under_load=0
 while (($# > 0)); do
     case "$1" in
         -h | --help)
-            awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"
+            script_help "${BASH_SOURCE[0]}"
             exit 0
             ;;
         --repeat)

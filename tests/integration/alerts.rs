@@ -17,13 +17,7 @@ use zk_coffee_tests::*;
 
 /// A session to the shop at `connect`, as a manager has one.
 fn connect(connect: &str) -> Session {
-    let config = SessionConfig {
-        credentials: None,
-        servers: connect.parse().expect("a valid connect string"),
-        session_timeout: Duration::from_secs(4),
-        connect_timeout: Duration::from_secs(10),
-    };
-    Session::connect(config).expect("connect the session")
+    connect_session(connect, Duration::from_secs(4))
 }
 
 /// Alerts running `command`, with a short timeout.

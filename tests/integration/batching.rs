@@ -13,7 +13,6 @@ use zookeeper::{Acl, CreateMode, ZooKeeper};
 
 use zk_coffee::layout::BaristaName;
 use zk_coffee::sales::{Ledger, Sale};
-use zk_coffee::session::{Session, SessionConfig};
 
 use crate::ops::support::{Status, Summary};
 use zk_coffee_tests::*;
@@ -71,17 +70,6 @@ fn wait_for_empty_buckets(server: &ZkServer) {
     if waited.is_err() {
         panic!("orders stranded in the buckets: {last:?}");
     }
-}
-
-/// A library session to `server` (what the binaries build from `--zk`).
-fn library_session(server: &ZkServer) -> Session {
-    let config = SessionConfig {
-        credentials: None,
-        servers: server.connect_string().parse().expect("a valid connect string"),
-        session_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(10),
-    };
-    Session::connect(config).expect("connect a library session")
 }
 
 fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
@@ -151,7 +139,7 @@ fn ledger_serve_deletes_and_counts_a_batch_leaving_out_orders_found_gone() {
     let server = ZkServer::start();
     server.init_shop();
     let zk = server.raw();
-    let session = library_session(&server);
+    let session = connect_session(server.connect_string(), Duration::from_secs(10));
     let b1 = BaristaName::new("b1").expect("a valid name");
     let mut ledger = Ledger::open(&session, &b1).expect("open b1's ledger");
     assert!(ledger.counts().is_empty());
@@ -204,7 +192,7 @@ fn ledger_serve_reads_a_ledger_that_moved_under_it_and_loses_no_count() {
     let server = ZkServer::start();
     server.init_shop();
     let zk = server.raw();
-    let session = library_session(&server);
+    let session = connect_session(server.connect_string(), Duration::from_secs(10));
     let b1 = BaristaName::new("b1").expect("a valid name");
     // Two handles on one ledger (a barista and, say, its earlier incarnation's last write):
     // the second one's version is stale once the first has served.

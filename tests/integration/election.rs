@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zk_coffee::session::Candidacy;
-use zk_coffee::{Session, SessionConfig};
+use zk_coffee::Session;
 use zk_coffee_tests::proxy::Proxy;
 
 use zk_coffee_tests::*;
@@ -14,17 +14,6 @@ use zk_coffee_tests::*;
 /// Where the candidates stand, and what their nodes are called.
 const DIR: &str = "/election";
 const PREFIX: &str = "/election/n-";
-
-/// A session to `connect` asking for `timeout`.
-fn connect(connect: &str, timeout: Duration) -> Session {
-    let config = SessionConfig {
-        credentials: None,
-        servers: connect.parse().expect("a valid connect string"),
-        session_timeout: timeout,
-        connect_timeout: Duration::from_secs(10),
-    };
-    Session::connect(config).expect("connect the session")
-}
 
 /// One thing told: to whom, leading or not, and when.
 type Telling = (&'static str, bool, Instant);
@@ -63,11 +52,17 @@ fn make_dir(server: &ZkServer) {
     server.raw().create(DIR, Vec::new(), open, zookeeper::CreateMode::Persistent).expect("create the election's directory");
 }
 
-#[test]
-fn two_then_three_candidates_elect_exactly_one_leader_the_first() {
+/// A server with the election's directory, and three sessions to it for candidates to stand on.
+fn server_and_three_sessions() -> (ZkServer, Vec<Session>) {
     let server = ZkServer::start();
     make_dir(&server);
-    let sessions: Vec<Session> = (0..3).map(|_| connect(server.connect_string(), Duration::from_secs(4))).collect();
+    let sessions = (0..3).map(|_| connect_session(server.connect_string(), Duration::from_secs(4))).collect();
+    (server, sessions)
+}
+
+#[test]
+fn two_then_three_candidates_elect_exactly_one_leader_the_first() {
+    let (server, sessions) = server_and_three_sessions();
     let told = Told::default();
     let a = stand(&sessions[0], "a", &told);
     let b = stand(&sessions[1], "b", &told);
@@ -87,9 +82,7 @@ fn two_then_three_candidates_elect_exactly_one_leader_the_first() {
 
 #[test]
 fn when_the_leader_goes_the_next_leads_and_only_its_watch_fires() {
-    let server = ZkServer::start();
-    make_dir(&server);
-    let sessions: Vec<Session> = (0..3).map(|_| connect(server.connect_string(), Duration::from_secs(4))).collect();
+    let (server, sessions) = server_and_three_sessions();
     let told = Told::default();
     let a = stand(&sessions[0], "a", &told);
     let b = stand(&sessions[1], "b", &told);
@@ -132,8 +125,8 @@ fn a_leader_cut_off_stops_leading_before_its_session_expires_and_stands_again() 
     make_dir(&server);
     let gate = Proxy::start(server.port());
     let timeout = Duration::from_secs(2);
-    let a_session = connect(&gate.connect_string(), timeout);
-    let b_session = connect(server.connect_string(), timeout);
+    let a_session = connect_session(&gate.connect_string(), timeout);
+    let b_session = connect_session(server.connect_string(), timeout);
     let told = Told::default();
     let a = stand(&a_session, "a", &told);
     let b = stand(&b_session, "b", &told);
@@ -165,7 +158,7 @@ fn a_candidate_whose_create_reply_is_lost_finds_its_node_and_makes_no_second() {
     let server = ZkServer::builder().tick_ms(200).start();
     make_dir(&server);
     let proxy = Proxy::start(server.port());
-    let session = connect(&proxy.connect_string(), Duration::from_secs(2));
+    let session = connect_session(&proxy.connect_string(), Duration::from_secs(2));
     proxy.swallow_after(PREFIX.as_bytes());
     let told = Told::default();
     let a = stand(&session, "a", &told);

@@ -7,21 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use zk_coffee::session::SessionEvent;
-use zk_coffee::{Session, SessionConfig};
+use zk_coffee::Session;
 use zk_coffee_tests::proxy::{Proxy, GET_ACL};
 
 use zk_coffee_tests::*;
-
-/// A session to `connect` with a short timeout (the servers here run with tickTime 200 ms).
-fn connect(connect: &str, timeout: Duration) -> Session {
-    let config = SessionConfig {
-        credentials: None,
-        servers: connect.parse().expect("a valid connect string"),
-        session_timeout: timeout,
-        connect_timeout: Duration::from_secs(10),
-    };
-    Session::connect(config).expect("connect the session")
-}
 
 /// Makes the server expire the session `session` is on (it reaches the server through
 /// `gate`): cuts the gate until the server has dropped the session's ephemeral `probe`, then
@@ -40,7 +29,7 @@ fn expire(server: &ZkServer, gate: &Proxy, session: &Session, probe: &str) {
 fn an_expiry_heard_by_a_call_on_a_replaced_session_leaves_the_new_session_alone() {
     let server = ZkServer::builder().tick_ms(200).start();
     let gate = Proxy::start(server.port());
-    let session = connect(&gate.connect_string(), Duration::from_secs(1));
+    let session = connect_session(&gate.connect_string(), Duration::from_secs(1));
 
     // The thread "old-call" is held inside its call, right after it took the client of a new
     // session: the listener runs there when the call opens a session (a subscriber told of a
@@ -88,7 +77,7 @@ fn an_expiry_heard_by_a_call_on_a_replaced_session_leaves_the_new_session_alone(
 fn one_expiry_is_told_to_subscribers_once() {
     let server = ZkServer::builder().tick_ms(200).start();
     let gate = Proxy::start(server.port());
-    let session = connect(&gate.connect_string(), Duration::from_secs(1));
+    let session = connect_session(&gate.connect_string(), Duration::from_secs(1));
     let told: Arc<Mutex<Vec<SessionEvent>>> = Arc::default();
     let heard = Arc::clone(&told);
     let _subscription = session.subscribe(move |event| heard.lock().expect("events").push(event));
@@ -120,7 +109,7 @@ fn a_protected_create_cut_off_finds_its_node_among_thousands_with_few_reads() {
     }
 
     let proxy = Proxy::start(server.port());
-    let session = connect(&format!("127.0.0.1:{}", proxy.port()), Duration::from_secs(2));
+    let session = connect_session(&format!("127.0.0.1:{}", proxy.port()), Duration::from_secs(2));
     proxy.swallow_after(b"/bucket/coffee");
     let found = session.create_sequential_protected("/bucket/coffee", b"jacob", "0123456789abcdef").expect("the create");
     assert_eq!(proxy.swallowed(), 1, "the create's reply was not cut off");
@@ -137,7 +126,7 @@ fn a_protected_create_cut_off_finds_its_node_among_thousands_with_few_reads() {
 #[test]
 fn a_relative_path_is_an_internal_failure_not_a_usage_error() {
     let server = ZkServer::start();
-    let session = connect(server.connect_string(), Duration::from_secs(4));
+    let session = connect_session(server.connect_string(), Duration::from_secs(4));
     for bad in ["orders", "/orders/"] {
         match session.exists(bad) {
             Err(e @ zk_coffee::Error::Internal { .. }) => {

@@ -16,8 +16,8 @@ use zk_coffee::manager::zookeeper::{Answer, Mode, Poller, PollerConfig};
 use zk_coffee::manager::{Event, Kind};
 use zk_coffee_tests::ensemble::Ensemble;
 use zk_coffee_tests::fault::TICK_MS;
+use zk_coffee_tests::http::{self, Metrics};
 use zk_coffee_tests::logcapture;
-use zk_coffee_tests::openmetrics::{self, Page};
 use zk_coffee_tests::*;
 
 /// Polls quickly, so that the tests see several rounds in a second.
@@ -38,12 +38,12 @@ fn poller(ensemble: &str, servers: &[String]) -> (Poller, Receiver<Event>) {
 }
 
 /// The poller's gauges as the official parser reads them.
-fn page(poller: &Poller) -> Page {
+fn page(poller: &Poller) -> Metrics {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(poller.collector()));
     let mut text = String::new();
     encode(&mut text, &registry).expect("encode the page");
-    openmetrics::parse(&text)
+    http::parse(&text).unwrap_or_else(|e| panic!("the official parser refused the page: {e}\n---- page ----\n{text}"))
 }
 
 /// Waits until `poller` has read `n` more rounds than now.
@@ -179,7 +179,7 @@ fn a_server_that_refuses_mntr_is_up_but_unreadable_said_once() {
     assert_eq!(page.value("zk_coffee_zookeeper_up", &labels), Some(1.0));
     let modes = page.samples("zk_coffee_zookeeper_mode", &labels);
     assert_eq!(modes.len(), Mode::ALL.len(), "{modes:?}");
-    assert!(modes.iter().all(|s| s.value() == 0.0), "no known mode: {modes:?}");
+    assert!(modes.iter().all(|s| s.value == 0.0), "no known mode: {modes:?}");
     assert_eq!(page.value("zk_coffee_zookeeper_znodes", &labels), None, "no statistics from it");
     poller.stop();
     assert_eq!(events.try_iter().collect::<Vec<_>>(), [], "up is not degraded, and it does not flap");
@@ -199,7 +199,7 @@ fn an_address_nobody_listens_on_is_down() {
     let page = page(&poller);
     let labels = [("ensemble", "nobody"), ("server", addr.as_str())];
     assert_eq!(page.value("zk_coffee_zookeeper_up", &labels), Some(0.0));
-    assert!(page.samples("zk_coffee_zookeeper_mode", &labels).iter().all(|s| s.value() == 0.0));
+    assert!(page.samples("zk_coffee_zookeeper_mode", &labels).iter().all(|s| s.value == 0.0));
     poller.stop();
     assert_eq!(events.try_iter().collect::<Vec<_>>(), [], "one event per episode, however many rounds");
 }

@@ -7,8 +7,9 @@
 //! (Debian's `prometheus`). promtool 2.42 reads only the classic text format (it takes an
 //! OpenMetrics counter's `_total` sample for a metric without help), so the page is linted as
 //! the official client writes the same families in that format: the names, types, units and
-//! help texts linted are the page's. A test then looks series up by name and labels
-//! ([`Metrics::value`]), never by grepping the text.
+//! help texts linted are the page's. [`parse`] alone reads any OpenMetrics text, e.g. a page
+//! a test encodes from one of the library's collectors. A test then looks series up by name
+//! and labels ([`Metrics::value`], [`Metrics::samples`]), never by grepping the text.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,7 +17,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 
 use crate::command::workspace_root;
 
@@ -78,19 +80,44 @@ fn answer(mut response: ureq::http::Response<ureq::Body>) -> Result<Answer, Stri
 }
 
 /// One sample of a metric family.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Sample {
+    /// The sample's own name (`..._total`, `..._bucket`).
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// The parser writes NaN and the infinities as Prometheus' strings (JSON has none).
+    #[serde(deserialize_with = "sample_value")]
     pub value: f64,
 }
 
+impl Sample {
+    /// Whether every `(name, value)` of `labels` is among the sample's labels.
+    pub fn has_labels(&self, labels: &[(&str, &str)]) -> bool {
+        labels.iter().all(|(k, v)| self.labels.get(*k).is_some_and(|x| x == v))
+    }
+}
+
+/// A sample's value: a JSON number, or `NaN`, `+Inf`, `-Inf`.
+fn sample_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(f64),
+        Text(String),
+    }
+    match Written::deserialize(deserializer)? {
+        Written::Number(n) => Ok(n),
+        Written::Text(t) => t.parse().map_err(|_| D::Error::custom(format!("a sample value {t:?}"))),
+    }
+}
+
 /// One metric family as the parser read it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Family {
     /// The family's name: without `_total` for a counter, the name of a histogram's series.
     pub name: String,
     /// `counter`, `gauge`, `histogram`, `info`, ...
+    #[serde(rename = "type")]
     pub kind: String,
     /// `seconds`, `bytes`, or empty.
     pub unit: String,
@@ -107,7 +134,7 @@ pub struct Histogram {
     pub buckets: Vec<(f64, f64)>,
 }
 
-/// A parsed and linted `/metrics` page.
+/// A parsed `/metrics` page ([`scrape`] also lints it).
 #[derive(Debug, Clone)]
 pub struct Metrics {
     /// The page as served.
@@ -121,10 +148,17 @@ impl Metrics {
         self.families.iter().find(|f| f.name == name)
     }
 
-    /// The value of the sample `name` whose labels are exactly `labels`.
+    /// The samples named `name` that carry all of `labels` (and perhaps others).
+    pub fn samples(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.families.iter().flat_map(|f| &f.samples).filter(|s| s.name == name && s.has_labels(labels)).collect()
+    }
+
+    /// The value of the sample `name` whose labels are exactly `labels`; `None` if there is
+    /// none, a panic if there are several.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let wanted: BTreeMap<String, String> = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        self.families.iter().flat_map(|f| &f.samples).find(|s| s.name == name && s.labels == wanted).map(|s| s.value)
+        let found: Vec<&Sample> = self.samples(name, labels).into_iter().filter(|s| s.labels.len() == labels.len()).collect();
+        assert!(found.len() <= 1, "{} samples {name}{labels:?}: {found:?}", found.len());
+        found.first().map(|s| s.value)
     }
 
     /// [`Metrics::value`] of an unlabelled sample; panics (showing the page) if it is absent.
@@ -158,38 +192,17 @@ pub fn scrape(addr: SocketAddr) -> Metrics {
     metrics
 }
 
-/// Reads an OpenMetrics page with the official parser (`tests/scripts/parse_metrics.py`).
+/// Reads an OpenMetrics page with the official parser (`tests/scripts/parse_metrics.py`);
+/// the parser's complaint if it is not valid OpenMetrics.
 pub fn parse(text: &str) -> Result<Metrics, String> {
-    let json = parser(&[], text)?;
-    let doc: Value = serde_json::from_str(&json).map_err(|e| format!("the parser's JSON: {e}: {json}"))?;
-    let mut families = Vec::new();
-    for f in doc["families"].as_array().ok_or("no families")? {
-        let text_of = |key: &str| f[key].as_str().unwrap_or_default().to_owned();
-        let mut samples = Vec::new();
-        for s in f["samples"].as_array().ok_or("no samples")? {
-            let labels = s["labels"]
-                .as_object()
-                .ok_or("no labels")?
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect();
-            let value = match &s["value"] {
-                Value::Number(n) => n.as_f64().ok_or("a value")?,
-                Value::String(s) if s == "+Inf" => f64::INFINITY,
-                Value::String(s) if s == "-Inf" => f64::NEG_INFINITY,
-                _ => f64::NAN,
-            };
-            samples.push(Sample { name: s["name"].as_str().unwrap_or_default().to_owned(), labels, value });
-        }
-        families.push(Family {
-            name: text_of("name"),
-            kind: text_of("type"),
-            unit: text_of("unit"),
-            help: text_of("help"),
-            samples,
-        });
+    /// What the script prints.
+    #[derive(Deserialize)]
+    struct Parsed {
+        families: Vec<Family>,
     }
-    Ok(Metrics { text: text.to_owned(), families })
+    let json = parser(&[], text)?;
+    let parsed: Parsed = serde_json::from_str(&json).map_err(|e| format!("the parser's JSON: {e}: {json}"))?;
+    Ok(Metrics { text: text.to_owned(), families: parsed.families })
 }
 
 /// Lints an OpenMetrics page with `promtool check metrics`, as the classic text format the
@@ -248,5 +261,29 @@ pub fn wait_metrics(addr: SocketAddr, what: &str, timeout: Duration, mut done: i
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; the last page of {addr}:\n{last}");
         // The pace of the polling, within the deadline above.
         std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_parsed_and_a_bad_one_refused() {
+        let m = parse(concat!(
+            "# HELP a_seconds How long.\n# TYPE a_seconds gauge\n# UNIT a_seconds seconds\n",
+            "a_seconds{x=\"1\"} 0.25\na_seconds{x=\"2\"} +Inf\n",
+            "# HELP b Things.\n# TYPE b counter\nb_total 3\n# EOF\n"
+        ))
+        .expect("parses");
+        assert_eq!(m.family("a_seconds").map(|f| (f.kind.as_str(), f.unit.as_str())), Some(("gauge", "seconds")));
+        assert_eq!(m.value("a_seconds", &[("x", "1")]), Some(0.25));
+        assert_eq!(m.value("a_seconds", &[("x", "2")]), Some(f64::INFINITY));
+        assert_eq!(m.samples("a_seconds", &[]).len(), 2);
+        assert_eq!(m.value("a_seconds", &[]), None, "labels must match exactly");
+        assert_eq!(m.value("b_total", &[]), Some(3.0));
+        assert_eq!(m.value("c", &[]), None);
+        let refused = parse("a_seconds 1\n").expect_err("no # EOF: not OpenMetrics");
+        assert!(refused.contains("not a valid OpenMetrics page"), "{refused}");
     }
 }

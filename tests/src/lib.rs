@@ -5,9 +5,9 @@
 //! concern: [`command`] (the binaries as commands), [`process`] (running roles and their
 //! output), [`logs`] (the one reader of what roles print), [`server`] and [`ensemble`]
 //! (ZooKeeper servers), [`proxy`] (network faults), [`procfs`] (what `/proc` tells of a
-//! process), [`audit`] (the "nothing lost" check), [`openmetrics`] (metrics pages read by the official parser), [`dir`] (temporary directories), [`http`]
-//! (asking a role over HTTP, and `/metrics` parsed by the official Prometheus parser),
-//! [`prometheus`] (a real Prometheus server scraping the roles);
+//! process), [`audit`] (the "nothing lost" check), [`dir`] (temporary directories), [`http`]
+//! (asking a role over HTTP, and OpenMetrics pages parsed by the official Prometheus parser and
+//! linted by promtool), [`prometheus`] (a real Prometheus server scraping the roles);
 //! [`fault`] gathers what the fault tests use. The commonest items are re-exported here.
 //!
 //! - [`ZkServer`]: a private, real ZooKeeper server (Debian's 3.8, started by `scripts/zk.sh`) on
@@ -46,7 +46,6 @@ pub mod fault;
 pub mod http;
 pub mod logcapture;
 pub mod logs;
-pub mod openmetrics;
 pub mod process;
 pub mod procfs;
 pub mod prometheus;

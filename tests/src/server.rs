@@ -407,6 +407,18 @@ pub fn connect_raw(connect: &str) -> ZooKeeper {
     }
 }
 
+/// A library session ([`zk_coffee::Session`], what the binaries build from `--zk`) to
+/// `connect`, without credentials, asking for `session_timeout`.
+pub fn connect_session(connect: &str, session_timeout: Duration) -> zk_coffee::Session {
+    let config = zk_coffee::SessionConfig {
+        credentials: None,
+        servers: connect.parse().expect("a valid connect string"),
+        session_timeout,
+        connect_timeout: Duration::from_secs(10),
+    };
+    zk_coffee::Session::connect(config).expect("connect the session")
+}
+
 /// Sends a four-letter word to the server on `127.0.0.1:port` and returns its reply (empty if
 /// it cannot be reached within a few seconds).
 pub fn four_letter(port: u16, word: &str) -> String {
