@@ -259,3 +259,22 @@ fn bad_flags_exit_2_and_an_unreachable_ensemble_exits_5() {
         .run(EXIT_TIMEOUT);
     out.assert_code(exit::UNREACHABLE).assert_failure_line();
 }
+
+#[test]
+fn a_zookeeper_server_that_does_not_answer_is_reported_degraded() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let dead = format!("127.0.0.1:{}", closed_port());
+    let connect = format!("{},{dead}", server.connect_string());
+    let mgr = spawn_manager(manager(&connect).args(["--zookeeper-interval", "0.5", "--ensemble", "pair"]));
+    let degraded = wait_event(&mgr, "zookeeper-degraded", None, LOG_TIMEOUT, any);
+    assert_eq!(degraded["server"], dead.as_str(), "{degraded}");
+    assert_eq!(degraded["shop"], "pair", "an event about the ensemble names it: {degraded}");
+    // The live server is followed all the same.
+    let b = barista(server.connect_string(), "b", "0.1").spawn_on_shift();
+    wait_event(&mgr, "barista-on-shift", Some("b"), LOG_TIMEOUT, any);
+    b.stop(EXIT_TIMEOUT).assert_code(exit::OK);
+    let out = mgr.stop(EXIT_TIMEOUT);
+    out.assert_code(exit::OK);
+    assert_eq!(count_events(&events_of(&out), "zookeeper-degraded", None), 1, "once per episode: {out}");
+}
