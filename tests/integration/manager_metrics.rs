@@ -53,7 +53,7 @@ fn ledgers(server: &ZkServer) -> BTreeMap<String, f64> {
     per
 }
 
-fn shop_labels<'a>(ensemble: &'a str) -> [(&'static str, &'a str); 2] {
+fn shop_labels(ensemble: &str) -> [(&'static str, &str); 2] {
     [("ensemble", ensemble), ("shop", "/")]
 }
 

@@ -34,7 +34,10 @@
 //! - **The manager**, [`manager`]: following every shop on one session (`mod.rs`), its
 //!   [`manager::event`]s, [`manager::picture`] (one shop as the manager sees it: the rules for
 //!   left or lost, served or withdrawn, slow queues), [`manager::follow`] (the reads that keep a
-//!   picture current), [`manager::metrics`] and [`manager::api`] (what it serves).
+//!   picture current), `shops` (the loop: watches, catching up, each shop's alerts),
+//!   [`manager::alerts`] (hooks, their records, the election's takeover),
+//!   [`manager::zookeeper`] (the servers' `mntr`), [`manager::metrics`] and [`manager::api`]
+//!   (what it serves).
 //! - **Metrics**, [`metrics`]: the OpenMetrics page of any role ([`metrics::encode`],
 //!   [`metrics::serve_metrics`]), `http` (the small HTTP server it is served by) and `process`
 //!   (the standard `process_*` metrics).

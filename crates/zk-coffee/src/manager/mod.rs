@@ -13,7 +13,9 @@
 //! ZooKeeper.
 //!
 //! The pictures live behind one lock in [`Shared`], which the metrics ([`metrics`]) and the
-//! API ([`api`]) read; the lock is never held across a network wait.
+//! API ([`api`]) read; the lock is never held across a network wait. The loop itself is in
+//! `shops`; [`alerts`] runs the hooks through each shop's election, [`zookeeper`] asks the
+//! servers how they are.
 
 pub mod alerts;
 pub mod api;
@@ -21,25 +23,23 @@ pub mod event;
 pub mod follow;
 pub mod metrics;
 pub mod picture;
+mod shops;
 pub mod zookeeper;
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
-
-use log::{debug, info, warn};
+use std::time::Duration;
 
 pub use alerts::{Alerts, HookConfig};
 pub use event::{Event, Kind, ROOT_SHOP};
 pub use picture::Picture;
 
-use crate::error::{Error, Result};
-use crate::layout::{self, Located, ShopName};
+use crate::error::Result;
+use crate::layout::ShopName;
 use crate::lock;
-use crate::session::{Session, SessionConfig, SessionEvent, TreeEvent, TreeWatch};
+use crate::session::SessionConfig;
 use crate::shutdown::Shutdown;
-use follow::{Change, Fact};
 
 /// How often the manager looks at what time alone tells.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -109,8 +109,8 @@ pub struct Shared {
     pub metrics: metrics::Recorded,
     /// Where everything the manager's loop hears is sent; its receiving end, until the loop
     /// takes it.
-    tx: Mutex<Sender<Msg>>,
-    rx: Mutex<Option<Receiver<Msg>>>,
+    tx: Mutex<Sender<shops::Msg>>,
+    rx: Mutex<Option<Receiver<shops::Msg>>>,
 }
 
 impl Shared {
@@ -130,7 +130,7 @@ impl Shared {
     /// Hands an event found elsewhere (the ZooKeeper servers' health, [`zookeeper::Poller`])
     /// to the manager's loop, which reports it like its own.
     pub fn report(&self, event: Event) {
-        let _ = lock(&self.tx).send(Msg::Report(event));
+        let _ = lock(&self.tx).send(shops::Msg::Report(event));
     }
 
     /// Runs `f` on the shops followed, under the lock (briefly: it is never held across a
@@ -144,82 +144,6 @@ impl Shared {
     }
 }
 
-/// The pauses between attempts to catch up while ZooKeeper cannot be read: doubling from
-/// 100 ms to 5 s, for as long as it takes (the manager outlives outages).
-#[derive(Debug, Default)]
-struct CatchUp {
-    failures: u32,
-}
-
-impl CatchUp {
-    fn next_pause(&mut self) -> Duration {
-        self.failures = self.failures.saturating_add(1);
-        (Duration::from_millis(100) * 2u32.saturating_pow(self.failures.min(6))).min(Duration::from_secs(5))
-    }
-
-    fn reset(&mut self) {
-        self.failures = 0;
-    }
-}
-
-#[derive(Debug)]
-enum Msg {
-    Tree(TreeEvent),
-    Report(Event),
-    Lost,
-    Stop,
-}
-
-/// The watches the manager holds; dropping them removes them.
-struct Watches(#[allow(dead_code)] Vec<TreeWatch>);
-
-fn set_watches(session: &Session, scope: &Scope, tx: &Sender<Msg>) -> Result<Watches> {
-    let mut paths: Vec<String> = Vec::new();
-    if scope.includes_root() {
-        paths.extend([layout::BARISTA_GROUP, layout::ORDERS, layout::EXTENSIONS].map(str::to_owned));
-    }
-    match scope {
-        Scope::All => paths.push(layout::SHOPS.to_owned()),
-        Scope::Only(shops) => paths.extend(shops.iter().flatten().map(layout::shop_root)),
-    }
-    let mut watches = Vec::with_capacity(paths.len());
-    for path in paths {
-        let tx = tx.clone();
-        watches.push(session.watch_tree(&path, move |event| {
-            let _ = tx.send(Msg::Tree(event));
-        })?);
-    }
-    Ok(Watches(watches))
-}
-
-/// The shops there are now, within `scope`.
-fn discover(session: &Session, scope: &Scope) -> Result<Vec<Option<ShopName>>> {
-    let mut shops = Vec::new();
-    if scope.includes_root() && root_shop_exists(session)? {
-        shops.push(None);
-    }
-    let named: Vec<ShopName> = match scope {
-        Scope::All => session.children(layout::SHOPS)?.unwrap_or_default().iter().filter_map(|n| ShopName::new(n).ok()).collect(),
-        Scope::Only(only) => {
-            let mut present = Vec::new();
-            for shop in only.iter().flatten() {
-                if session.exists(&layout::shop_root(shop))? {
-                    present.push(shop.clone());
-                } else {
-                    info!("shop {shop} does not exist yet: following it once it does");
-                }
-            }
-            present
-        }
-    };
-    shops.extend(named.into_iter().map(Some));
-    Ok(shops)
-}
-
-fn root_shop_exists(session: &Session) -> Result<bool> {
-    Ok(session.exists(layout::ORDERS)? || session.exists(layout::BARISTA_GROUP)?)
-}
-
 /// The manager's loop: follows the shops until `shutdown`, telling `on_event` each event
 /// (after counting it) and `on_ready` once every shop has been read.
 pub fn run(
@@ -229,373 +153,5 @@ pub fn run(
     on_event: &mut dyn FnMut(&Event),
     on_ready: &mut dyn FnMut(),
 ) -> Result<()> {
-    let rx = lock(&shared.rx).take().ok_or_else(|| Error::internal("the manager's loop runs once per Shared"))?;
-    let tx = lock(&shared.tx).clone();
-    let session = Session::connect(config.session.clone())?;
-    let inbox = Inbox { rx, stop: false, lost: false, reread: false, restored: 0, restored_since: None };
-    let mut manager = Manager { config, shared, session: session.clone(), on_event, tx, inbox, alerts: BTreeMap::new() };
-    let result = manager.follow(shutdown, on_ready);
-    // The alerts first: running hooks get their grace, then each withdraws from its election
-    // (on its own session, closed after).
-    for (_, (alerts, shop_session)) in std::mem::take(&mut manager.alerts) {
-        drop(alerts);
-        shop_session.close();
-    }
-    session.close();
-    result
-}
-
-struct Manager<'a> {
-    config: &'a ManagerConfig,
-    shared: &'a Arc<Shared>,
-    session: Session,
-    on_event: &'a mut dyn FnMut(&Event),
-    /// Where the watches, the session and the stop request send their messages.
-    tx: Sender<Msg>,
-    inbox: Inbox,
-    /// Each shop's alerts (with `--on-event`), on a session of that shop's own.
-    alerts: BTreeMap<String, (Alerts, Session)>,
-}
-
-/// The messages to handle, and what they asked of the loop.
-struct Inbox {
-    rx: Receiver<Msg>,
-    stop: bool,
-    /// The session was lost: watch again, read everything.
-    lost: bool,
-    /// Events may have been missed: read everything.
-    reread: bool,
-    /// Watches that said they were set again since the last full read, and since when.
-    restored: usize,
-    restored_since: Option<Instant>,
-}
-
-/// How long after the first watch said it was set again the manager waits for the others
-/// before it reads every shop.
-const RESTORE_WAIT: Duration = Duration::from_secs(1);
-
-impl Manager<'_> {
-    fn follow(&mut self, shutdown: &Shutdown, on_ready: &mut dyn FnMut()) -> Result<()> {
-        let lost = self.tx.clone();
-        let _subscription = self.session.subscribe(move |event| {
-            if event == SessionEvent::Lost {
-                let _ = lost.send(Msg::Lost);
-            }
-        });
-        let stop = Mutex::new(self.tx.clone());
-        let _hook = shutdown.on_request(move || {
-            let _ = lock(&stop).send(Msg::Stop);
-        });
-        let mut watches = set_watches(&self.session, &self.config.scope, &self.tx)?;
-        for shop in discover(&self.session, &self.config.scope)? {
-            self.add_shop(shop, false)?;
-        }
-        let (shops, baristas, waiting) = self.shared.with_shops(|shops| {
-            let baristas: usize = shops.values().map(|f| f.picture.on_shift().count()).sum();
-            let waiting: usize = shops.values().map(|f| f.picture.buckets.values().map(|b| b.len()).sum::<usize>()).sum();
-            (shops.len(), baristas, waiting)
-        });
-        info!("following {shops} shops: {baristas} baristas on shift, {waiting} orders waiting");
-        on_ready();
-        let mut next_tick = Instant::now() + TICK;
-        let mut retry = CatchUp::default();
-        let mut retry_at = Instant::now();
-        loop {
-            let wake = self.inbox.restored_since.map_or(next_tick, |since| next_tick.min(since + RESTORE_WAIT));
-            match self.inbox.rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-                Ok(msg) => self.handle(msg),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            }
-            self.pump();
-            if self.inbox.stop {
-                info!("stopping");
-                return Ok(());
-            }
-            // After a reconnect every watch is set again and says so: read once they all have
-            // (or a moment after the first), not once per watch.
-            let restored = self
-                .inbox
-                .restored_since
-                .is_some_and(|since| self.inbox.restored >= watches.0.len() || since.elapsed() >= RESTORE_WAIT);
-            if restored {
-                self.inbox.restored = 0;
-                self.inbox.restored_since = None;
-                self.inbox.reread = true;
-            }
-            if (self.inbox.lost || self.inbox.reread) && Instant::now() >= retry_at {
-                let rewatch = self.inbox.lost;
-                self.inbox.lost = false;
-                self.inbox.reread = false;
-                match self.catch_up(rewatch) {
-                    Ok(new_watches) => {
-                        if let Some(new_watches) = new_watches {
-                            drop(std::mem::replace(&mut watches, new_watches));
-                        }
-                        retry.reset();
-                    }
-                    Err(e) => {
-                        self.inbox.lost |= rewatch;
-                        self.inbox.reread = true;
-                        let pause = retry.next_pause();
-                        warn!("cannot read the shops again yet ({e}); trying again in {}", crate::duration::human(pause));
-                        retry_at = Instant::now() + pause;
-                    }
-                }
-            }
-            if Instant::now() >= next_tick {
-                self.tick();
-                next_tick = Instant::now() + TICK;
-            }
-        }
-    }
-
-    /// Handles one message: a tree event is applied at once; the rest is noted for the loop.
-    fn handle(&mut self, msg: Msg) {
-        match msg {
-            Msg::Stop => self.inbox.stop = true,
-            Msg::Lost => {
-                warn!("the session was lost: watching again and reading every shop");
-                self.inbox.lost = true;
-            }
-            // Its reporter logged it already.
-            Msg::Report(event) => self.tell(event, false),
-            Msg::Tree(TreeEvent::Restored) => {
-                self.inbox.restored += 1;
-                self.inbox.restored_since.get_or_insert_with(Instant::now);
-            }
-            Msg::Tree(event) => {
-                if let Err(e) = self.on_tree_event(event) {
-                    // The event's facts could not be read (the connection went, or the
-                    // session): a full read settles what happened.
-                    warn!("{e}; reading every shop again");
-                    self.inbox.reread = true;
-                }
-            }
-        }
-    }
-
-    /// Handles every message waiting, without waiting for more.
-    fn pump(&mut self) {
-        while let Ok(msg) = self.inbox.rx.try_recv() {
-            self.handle(msg);
-        }
-    }
-
-    /// After a lost session (`rewatch`: the watches went with it) or missed events: watches
-    /// again if needed, then reads every shop. Returns the new watches, if set.
-    fn catch_up(&mut self, rewatch: bool) -> Result<Option<Watches>> {
-        let watches = if rewatch { Some(set_watches(&self.session, &self.config.scope, &self.tx)?) } else { None };
-        self.reread_all()?;
-        Ok(watches)
-    }
-
-    /// Starts following `shop`: reads it whole. `created`: it appeared while we ran.
-    fn add_shop(&mut self, shop: Option<ShopName>, created: bool) -> Result<()> {
-        let label = shop_label(shop.as_ref());
-        if self.shared.with_shops(|shops| shops.contains_key(&label)) {
-            return Ok(());
-        }
-        let snapshot = follow::read_shop(&self.session, shop.as_ref())?;
-        let mut picture = Picture::new(&label);
-        snapshot.apply(&mut picture, true);
-        self.shared.with_shops_mut(|shops| shops.insert(label.clone(), Followed { name: shop.clone(), picture, leader: false }));
-        self.stand_for_alerts(shop.as_ref());
-        if created {
-            let event = Event::new(Kind::ShopCreated, &label, None, format!("shop-created:{label}"));
-            self.emit(vec![event]);
-        } else {
-            debug!("following shop {label}");
-        }
-        Ok(())
-    }
-
-    /// With a hook configured, stands in `shop`'s election on a session of that shop's own
-    /// (once). A shop whose nodes the manager may not create (a secured shop set up by an
-    /// older `shop-init`) runs no hooks, which is logged; it is tried again after every full
-    /// read.
-    fn stand_for_alerts(&mut self, shop: Option<&ShopName>) {
-        let Some(hooks) = &self.config.hooks else { return };
-        let label = shop_label(shop);
-        if self.alerts.contains_key(&label) {
-            return;
-        }
-        let mut config = self.config.session.clone();
-        if let Some(shop) = shop {
-            config.servers = config.servers.under(&layout::shop_root(shop));
-        }
-        let stood = Session::connect(config).and_then(|session| match Alerts::new(&session, &label, hooks.clone()) {
-            Ok(alerts) => Ok((alerts, session)),
-            Err(e) => {
-                session.close();
-                Err(e)
-            }
-        });
-        match stood {
-            Ok(pair) => {
-                self.alerts.insert(label, pair);
-            }
-            Err(e) => warn!("shop {label}: no alert hooks for now: {e}"),
-        }
-    }
-
-    fn on_tree_event(&mut self, event: TreeEvent) -> Result<()> {
-        let now = Instant::now();
-        let (path, change) = match event {
-            TreeEvent::Created(p) => (p, Change::Created),
-            TreeEvent::Changed(p) => (p, Change::Changed),
-            TreeEvent::Deleted(p) => (p, Change::Deleted),
-            TreeEvent::Restored => return Ok(()),
-        };
-        let (shop, inner) = match layout::locate(&path) {
-            Located::Shops => return Ok(()),
-            Located::Named { shop, path: "" } => {
-                let Ok(name) = ShopName::new(shop) else { return Ok(()) };
-                if !self.config.scope.includes(&name) {
-                    return Ok(());
-                }
-                match change {
-                    Change::Created => self.add_shop(Some(name), true)?,
-                    Change::Deleted => {
-                        info!("shop {name} was removed");
-                        self.forget_shop(&name.to_string());
-                    }
-                    Change::Changed => {}
-                }
-                return Ok(());
-            }
-            Located::Named { shop, path } => match ShopName::new(shop) {
-                Ok(name) if self.config.scope.includes(&name) => (Some(name), path.to_owned()),
-                _ => return Ok(()),
-            },
-            Located::Root(path) => {
-                if !self.config.scope.includes_root() {
-                    return Ok(());
-                }
-                (None, path.to_owned())
-            }
-        };
-        let label = shop_label(shop.as_ref());
-        if !self.shared.with_shops(|shops| shops.contains_key(&label)) {
-            // A shop we do not follow yet: its first nodes are being made (shop-init).
-            if change == Change::Created && (shop.is_some() || root_shop_exists(&self.session)?) {
-                self.add_shop(shop, true)?;
-            }
-            return Ok(());
-        }
-        let fact = follow::fetch(&self.session, shop.as_ref(), &inner, change)?;
-        if fact == Fact::Nothing {
-            return Ok(());
-        }
-        let events = self.shared.with_shops_mut(|shops| match shops.get_mut(&label) {
-            Some(followed) => {
-                fact.apply(&mut followed.picture, now);
-                for wait in followed.picture.served_waits.drain(..) {
-                    self.shared.metrics.observe_wait(&label, wait);
-                }
-                followed.picture.take_events()
-            }
-            None => Vec::new(),
-        });
-        self.emit(events);
-        Ok(())
-    }
-
-    fn forget_shop(&mut self, label: &str) {
-        self.shared.with_shops_mut(|shops| shops.remove(label));
-        if let Some((alerts, session)) = self.alerts.remove(label) {
-            drop(alerts);
-            session.close();
-        }
-    }
-
-    /// Reads every shop again after events may have been missed; what changed is reported,
-    /// marked `inferred`.
-    fn reread_all(&mut self) -> Result<()> {
-        let shops: Vec<Option<ShopName>> = discover(&self.session, &self.config.scope)?;
-        let known: Vec<(String, Option<ShopName>)> =
-            self.shared.with_shops(|shops| shops.iter().map(|(label, f)| (label.clone(), f.name.clone())).collect());
-        for (label, name) in &known {
-            if !shops.contains(name) {
-                info!("shop {label} was removed");
-                self.forget_shop(label);
-            }
-        }
-        for shop in shops {
-            let label = shop_label(shop.as_ref());
-            if !known.iter().any(|(l, _)| *l == label) {
-                self.add_shop(shop, true)?;
-                continue;
-            }
-            let snapshot = follow::read_shop(&self.session, shop.as_ref())?;
-            // What the watches said before the reads were answered happened first (a leaving
-            // barista's mark, say): apply it before what the reads found.
-            self.pump();
-            let mut events = self.shared.with_shops_mut(|shops| match shops.get_mut(&label) {
-                Some(followed) => {
-                    snapshot.apply(&mut followed.picture, false);
-                    followed.picture.take_events()
-                }
-                None => Vec::new(),
-            });
-            for event in &mut events {
-                event.facts.insert("inferred".to_owned(), true.into());
-            }
-            self.emit(events);
-        }
-        let names: Vec<Option<ShopName>> = self.shared.with_shops(|shops| shops.values().map(|f| f.name.clone()).collect());
-        for name in names {
-            self.stand_for_alerts(name.as_ref());
-        }
-        info!("read every shop again");
-        Ok(())
-    }
-
-    fn tick(&mut self) {
-        let now = Instant::now();
-        let wall = SystemTime::now();
-        let (alert_wait, forget_after) = (self.config.alert_wait, self.config.forget_after);
-        let metrics = &self.shared.metrics;
-        let alerts = &self.alerts;
-        let events = self.shared.with_shops_mut(|shops| {
-            let mut events = Vec::new();
-            for (label, followed) in shops.iter_mut() {
-                followed.leader = alerts.get(label).is_some_and(|(a, _)| a.is_leader());
-                let picture = &mut followed.picture;
-                picture.tick(now, wall, alert_wait);
-                for wait in picture.served_waits.drain(..) {
-                    metrics.observe_wait(label, wait);
-                }
-                for name in picture.forget_gone(now, forget_after) {
-                    debug!("shop {label}: no more series for barista {name}, gone for {forget_after:?}");
-                }
-                events.extend(picture.take_events());
-            }
-            events
-        });
-        self.emit(events);
-    }
-
-    fn emit(&mut self, events: Vec<Event>) {
-        for event in events {
-            self.tell(event, true);
-        }
-    }
-
-    /// Counts, logs (`log`), writes and alerts one event.
-    fn tell(&mut self, event: Event, log: bool) {
-        {
-            self.shared.metrics.count_event(&event);
-            if log {
-                info!("{event}");
-            }
-            (self.on_event)(&event);
-            // The shop's leader runs the hook. An event about the ensemble itself goes to the
-            // first shop's election: every manager following the same shops picks the same.
-            let alerts = self.alerts.get(&event.shop).or_else(|| self.alerts.values().next());
-            if let Some((alerts, _)) = alerts {
-                alerts.event(&event);
-            }
-        }
-    }
+    shops::run(config, shared, shutdown, on_event, on_ready)
 }

@@ -15,6 +15,9 @@
 //!
 //! One thread per [`Candidacy`] drives it: it waits for a watch, a change of the connection or
 //! a stop, at most [`RECHECK`] at a time, and retries failures with backoff.
+//!
+//! (About 500 lines: the recipe, its thread and the session-loss rules are one protocol, best
+//! read in one place; each step says which recipe rule it follows.)
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};

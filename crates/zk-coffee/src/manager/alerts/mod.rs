@@ -17,6 +17,9 @@
 //! - `records`: the records' names, writing, listing and pruning;
 //! - here: [`HookConfig`], [`Alerts`] (the election, the memory of recent events, the takeover
 //!   and the keeper thread that prunes).
+//!
+//! (Over 400 lines with its tests: the alerting memory, the election's callbacks and the keeper
+//! thread share one `Inner`; the hook pool and the records are in their own files.)
 
 mod hooks;
 mod records;
