@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 #
 # scripts/bench.sh — the benchmark of issue 7: the shop against the raw ZooKeeper bound and
-# against kazoo's queue recipes, all measured in one run against one throwaway server.
+# against kazoo's queue recipes, and the shop manager's cost (issue 13), all measured in one
+# run against one throwaway server.
 #
 #   scripts/bench.sh [--short] [--bin-dir DIR] [--keep]
 #
-# 1. builds the release binaries (barista, customer, shop-init, zk-coffee-bench) unless
+# 1. builds the release binaries (barista, customer, shop-init, shop-manager, zk-coffee-bench) unless
 #    --bin-dir names a directory that already holds them,
 # 2. starts a private ZooKeeper with fsync on (scripts/zk.sh start --fsync) and warms it up
 #    for 10 s (a fresh server is several times slower at first),
@@ -16,7 +17,7 @@
 #    targets with met/missed. Progress goes to stderr.
 #
 # It stops its server and removes its files when done, also on Ctrl-C or SIGTERM; it only
-# ever signals processes it started itself. A full run takes about 4-5 minutes on 2 cores.
+# ever signals processes it started itself. A full run takes about 5-6 minutes on 2 cores.
 #
 #   --short      a tiny version of every step (well under a minute; for the test suite:
 #                the figures mean nothing, only that every step works)
@@ -87,12 +88,13 @@ trap 'exit 143' TERM
 ensure_zookeeper
 if [[ -z "$BIN_DIR" ]]; then
     ensure_cargo
-    log_info "==> cargo build --release (barista, customer, shop-init, zk-coffee-bench)"
-    (cd "$REPO_ROOT" && cargo build --release --quiet -p barista -p customer -p shop-init -p zk-coffee-bench) >&2
+    log_info "==> cargo build --release (barista, customer, shop-init, shop-manager, zk-coffee-bench)"
+    (cd "$REPO_ROOT" && cargo build --release --quiet -p barista -p customer -p shop-init -p shop-manager \
+        -p zk-coffee-bench) >&2
     BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
 fi
 BIN_DIR="$(cd "$BIN_DIR" && pwd)"
-for bin in barista customer shop-init zk-coffee-bench; do
+for bin in barista customer shop-init shop-manager zk-coffee-bench; do
     [[ -x "$BIN_DIR/$bin" ]] || { log_error "$BIN_DIR/$bin is missing (build it, or drop --bin-dir)"; exit 1; }
 done
 BENCH="$BIN_DIR/zk-coffee-bench"
@@ -134,11 +136,13 @@ if [[ -n "$SHORT" ]]; then
     TICK_MS=500 WARM_S=1 PAIRS_S=0.3 PAIRS_WARM_S=0.1 BOUND_S=0.2 WATCH_N=50 CALLS_N=100
     QUEUE_N=100 LOCKING_N=100 UNEVEN_N=100 BACKLOG_SMALL=10 BACKLOG_LARGE=200
     SCALE_B=10 SCALE_N=20 RSS_SETTLE=0.2 RECOVERY_TIMEOUT=2 RECOVERY_TRIALS=1
+    MANAGER_N=128 MANAGER_SAMPLES=10 MANAGER_SHOPS=3 MANAGER_BARISTAS=2 MANAGER_SETTLE=0.2
     orders_for() { case "$1" in 1) echo 20 ;; 16) echo 64 ;; *) echo 128 ;; esac; }
 else
     TICK_MS=500 WARM_S=10 PAIRS_S=4 PAIRS_WARM_S=1 BOUND_S=2 WATCH_N=1000 CALLS_N=2000
     QUEUE_N=3000 LOCKING_N=1000 UNEVEN_N=3000 BACKLOG_SMALL=100 BACKLOG_LARGE=10000
     SCALE_B=100 SCALE_N=1000 RSS_SETTLE=1 RECOVERY_TIMEOUT=10 RECOVERY_TRIALS=3
+    MANAGER_N=12000 MANAGER_SAMPLES=200 MANAGER_SHOPS=100 MANAGER_BARISTAS=10 MANAGER_SETTLE=3
     orders_for() { case "$1" in 1) echo 2000 ;; 16) echo 6000 ;; *) echo 12000 ;; esac; }
 fi
 
@@ -256,6 +260,11 @@ run scale bench scale --baristas "$SCALE_B" --orders "$SCALE_N"
 run rss bench rss --settle "$RSS_SETTLE"
 run recovery bench recovery --session-timeout "$RECOVERY_TIMEOUT" --trials "$RECOVERY_TRIALS"
 run restart bench restart --session-timeout "$RECOVERY_TIMEOUT" --trials "$RECOVERY_TRIALS"
+# The shop manager (issue 13): following the 4 × 64 shop (its CPU per order beside the
+# baristas', then the lag to its /metrics), and following many shops (its memory beside
+# following one). The newer build only: an older one may have no shop-manager.
+run manager bench manager --baristas 4 --concurrency 64 --orders "$MANAGER_N" --samples "$MANAGER_SAMPLES"
+run manager-rss bench manager-rss --shops "$MANAGER_SHOPS" --baristas "$MANAGER_BARISTAS" --settle "$MANAGER_SETTLE"
 
 # ---------------------------------------------------------------------------------------
 # The table

@@ -49,6 +49,9 @@ const ROWS: &[&str] = &[
     "kill -9 of a busy barista → first orphan served",
     "kill -9 of a busy barista, restarted at once → first order served",
     "SIGTERM → clean exit",
+    "manager CPU per order served, 4×64",
+    "manager lag, order deleted → counted in /metrics",
+    "RSS, manager following 3 shops × 2 baristas",
 ];
 
 #[test]

@@ -25,7 +25,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Env {
     /// `host:port` of the server, without a chroot.
     pub servers: String,
-    /// Where `barista`, `customer` and `shop-init` are.
+    /// Where `barista`, `customer`, `shop-init` and `shop-manager` are.
     pub bin_dir: PathBuf,
     /// Where the children's stderr goes, one file each.
     pub logs: PathBuf,
@@ -94,6 +94,11 @@ impl Env {
         let mut cmd = self.command("barista", chroot);
         cmd.args(["--name", name, "--brew-time", &format!("{}ms", brew.as_millis())]).args(extra);
         Proc::spawn(cmd, name, self.log(log)?)
+    }
+
+    /// Starts `cmd` (one of [`Env::command`]) with its stderr in the log `log`.
+    pub fn spawn(&self, cmd: Command, log: &str) -> Result<Proc> {
+        Proc::spawn(cmd, log, self.log(log)?)
     }
 
     /// What a child logged so far in `log` (see [`Env::barista_logged`]).

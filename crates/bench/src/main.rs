@@ -1,13 +1,14 @@
-//! `zk-coffee-bench`: the measurements of issue 7, one step per subcommand, each printing one
-//! machine-readable line (`STEP key=value ...`) on stdout. `scripts/bench.sh` starts a server,
-//! runs every step and prints the table.
+//! `zk-coffee-bench`: the measurements of issue 7 and the shop manager's of issue 13, one step
+//! per subcommand, each printing one machine-readable line (`STEP key=value ...`) on stdout.
+//! `scripts/bench.sh` starts a server, runs every step and prints the table.
 //!
 //! The raw steps (`pairs`, `watch-rtt`) use the `zookeeper` crate directly, as the shop does;
-//! the shop steps run the real `barista`, `customer` and `shop-init` binaries (found next to
-//! this one unless `--bin-dir` says otherwise), each step under a chroot of its own that it
-//! removes afterwards. Children's stderr goes to `--logs`.
+//! the shop steps run the real `barista`, `customer`, `shop-init` and `shop-manager` binaries
+//! (found next to this one unless `--bin-dir` says otherwise), each step under a chroot of its
+//! own that it removes afterwards. Children's stderr goes to `--logs`.
 
 mod common;
+mod manager;
 mod raw;
 mod shop;
 mod table;
@@ -28,7 +29,7 @@ struct Args {
     #[arg(long = "zk", env = "ZK_SERVERS", default_value = "127.0.0.1:2181", global = true)]
     servers: String,
 
-    /// Where barista, customer and shop-init are; default: next to this binary.
+    /// Where barista, customer, shop-init and shop-manager are; default: next to this binary.
     #[arg(long, global = true)]
     bin_dir: Option<PathBuf>,
 
@@ -135,6 +136,35 @@ enum Step {
     /// kill -9 of a busy barista and at once a restart under its name: time from the restart
     /// until the first order of its queue is served (by itself, not adopted).
     Restart(Kills),
+    /// The shop step's load with a shop manager following the shop: its CPU per order served
+    /// beside the baristas'; then, under the same load, the lag from a sampled order's
+    /// deletion to its count in the manager's /metrics.
+    Manager {
+        #[arg(long, default_value_t = 4)]
+        baristas: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Orders of the CPU run.
+        #[arg(long, default_value_t = 12_000)]
+        orders: u64,
+        /// Sampled orders of the lag run.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
+    /// VmRSS of a shop manager following S shops of B (raw) baristas each, and following one
+    /// empty shop.
+    ManagerRss {
+        #[arg(long, default_value_t = 100)]
+        shops: usize,
+        #[arg(long, default_value_t = 10)]
+        baristas: usize,
+        /// Orders waiting in each barista's bucket.
+        #[arg(long, default_value_t = 3)]
+        orders: usize,
+        /// How long to let it settle once it sees every shop, before reading.
+        #[arg(long, default_value = "3", value_parser = duration)]
+        settle: Duration,
+    },
     /// Prints the table of a run from its lines (`KEY STEP key=value ...`) in FILE.
     Table { file: PathBuf },
     /// One thread's calls through the shop's session layer vs the raw client: time and CPU.
@@ -184,6 +214,10 @@ fn run(args: Args) -> common::Result<String> {
         Step::Recovery(k) => shop::recovery(&env, k.session_timeout, k.orders, k.brew, k.trials),
         Step::Restart(k) => shop::restart(&env, k.session_timeout, k.orders, k.brew, k.trials),
         Step::Calls { calls } => raw::calls(&env, calls),
+        Step::Manager { baristas, concurrency, orders, samples } => {
+            manager::manager(&env, baristas, concurrency, orders, samples)
+        }
+        Step::ManagerRss { shops, baristas, orders, settle } => manager::manager_rss(&env, shops, baristas, orders, settle),
         Step::Table { file } => {
             let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             table::render(&text).map(|t| t.trim_end().to_owned())

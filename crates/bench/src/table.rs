@@ -1,6 +1,6 @@
 //! `table`: turns the lines of a run (`KEY STEP key=value ...`, one per step, as
 //! `scripts/bench.sh` collects them) into one Markdown table: every figure with its
-//! conditions, and issue 7's targets next to them.
+//! conditions, and the targets of issue 7 (and of issue 13 for the shop manager) next to them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -318,6 +318,8 @@ pub fn render(text: &str) -> Result<String> {
         Some(code == "0"),
     );
 
+    manager_rows(&mut t)?;
+
     let mut out = String::new();
     let _ = writeln!(out, "| figure | measured | conditions | issue 7 target | verdict |");
     let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
@@ -357,4 +359,69 @@ fn throughput_row(t: &mut Table, key: &str, bound_key: &str, best_peer: f64, lab
     );
     t.row(format!("shop {b}×{c} orders/s{label}"), measured, cond, target, Some(ratio >= 0.60 && peer >= 2.0));
     Ok(rate)
+}
+
+/// The shop manager's rows (issue 13): its CPU per order beside the baristas', the lag to its
+/// `/metrics`, its memory following many shops beside following one; all from this run.
+fn manager_rows(t: &mut Table) -> Result<()> {
+    let (b, c) = (t.text("manager", "baristas")?, t.text("manager", "concurrency")?);
+    let (mine, theirs) = (t.num("manager", "manager_cpu_us_per_order")?, t.num("manager", "baristas_cpu_us_per_order")?);
+    let ratio = mine / theirs;
+    t.row(
+        format!("manager CPU per order served, {b}×{c}"),
+        format!("{mine:.1} µs vs baristas {theirs:.1} µs = {ratio:.2} ×"),
+        format!(
+            "`shop-manager --listen` following the shop (`--zk host:port/CHROOT --shop /`) under the shop step's load: {b} zero-brew \
+             barista processes × {c} customers, {} orders ({}/s); utime+stime from /proc/PID/stat: the manager's from the load's \
+             start until its `/metrics` counted every order served ({} ms after the load), the {b} baristas' together over the load; \
+             nobody read `/metrics` meanwhile",
+            t.text("manager", "served")?,
+            t.text("manager", "throughput")?,
+            t.text("manager", "catch_up_ms")?,
+        ),
+        "≤ 0.5 × the baristas' together (issue 13)",
+        Some(ratio <= 0.5),
+    );
+    let p99 = t.num("manager", "lag_p99_ms")?;
+    t.row(
+        "manager lag, order deleted → counted in /metrics",
+        format!("p50 {} / p99 {p99:.2} / max {} ms", t.text("manager", "lag_p50_ms")?, t.text("manager", "lag_max_ms")?),
+        format!(
+            "the same shop and manager under the same load again ({b} × {c}, every customer ordering tesora, {}/s): a raw client \
+             places {} jacob orders one at a time into the {b} buckets in turn, sees each deleted (`exists` watch), then reads \
+             `/metrics` every 2 ms (a new connection each; {} reads per sample, {} ms each) until \
+             `zk_coffee_orders_served_total{{coffee=\"jacob\"}}` summed over its series includes it; {} orders served before \
+             their watch was set are not samples",
+            t.text("manager", "lag_load_throughput")?,
+            t.text("manager", "samples")?,
+            t.text("manager", "polls_per_sample")?,
+            t.text("manager", "poll_ms")?,
+            t.text("manager", "skipped")?,
+        ),
+        "p99 ≤ 100 ms (issue 13)",
+        Some(p99 <= 100.0),
+    );
+    let mib = |kib: f64| kib / 1024.0;
+    let (shops, baristas) = (t.text("manager-rss", "shops")?, t.text("manager-rss", "baristas")?);
+    let (many, one) = (mib(t.num("manager-rss", "rss_kib")?), mib(t.num("manager-rss", "one_rss_kib")?));
+    t.row(
+        format!("RSS, manager following {shops} shops × {baristas} baristas"),
+        format!("{many:.1} MiB vs {one:.1} MiB following 1 empty shop"),
+        format!(
+            "VmRSS {} s after its `/api/shops` showed every shop whole (after {} s); the shops made with a raw client as \
+             `shop-init` makes them, each barista registered as a raw client would (no barista processes): an ephemeral \
+             `/barista_group/bNN` (held by 4 raw sessions), a bucket with {} orders waiting, a ledger `jacob=N`; \
+             peak {:.1} MiB, {} threads (1 empty shop: peak {:.1} MiB, {} threads)",
+            t.text("manager-rss", "settle_s")?,
+            t.text("manager-rss", "ready_s")?,
+            t.text("manager-rss", "orders")?,
+            mib(t.num("manager-rss", "hwm_kib")?),
+            t.text("manager-rss", "threads")?,
+            mib(t.num("manager-rss", "one_hwm_kib")?),
+            t.text("manager-rss", "one_threads")?,
+        ),
+        "≤ 30 MiB (issue 13)",
+        Some(many <= 30.0),
+    );
+    Ok(())
 }
