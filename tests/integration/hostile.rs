@@ -21,6 +21,25 @@ fn raw_order(zk: &ZooKeeper, bucket: &str, data: &[u8]) -> String {
     put(zk, &format!("{bucket}/coffee"), data, CreateMode::PersistentSequential)
 }
 
+/// Places an order with `data` in `bucket`, made for it first, as a raw client: an orphaned
+/// bucket (no barista of that name). A barista removes an empty orphaned bucket it finds, so
+/// the bucket may be gone again before the order is placed: then it is made again.
+fn orphaned_order(zk: &ZooKeeper, bucket: &str, data: &[u8]) -> String {
+    for _ in 0..10 {
+        match zk.create(bucket, Vec::new(), Acl::open_unsafe().clone(), CreateMode::Persistent) {
+            Ok(_) | Err(zookeeper::ZkError::NodeExists) => {}
+            Err(e) => panic!("create {bucket}: {e:?}"),
+        }
+        match zk.create(&format!("{bucket}/coffee"), data.to_vec(), Acl::open_unsafe().clone(), CreateMode::PersistentSequential)
+        {
+            Ok(path) => return path,
+            Err(zookeeper::ZkError::NoNode) => continue,
+            Err(e) => panic!("create an order in {bucket}: {e:?}"),
+        }
+    }
+    panic!("{bucket} was removed ten times before an order could be placed in it")
+}
+
 /// The data of `path`, `None` once it is gone.
 fn data_of(zk: &ZooKeeper, path: &str) -> Option<Vec<u8>> {
     match zk.get_data(path, false) {
@@ -101,8 +120,7 @@ fn garbage_from_a_raw_client_is_rejected_or_ignored_while_real_customers_are_ser
     let valid = raw_order(&raw, "/orders/host", b"sogood");
     put(&raw, "/orders/host/junk", b"\xff", CreateMode::Persistent);
     // A bucket whose barista is not on shift, with garbage, a valid order and a foreign child.
-    put(&raw, "/orders/orphan", b"", CreateMode::Persistent);
-    let orphan_garbage = raw_order(&raw, "/orders/orphan", b"\xc3\x28");
+    let orphan_garbage = orphaned_order(&raw, "/orders/orphan", b"\xc3\x28");
     let orphan_valid = raw_order(&raw, "/orders/orphan", b"jacob");
     put(&raw, "/orders/orphan/notes", b"hello", CreateMode::Persistent);
 
@@ -286,8 +304,7 @@ fn unwithdrawn_rejected_orders_are_removed_when_the_30_second_grace_ends() {
     server.init_shop();
     let barista = fault::barista(server.connect_string(), "tidy", "0.1").spawn_on_shift();
     let raw = server.raw();
-    put(&raw, "/orders/gone", b"", CreateMode::Persistent);
-    let orders = [raw_order(&raw, "/orders/tidy", b"latte"), raw_order(&raw, "/orders/gone", b"\xff")];
+    let orders = [raw_order(&raw, "/orders/tidy", b"latte"), orphaned_order(&raw, "/orders/gone", b"\xff")];
     for order in &orders {
         rejection_of(&raw, order);
     }
