@@ -8,6 +8,11 @@
 //! changed) are read at once. The order placed and the order deleted need no read: the
 //! manager's own clock times them.
 //!
+//! A ledger's change is not read at once: the loop collects the ledgers a batch of events
+//! changed and reads each once, all together ([`read_ledgers`]): under load a barista writes
+//! its ledger with every transaction, and one read per write would double the manager's
+//! requests for nothing (the counts only grow).
+//!
 //! Reading and applying are apart ([`fetch`] then [`Fact::apply`], [`read_shop`] then
 //! [`Snapshot::apply`]): the reads wait on ZooKeeper, the applying happens under the lock the
 //! metrics and the API read the pictures through, which is so never held across a network
@@ -193,6 +198,21 @@ impl Fact {
             Fact::Nothing => {}
         }
     }
+}
+
+/// Reads the ledgers of `baristas` in `shop` together (one multi-read per chunk): after a
+/// batch of watch events, each changed ledger is read once however often it changed.
+pub fn read_ledgers(session: &Session, shop: Option<&ShopName>, baristas: &[String]) -> Result<Vec<Fact>> {
+    let paths: Vec<String> = baristas.iter().map(|b| layout::in_shop(shop, &layout::child(layout::SALES, b))).collect();
+    let mut facts = Vec::with_capacity(baristas.len());
+    for ((barista, node), path) in baristas.iter().zip(read_all(session, &paths)?).zip(&paths) {
+        match node.map(|n| sales::decode(&n.data)) {
+            Some(Ok(counts)) => facts.push(Fact::LedgerRead(barista.clone(), counts)),
+            Some(Err(e)) => warn!("{path}: {e}"),
+            None => {}
+        }
+    }
+    Ok(facts)
 }
 
 /// Everything one full read of a shop found.

@@ -7,7 +7,7 @@
 //! the per-shop alerts are fields of one struct that only this loop changes, and splitting
 //! them would spread that one state machine over files that all reach into it.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -17,7 +17,7 @@ use log::{debug, info, warn};
 use super::follow::{self, Change, Fact};
 use super::{shop_label, Alerts, Event, Followed, Kind, ManagerConfig, Picture, Scope, Shared, TICK};
 use crate::error::{Error, Result};
-use crate::layout::{self, Located, ShopName};
+use crate::layout::{self, Located, NodeKind, ShopName};
 use crate::lock;
 use crate::session::{Session, SessionEvent, TreeEvent, TreeWatch};
 use crate::shutdown::Shutdown;
@@ -110,7 +110,16 @@ pub(super) fn run(
     let tx = lock(&shared.tx).clone();
     let session = Session::connect(config.session.clone())?;
     let inbox = Inbox { rx, stop: false, lost: false, reread: false, restored: 0, restored_since: None };
-    let mut manager = Manager { config, shared, session: session.clone(), on_event, tx, inbox, alerts: BTreeMap::new() };
+    let mut manager = Manager {
+        config,
+        shared,
+        session: session.clone(),
+        on_event,
+        tx,
+        inbox,
+        alerts: BTreeMap::new(),
+        changed_ledgers: BTreeMap::new(),
+    };
     let result = manager.follow(shutdown, on_ready);
     // The alerts first: running hooks get their grace, then each withdraws from its election
     // (on its own session, closed after).
@@ -130,6 +139,8 @@ struct Manager<'a> {
     /// Where the watches, the session and the stop request send their messages.
     tx: Sender<Msg>,
     inbox: Inbox,
+    /// Ledgers a batch of events changed, by shop (label, and the shop's name), to read once.
+    changed_ledgers: BTreeMap<String, (Option<ShopName>, BTreeSet<String>)>,
     /// Each shop's alerts (with `--on-event`), on a session of that shop's own.
     alerts: BTreeMap<String, (Alerts, Session)>,
 }
@@ -146,6 +157,10 @@ struct Inbox {
     restored: usize,
     restored_since: Option<Instant>,
 }
+
+/// How long the loop handles waiting messages before it reads the ledgers they changed (and
+/// looks at the time): under a steady stream it would otherwise never stop to.
+const BATCH: Duration = Duration::from_millis(20);
 
 /// How long after the first watch said it was set again the manager waits for the others
 /// before it reads every shop.
@@ -254,9 +269,45 @@ impl Manager<'_> {
 
     /// Handles every message waiting, without waiting for more.
     fn pump(&mut self) {
+        let until = Instant::now() + BATCH;
         while let Ok(msg) = self.inbox.rx.try_recv() {
             self.handle(msg);
+            if Instant::now() >= until {
+                break;
+            }
         }
+        if let Err(e) = self.read_changed_ledgers() {
+            warn!("{e}; reading every shop again");
+            self.inbox.reread = true;
+        }
+    }
+
+    /// Reads the ledgers the events since the last call changed, each once, and applies them.
+    fn read_changed_ledgers(&mut self) -> Result<()> {
+        for (label, (shop, baristas)) in std::mem::take(&mut self.changed_ledgers) {
+            let baristas: Vec<String> = baristas.into_iter().collect();
+            let facts = follow::read_ledgers(&self.session, shop.as_ref(), &baristas)?;
+            self.apply_facts(&label, facts, Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Applies `facts` to the picture of shop `label` (if still followed) and tells what they
+    /// came to.
+    fn apply_facts(&mut self, label: &str, facts: Vec<Fact>, now: Instant) {
+        let events = self.shared.with_shops_mut(|shops| match shops.get_mut(label) {
+            Some(followed) => {
+                for fact in facts {
+                    fact.apply(&mut followed.picture, now);
+                }
+                for wait in followed.picture.served_waits.drain(..) {
+                    self.shared.metrics.observe_wait(label, wait);
+                }
+                followed.picture.take_events()
+            }
+            None => Vec::new(),
+        });
+        self.emit(events);
     }
 
     /// After a lost session (`rewatch`: the watches went with it) or missed events: watches
@@ -360,21 +411,16 @@ impl Manager<'_> {
             }
             return Ok(());
         }
-        let fact = follow::fetch(&self.session, shop.as_ref(), &inner, change)?;
-        if fact == Fact::Nothing {
+        if layout::kind_of(&inner) == NodeKind::Ledger && change != Change::Deleted {
+            // Read once the batch is handled (see `follow`).
+            let entry = self.changed_ledgers.entry(label).or_insert_with(|| (shop.clone(), BTreeSet::new()));
+            entry.1.insert(layout::last_segment(&inner).to_owned());
             return Ok(());
         }
-        let events = self.shared.with_shops_mut(|shops| match shops.get_mut(&label) {
-            Some(followed) => {
-                fact.apply(&mut followed.picture, now);
-                for wait in followed.picture.served_waits.drain(..) {
-                    self.shared.metrics.observe_wait(&label, wait);
-                }
-                followed.picture.take_events()
-            }
-            None => Vec::new(),
-        });
-        self.emit(events);
+        let fact = follow::fetch(&self.session, shop.as_ref(), &inner, change)?;
+        if fact != Fact::Nothing {
+            self.apply_facts(&label, vec![fact], now);
+        }
         Ok(())
     }
 
