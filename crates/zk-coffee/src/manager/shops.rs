@@ -219,10 +219,16 @@ impl Manager<'_> {
                 let rewatch = self.inbox.lost;
                 self.inbox.lost = false;
                 self.inbox.reread = false;
+                if rewatch {
+                    // The old watches go first: removing one removes this client's watch on
+                    // its path, and it is sent on the current session, so a removal sent after
+                    // the new watches were set would take them away.
+                    drop(std::mem::replace(&mut watches, Watches(Vec::new())));
+                }
                 match self.catch_up(rewatch) {
                     Ok(new_watches) => {
                         if let Some(new_watches) = new_watches {
-                            drop(std::mem::replace(&mut watches, new_watches));
+                            watches = new_watches;
                         }
                         retry.reset();
                     }
