@@ -15,7 +15,9 @@
 //! change. So an order's deletion waits in `pending` until a ledger grows: each unit of growth
 //! of barista B's ledger takes the oldest pending deletion of B's own bucket, then of any
 //! bucket (B may be adopting), and that order was served (its wait, creation to deletion as
-//! this manager saw both, goes to the histogram). A deletion no ledger counts within
+//! this manager saw both, goes to the histogram); growth beyond the deletions heard so far (a
+//! ledger read after the event that caused it may show later transactions too) is kept as
+//! credit for the next deletions. A deletion no ledger counts within
 //! [`WITHDRAWAL_GRACE`] was a withdrawal by its customer (or a serving by a client that keeps
 //! no ledger, such as the original program's barista).
 //!
@@ -100,6 +102,9 @@ pub struct Picture {
     /// Baristas gone long enough that their series are no longer shown.
     forgotten: BTreeSet<String>,
     pending: VecDeque<Deletion>,
+    /// Served orders a ledger counted before their deletion was heard (a ledger read after the
+    /// event that caused it may already show later transactions).
+    served_ahead: u64,
     /// Buckets left with orders by a lost barista or one that handed its queue over, until
     /// they are empty again or their owner is back.
     orphaned: BTreeMap<String, ()>,
@@ -248,7 +253,13 @@ impl Picture {
         let Some(order) = self.buckets.get_mut(bucket).and_then(|orders| orders.remove(child)) else { return };
         if !order.rejected {
             let wait = order.seen.map(|seen| now.saturating_duration_since(seen));
-            self.pending.push_back(Deletion { bucket: bucket.to_owned(), at: now, wait });
+            if self.served_ahead > 0 {
+                // A ledger already counted it.
+                self.served_ahead -= 1;
+                self.served_waits.extend(wait);
+            } else {
+                self.pending.push_back(Deletion { bucket: bucket.to_owned(), at: now, wait });
+            }
         }
         if self.waiting(bucket) == 0 && self.orphaned.remove(bucket).is_some() && !quiet {
             let by = self.claims.get(bucket).and_then(|s| self.holder_of(*s)).map(str::to_owned);
@@ -295,7 +306,12 @@ impl Picture {
         }
         for _ in 0..after.saturating_sub(before) {
             let own = self.pending.iter().position(|d| d.bucket == barista);
-            let Some(at) = own.or(if self.pending.is_empty() { None } else { Some(0) }) else { break };
+            let Some(at) = own.or(if self.pending.is_empty() { None } else { Some(0) }) else {
+                // A reading newer than the deletions heard so far (the ledger was read after a
+                // later transaction): the next deletions were served.
+                self.served_ahead += 1;
+                continue;
+            };
             if let Some(deletion) = self.pending.remove(at) {
                 if let Some(wait) = deletion.wait {
                     self.served_waits.push(wait);
@@ -578,5 +594,20 @@ mod tests {
         p.member_came("b1", barista(5), true);
         p.claim_went("b1");
         assert!(p.take_events().is_empty());
+    }
+    #[test]
+    fn a_ledger_read_ahead_of_its_deletions_counts_them_served_when_they_come() {
+        let mut p = Picture::new("/");
+        p.ledger_read("b1", Counts::new(), true);
+        p.order_placed("b1", "coffee0000000001", order_now());
+        p.order_placed("b1", "coffee0000000002", order_now());
+        let now = Instant::now();
+        p.order_deleted("b1", "coffee0000000001", now, false);
+        // Read after both transactions, before the second deletion was heard.
+        p.ledger_read("b1", [("jacob".to_owned(), 2)].into(), false);
+        p.order_deleted("b1", "coffee0000000002", now, false);
+        assert_eq!(p.served_waits.len(), 2);
+        p.tick(now + WITHDRAWAL_GRACE, SystemTime::now(), Duration::from_secs(5));
+        assert_eq!(p.withdrawn, 0);
     }
 }

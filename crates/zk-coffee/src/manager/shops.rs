@@ -119,6 +119,7 @@ pub(super) fn run(
         inbox,
         alerts: BTreeMap::new(),
         changed_ledgers: BTreeMap::new(),
+        watched_generation: 0,
     };
     let result = manager.follow(shutdown, on_ready);
     // The alerts first: running hooks get their grace, then each withdraws from its election
@@ -141,6 +142,8 @@ struct Manager<'a> {
     inbox: Inbox,
     /// Ledgers a batch of events changed, by shop (label, and the shop's name), to read once.
     changed_ledgers: BTreeMap<String, (Option<ShopName>, BTreeSet<String>)>,
+    /// The session generation the watches were set on.
+    watched_generation: u64,
     /// Each shop's alerts (with `--on-event`), on a session of that shop's own.
     alerts: BTreeMap<String, (Alerts, Session)>,
 }
@@ -157,6 +160,9 @@ struct Inbox {
     restored: usize,
     restored_since: Option<Instant>,
 }
+
+/// How many times in a row catching up may find the session changed under it.
+const MAX_CATCH_UPS: usize = 3;
 
 /// How long the loop handles waiting messages before it reads the ledgers they changed (and
 /// looks at the time): under a steady stream it would otherwise never stop to.
@@ -178,6 +184,7 @@ impl Manager<'_> {
         let _hook = shutdown.on_request(move || {
             let _ = lock(&stop).send(Msg::Stop);
         });
+        self.watched_generation = self.session.generation();
         let mut watches = set_watches(&self.session, &self.config.scope, &self.tx)?;
         for shop in discover(&self.session, &self.config.scope)? {
             self.add_shop(shop, false)?;
@@ -219,19 +226,8 @@ impl Manager<'_> {
                 let rewatch = self.inbox.lost;
                 self.inbox.lost = false;
                 self.inbox.reread = false;
-                if rewatch {
-                    // The old watches go first: removing one removes this client's watch on
-                    // its path, and it is sent on the current session, so a removal sent after
-                    // the new watches were set would take them away.
-                    drop(std::mem::replace(&mut watches, Watches(Vec::new())));
-                }
-                match self.catch_up(rewatch) {
-                    Ok(new_watches) => {
-                        if let Some(new_watches) = new_watches {
-                            watches = new_watches;
-                        }
-                        retry.reset();
-                    }
+                match self.catch_up(rewatch, &mut watches) {
+                    Ok(()) => retry.reset(),
                     Err(e) => {
                         self.inbox.lost |= rewatch;
                         self.inbox.reread = true;
@@ -317,11 +313,27 @@ impl Manager<'_> {
     }
 
     /// After a lost session (`rewatch`: the watches went with it) or missed events: watches
-    /// again if needed, then reads every shop. Returns the new watches, if set.
-    fn catch_up(&mut self, rewatch: bool) -> Result<Option<Watches>> {
-        let watches = if rewatch { Some(set_watches(&self.session, &self.config.scope, &self.tx)?) } else { None };
-        self.reread_all()?;
-        Ok(watches)
+    /// again if needed, then reads every shop. The watches are set before the reads, on the
+    /// session the reads run on: a read that finds the session gone runs on a new one (before
+    /// the loop hears it was lost), and what changes between a read on an unwatched session
+    /// and the watches set later would be seen by neither. So it watches again whenever the
+    /// session changed since the watches were set, and reads again if it changed meanwhile.
+    fn catch_up(&mut self, mut rewatch: bool, watches: &mut Watches) -> Result<()> {
+        for _ in 0..MAX_CATCH_UPS {
+            if rewatch || self.session.generation() != self.watched_generation {
+                // The old watches go first (their removal must not follow the new ones).
+                drop(std::mem::replace(watches, Watches(Vec::new())));
+                let generation = self.session.generation();
+                *watches = set_watches(&self.session, &self.config.scope, &self.tx)?;
+                self.watched_generation = generation;
+            }
+            self.reread_all()?;
+            if self.session.generation() == self.watched_generation {
+                return Ok(());
+            }
+            rewatch = true;
+        }
+        Err(Error::ConnectionLost { op: "watch the shops on one session".into(), waited: self.session.session_timeout() })
     }
 
     /// Starts following `shop`: reads it whole. `created`: it appeared while we ran.
