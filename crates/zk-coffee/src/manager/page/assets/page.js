@@ -275,8 +275,10 @@
     }
   }
 
+  // The benchmark replays a message through the same function (page.handlers[what]).
+  page.handlers = {};
   function applying(what, apply) {
-    return (message) => {
+    return (page.handlers[what] = (message) => {
       const start = performance.now();
       apply(JSON.parse(message.data));
       if (what === "samples") updateCharts(); else render();
@@ -284,7 +286,7 @@
       page.applied += 1;
       page.lastApplyMs = took;
       page.maxApplyMs = Math.max(page.maxApplyMs, took);
-    };
+    });
   }
 
   let source = null;
