@@ -2,7 +2,10 @@
 //! browser (Debian's chromium, headless, over WebDriver): baristas appearing live, one killed
 //! and its queue adopted, a load run moving the counter and the charts, no requests after the
 //! first load, a page opened late showing the last minute, a manager restart ridden out without
-//! a reload, a clean console, and the page at a phone's width.
+//! a reload, a clean console, and the page at a phone's width; with several shops, an overview
+//! first, each shop opening its own view. The browser test writes its screenshots and the two
+//! benchmark figures (the first load's bytes, one update's cost with 100 baristas on shift)
+//! under `target/` (`page-1280.png`, `page-phone.png`, `page-bench.txt`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -121,9 +124,9 @@ fn the_event_stream_says_hello_then_each_change_within_a_second() {
     mgr.stop(EXIT_TIMEOUT).assert_code(exit::OK);
 }
 
-/// The names of the rows of the baristas' table, and their states.
+/// The rows of the baristas' table as `name:state` (an expression).
 const BARISTAS: &str =
-    "return Array.from(document.querySelectorAll('#baristas tbody tr')).map(r => r.dataset.barista + ':' + r.dataset.state).join(' ')";
+    "Array.from(document.querySelectorAll('#baristas tbody tr')).map(r => r.dataset.barista + ':' + r.dataset.state).join(' ')";
 
 /// How many resources the page has asked for since it was opened (the stream included).
 const REQUESTS: &str = "return performance.getEntriesByType('resource').map(e => e.name)";
@@ -151,7 +154,7 @@ const APPLY_100: &str = "const p = window.zkCoffeePage; \
     times.sort((a, b) => a - b); return times[10]";
 
 fn has_row(browser: &Browser, name: &str, state: Option<&str>) -> bool {
-    let rows = browser.script(BARISTAS);
+    let rows = browser.script(&format!("return {BARISTAS}"));
     let rows = rows.as_str().unwrap_or_default();
     rows.split(' ').any(|r| r.split_once(':').is_some_and(|(n, s)| n == name && state.is_none_or(|want| want == s)))
 }
@@ -184,9 +187,13 @@ fn the_page_follows_the_shop_live_in_a_real_browser() {
     browser.goto(&url);
     browser.script("window.openedOnce = 'first load'; return true");
     browser.wait(LOG_TIMEOUT, "the stream to be live", "return document.getElementById('connection').dataset.state === 'live'");
-    browser.wait(LOG_TIMEOUT, "the three baristas", &format!("{BARISTAS}.split(' ').length === 3 ? {BARISTAS} : null"));
+    browser.wait(
+        LOG_TIMEOUT,
+        "the three baristas",
+        &format!("const r = {BARISTAS}; return r.split(' ').length === 3 ? r : null"),
+    );
     for name in ["ana", "ben", "cid"] {
-        assert!(has_row(&browser, name, None), "{name}: {}", browser.script(BARISTAS));
+        assert!(has_row(&browser, name, None), "{name}: {}", browser.script(&format!("return {BARISTAS}")));
     }
     assert_eq!(browser.script("return document.getElementById('read-only').textContent"), "read-only");
     let first_load = browser.script(REQUESTS);
@@ -309,6 +316,59 @@ fn the_page_follows_the_shop_live_in_a_real_browser() {
 
     assert!(took < Duration::from_secs(2), "{took:?}");
     for b in [ana, ben, dee] {
+        b.stop(EXIT_TIMEOUT).assert_code(exit::OK);
+    }
+    mgr.stop(EXIT_TIMEOUT).assert_code(exit::OK);
+}
+
+#[test]
+fn with_several_shops_an_overview_comes_first_and_each_shop_opens_its_own_view() {
+    let server = ZkServer::builder().tick_ms(TICK_MS).start();
+    server.init_shop();
+    let zk = server.connect_string();
+    let addr = free_address();
+    let mgr = manager_on(zk, addr);
+    let root = barista(zk, "ana", "0.05").spawn_on_shift();
+    let browser = Browser::start(1280, 900);
+    browser.goto(&format!("http://{addr}/"));
+    browser.script("window.openedOnce = 'first load'; return true");
+    browser.wait(
+        LOG_TIMEOUT,
+        "the one shop's own view",
+        "return !document.getElementById('shop').hidden && document.getElementById('overview').hidden",
+    );
+
+    // A second shop, created while the page is open, with a barista of its own.
+    server.cmd(Role::ShopInit).args(["--shop", "north"]).run(EXIT_TIMEOUT).assert_code(exit::OK);
+    let north = server.cmd(Role::Barista).args(["--name", "nils", "--brew-time", "0.05", "--shop", "north"]).spawn_on_shift();
+    browser.wait(
+        LOG_TIMEOUT,
+        "the overview of both shops",
+        "return !document.getElementById('overview').hidden && !!document.querySelector('#overview-table tr[data-shop=north]')",
+    );
+    browser.wait(
+        LOG_TIMEOUT,
+        "both baristas in the totals",
+        "return document.getElementById('total-on-shift').textContent === '2'",
+    );
+    let rows = browser.script("return Array.from(document.querySelectorAll('#overview-table tbody tr')).map(r => r.dataset.shop + ':' + r.cells[1].textContent).join(' ')");
+    assert_eq!(rows, "/:1 north:1", "shop:on shift");
+
+    // Each opens its own view (a link within the page: no reload, the stream goes on).
+    browser.script("document.querySelector('#overview-table tr[data-shop=north] a').click(); return true");
+    browser.wait(
+        LOG_TIMEOUT,
+        "north's own view",
+        &format!("return !document.getElementById('shop').hidden && {BARISTAS} === 'nils:idle'"),
+    );
+    assert_eq!(browser.script("return document.getElementById('shop-name').textContent"), "Shop north");
+    assert_eq!(browser.script("return document.getElementById('crumbs').hidden"), false, "a way back to the overview");
+    assert_eq!(browser.script("return window.openedOnce"), "first load", "no reload");
+    let console = browser.console();
+    let errors: Vec<&Value> = console.iter().filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING").collect();
+    assert!(errors.is_empty(), "the console: {errors:?}");
+    drop(browser);
+    for b in [root, north] {
         b.stop(EXIT_TIMEOUT).assert_code(exit::OK);
     }
     mgr.stop(EXIT_TIMEOUT).assert_code(exit::OK);
