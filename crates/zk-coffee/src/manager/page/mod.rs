@@ -3,7 +3,7 @@
 //! for the charts). It reveals nothing `shop-status` would not, and changes nothing.
 //!
 //! After the first load the page asks for nothing more: one stream of Server-Sent Events at
-//! `/events` carries everything ([`stream`]): a `hello` (the shops, the last
+//! `/events` carries everything (`stream`): a `hello` (the shops, the last
 //! [`RECENT_EVENTS`] events, the history), then each event as it is told, the shops' documents
 //! whenever they change (looked at every [`LOOK`]), and each second's samples for the charts.
 //! The browser's `EventSource` reconnects by itself when the manager goes away, and the page
