@@ -67,6 +67,9 @@ ensure_command shellcheck shellcheck
 echo "==> checking promtool and the Prometheus parser (Debian packages 'prometheus', 'python3-prometheus-client', for the metrics tests)"
 ensure_command promtool prometheus
 ensure_python_module prometheus_client python3-prometheus-client
+echo "==> checking chromium and chromedriver (Debian packages 'chromium', 'chromium-driver', the manager page's browser test)"
+ensure_command chromium chromium
+ensure_command chromedriver chromium-driver
 if ((under_load)); then
     echo "==> checking stress-ng (Debian package 'stress-ng', the CPU hogs of --under-load)"
     ensure_command stress-ng stress-ng

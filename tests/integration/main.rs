@@ -25,6 +25,7 @@ mod metrics;
 mod multihost;
 mod ops;
 mod outage;
+mod page;
 mod properties;
 mod protected_create;
 mod restart;

@@ -26,6 +26,7 @@
 //! - [`Output`]: what a finished role printed and how it exited: complete, so read it freely.
 //! - [`Dir`]: a unique temporary directory, removed on drop.
 //! - [`wait_until`]: wait for a condition with a deadline (no bare sleeps in tests).
+//! - [`webdriver::Browser`]: a headless chromium driven over WebDriver, for the manager's page.
 //! - [`exit`]: the binaries' documented exit codes, the contract the tests check.
 //!
 //! The binaries are not built by `cargo test -p zk-coffee-tests` (a package cannot depend on
@@ -51,6 +52,7 @@ pub mod procfs;
 pub mod prometheus;
 pub mod proxy;
 pub mod server;
+pub mod webdriver;
 
 pub use command::*;
 pub use dir::*;

@@ -71,7 +71,7 @@ struct Args {
     max_hooks: u16,
 
     /// Serve Prometheus metrics at http://ADDR/metrics, the shops' JSON at /api/shops and
-    /// /api/shops/NAME, and /healthz (e.g. 127.0.0.1:9720; default: off). An address that
+    /// /api/shops/NAME, a live read-only page of the shops at /, and /healthz (e.g. 127.0.0.1:9720; default: off). An address that
     /// cannot be used exits 11 at once.
     #[arg(long, env = "MANAGER_LISTEN", value_name = "ADDR", value_parser = cli::parse_listen_address)]
     listen: Option<String>,
@@ -175,7 +175,9 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
             registry.register_collector(Box::new(poller.collector()));
             metrics::build_info(&mut registry);
             let api = Arc::clone(&shared);
-            Some(metrics::serve_metrics(address, Arc::new(registry), move |request| manager::api::route(&api, request))?)
+            Some(metrics::serve_metrics(address, Arc::new(registry), move |request| {
+                manager::api::route(&api, request).or_else(|| manager::page::route(&api, request))
+            })?)
         }
         None => None,
     };

@@ -36,8 +36,9 @@
 //!   left or lost, served or withdrawn, slow queues), [`manager::follow`] (the reads that keep a
 //!   picture current), `shops` (the loop: watches, catching up, each shop's alerts),
 //!   [`manager::alerts`] (hooks, their records, the election's takeover),
-//!   [`manager::zookeeper`] (the servers' `mntr`), [`manager::metrics`] and [`manager::api`]
-//!   (what it serves).
+//!   [`manager::zookeeper`] (the servers' `mntr`), [`manager::metrics`], [`manager::api`] and
+//!   [`manager::page`] (the live page at `/`, its event stream and the charts' history) (what
+//!   it serves).
 //! - **Metrics**, [`metrics`]: the OpenMetrics page of any role ([`metrics::encode`],
 //!   [`metrics::serve_metrics`]), `http` (the small HTTP server it is served by) and `process`
 //!   (the standard `process_*` metrics).

@@ -13,7 +13,7 @@
 //! ZooKeeper.
 //!
 //! The pictures live behind one lock in [`Shared`], which the metrics ([`metrics`]) and the
-//! API ([`api`]) read; the lock is never held across a network wait. The loop itself is in
+//! API ([`api`]) and the page ([`page`]) read; the lock is never held across a network wait. The loop itself is in
 //! `shops`; [`alerts`] runs the hooks through each shop's election, [`zookeeper`] asks the
 //! servers how they are.
 
@@ -22,6 +22,7 @@ pub mod api;
 pub mod event;
 pub mod follow;
 pub mod metrics;
+pub mod page;
 pub mod picture;
 mod shops;
 pub mod zookeeper;
@@ -107,6 +108,8 @@ pub struct Shared {
     pub forget_after: Duration,
     shops: Mutex<BTreeMap<String, Followed>>,
     pub metrics: metrics::Recorded,
+    /// What the page's event streams are told, and the history of its charts.
+    pub page: page::Hub,
     /// Where everything the manager's loop hears is sent; its receiving end, until the loop
     /// takes it.
     tx: Mutex<Sender<shops::Msg>>,
@@ -122,6 +125,7 @@ impl Shared {
             forget_after: config.forget_after,
             shops: Mutex::new(BTreeMap::new()),
             metrics: metrics::Recorded::new(&config.ensemble),
+            page: page::Hub::default(),
             tx: Mutex::new(tx),
             rx: Mutex::new(Some(rx)),
         })

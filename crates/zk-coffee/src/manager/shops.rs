@@ -304,6 +304,7 @@ impl Manager<'_> {
                 }
                 for wait in followed.picture.served_waits.drain(..) {
                     self.shared.metrics.observe_wait(label, wait);
+                    self.shared.page.served(label, wait);
                 }
                 followed.picture.take_events()
             }
@@ -444,6 +445,7 @@ impl Manager<'_> {
 
     fn forget_shop(&mut self, label: &str) {
         self.shared.with_shops_mut(|shops| shops.remove(label));
+        self.shared.page.forget(label);
         if let Some((alerts, session)) = self.alerts.remove(label) {
             drop(alerts);
             session.close();
@@ -496,7 +498,7 @@ impl Manager<'_> {
         let now = Instant::now();
         let wall = SystemTime::now();
         let (alert_wait, forget_after) = (self.config.alert_wait, self.config.forget_after);
-        let metrics = &self.shared.metrics;
+        let (metrics, page) = (&self.shared.metrics, &self.shared.page);
         let alerts = &self.alerts;
         let events = self.shared.with_shops_mut(|shops| {
             let mut events = Vec::new();
@@ -506,7 +508,9 @@ impl Manager<'_> {
                 picture.tick(now, wall, alert_wait);
                 for wait in picture.served_waits.drain(..) {
                     metrics.observe_wait(label, wait);
+                    page.served(label, wait);
                 }
+                page.sample(label, wall, picture.buckets.values().map(|orders| orders.len() as u64).sum());
                 for name in picture.forget_gone(now, forget_after) {
                     debug!("shop {label}: no more series for barista {name}, gone for {forget_after:?}");
                 }
@@ -531,6 +535,7 @@ impl Manager<'_> {
                 info!("{event}");
             }
             (self.on_event)(&event);
+            self.shared.page.publish(&event);
             // The shop's leader runs the hook. An event about the ensemble itself goes to the
             // first shop's election: every manager following the same shops picks the same.
             let alerts = self.alerts.get(&event.shop).or_else(|| self.alerts.values().next());

@@ -8,11 +8,25 @@
 //! one line ([`Error::Listen`]) instead of after it has registered anywhere. A handler that
 //! panics gets its request answered with a 500 and the server goes on. Dropping the
 //! [`HttpServer`] (or [`HttpServer::stop`]) stops it and joins its thread.
+//!
+//! A long-lived answer (the manager page's event stream) is a [`Response::stream`]: it gets a
+//! thread of its own, so it never holds up the answering thread, and at most
+//! [`MAX_STREAMS`] are open at once (more are answered 503). tiny_http reads each connection
+//! on a thread of its pool and starts another when all are busy, so an open stream costs it
+//! one blocked thread too, bounded by the same cap. A stream ends when the client goes (a
+//! write fails), when its function returns, or soon after the server stops. tiny_http keeps
+//! the socket open until the client closes its end (its pool thread waits there for another
+//! request), so a stream that ends on our side should say so in its own protocol first (the
+//! page's stream sends a `bye`, and the page closes and reconnects).
+//!
+//! (A little over 400 lines with its tests, a third of it: the server, its two kinds of
+//! answer and the address parsing belong together.)
 
 use std::io;
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -56,6 +70,32 @@ impl Request {
     }
 }
 
+/// How many streams ([`Response::stream`]) may be open at once: each holds two threads (ours
+/// and one of tiny_http's pool) for as long as its client stays.
+pub const MAX_STREAMS: usize = 16;
+
+/// The function that writes a streamed body: it writes (and flushes) to the connection until
+/// a write fails, it has nothing more to say, or the flag (the server is stopping) is set.
+pub type StreamFn = dyn Fn(&mut dyn Write, &AtomicBool) -> io::Result<()> + Send + Sync;
+
+/// A streamed body ([`Response::stream`]).
+#[derive(Clone)]
+pub struct Stream(Arc<StreamFn>);
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stream")
+    }
+}
+
+impl PartialEq for Stream {
+    fn eq(&self, other: &Stream) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Stream {}
+
 /// What the handler answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -65,12 +105,32 @@ pub struct Response {
     pub content_type: String,
     /// The body.
     pub body: Vec<u8>,
+    /// `Cache-Control`, if any.
+    pub cache_control: Option<&'static str>,
+    /// A body written as it comes, instead of `body` (see [`Response::stream`]).
+    pub stream: Option<Stream>,
 }
 
 impl Response {
     /// A response with `status`, `content_type` and `body`.
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
-        Response { status, content_type: content_type.to_owned(), body: body.into() }
+        Response { status, content_type: content_type.to_owned(), body: body.into(), cache_control: None, stream: None }
+    }
+
+    /// 200 with a body that `write` writes as it comes, on a thread of its own, over a
+    /// connection closed at its end (`Connection: close`, so the body needs no length): a
+    /// stream of Server-Sent Events, say. `write` should flush what it writes.
+    pub fn stream(
+        content_type: &str,
+        write: impl Fn(&mut dyn Write, &AtomicBool) -> io::Result<()> + Send + Sync + 'static,
+    ) -> Response {
+        Response { stream: Some(Stream(Arc::new(write))), ..Response::new(200, content_type, Vec::new()) }
+    }
+
+    /// The same response with a `Cache-Control` header.
+    pub fn with_cache_control(mut self, value: &'static str) -> Response {
+        self.cache_control = Some(value);
+        self
     }
 
     /// 200 with a plain-text body.
@@ -170,7 +230,9 @@ impl Drop for HttpServer {
 }
 
 /// The answering thread: one request after another until stopped.
-fn answer_all(server: &tiny_http::Server, stopping: &AtomicBool, handler: &(dyn Fn(&Request) -> Response + Sync)) {
+fn answer_all(server: &tiny_http::Server, stopping: &Arc<AtomicBool>, handler: &(dyn Fn(&Request) -> Response + Sync)) {
+    let streams = Arc::new(AtomicUsize::new(0));
+    let streams = &streams;
     loop {
         let incoming = match server.recv() {
             Ok(incoming) => incoming,
@@ -194,14 +256,58 @@ fn answer_all(server: &tiny_http::Server, stopping: &AtomicBool, handler: &(dyn 
                 Response::text("internal error\n").with_status(500)
             }
         };
+        if let Some(stream) = response.stream.clone().filter(|_| incoming.method() != &tiny_http::Method::Head) {
+            if streams.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
+                streams.fetch_sub(1, Ordering::SeqCst);
+                let busy = format!("{MAX_STREAMS} streams are open already: try again later\n");
+                let _ = incoming.respond(tiny_http::Response::from_string(busy).with_status_code(503));
+            } else {
+                open_stream(incoming, &response.content_type, stream, stopping, streams);
+            }
+            continue;
+        }
         let mut answer = tiny_http::Response::from_data(response.body).with_status_code(response.status);
         match tiny_http::Header::from_bytes("Content-Type", response.content_type.as_bytes()) {
             Ok(header) => answer.add_header(header),
             Err(()) => warn!("not a Content-Type header value: {:?}", response.content_type),
         }
+        if let Some(value) = response.cache_control {
+            if let Ok(header) = tiny_http::Header::from_bytes("Cache-Control", value.as_bytes()) {
+                answer.add_header(header);
+            }
+        }
         if let Err(e) = incoming.respond(answer) {
             debug!("answering {} {}: {e}", request.method(), request.path());
         }
+    }
+}
+
+/// Gives a streamed response a thread of its own (its slot in `streams` is taken already, and
+/// given back when it ends).
+fn open_stream(
+    incoming: tiny_http::Request,
+    content_type: &str,
+    stream: Stream,
+    stopping: &Arc<AtomicBool>,
+    streams: &Arc<AtomicUsize>,
+) {
+    let head =
+        format!("HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n", content_type);
+    let (stopping, count) = (Arc::clone(stopping), Arc::clone(streams));
+    let url = incoming.url().to_owned();
+    let started = std::thread::Builder::new().name("http-stream".into()).spawn(move || {
+        // The raw connection: the head above, then whatever the stream writes, then close.
+        let mut out = incoming.into_writer();
+        let result = out.write_all(head.as_bytes()).and_then(|()| out.flush()).and_then(|()| (stream.0)(&mut out, &stopping));
+        if let Err(e) = result {
+            debug!("the stream of {url} ended: {e}");
+        }
+        count.fetch_sub(1, Ordering::SeqCst);
+    });
+    if let Err(e) = started {
+        // The request went with the closure: tiny_http answers a dropped request with a 500.
+        error!("cannot start a thread for a stream: {e}");
+        streams.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -287,5 +393,60 @@ mod tests {
         let server = HttpServer::start("127.0.0.1:0", |_| Response::text("x")).unwrap();
         assert!(server.local_addr().port() > 0);
         server.stop();
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> std::net::TcpStream {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        write!(conn, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        conn
+    }
+
+    fn read_until(conn: &mut std::net::TcpStream, what: &str) -> String {
+        use std::io::Read;
+        let mut seen = Vec::new();
+        let mut buf = [0; 1024];
+        while !String::from_utf8_lossy(&seen).contains(what) {
+            let n = conn.read(&mut buf).unwrap_or_else(|e| panic!("{e} before {what:?}: {}", String::from_utf8_lossy(&seen)));
+            assert!(n > 0, "closed before {what:?}: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    #[test]
+    fn streams_run_on_threads_of_their_own_up_to_the_cap() {
+        let server = HttpServer::start("127.0.0.1:0", |r| match r.path() {
+            "/stream" => Response::stream("text/event-stream", |out, stopping| {
+                out.write_all(b"data: one\n\n")?;
+                out.flush()?;
+                while !stopping.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                out.write_all(b"data: bye\n\n")?;
+                out.flush()
+            }),
+            _ => Response::text("plain"),
+        })
+        .unwrap();
+        let addr = server.local_addr();
+        // One after another: tiny_http's pool can queue a connection accepted while another
+        // is being handed to a waking thread behind connections that stay open (its
+        // `waiting_tasks` still counts the thread being woken), and these never close.
+        let mut streams = Vec::new();
+        for _ in 0..MAX_STREAMS {
+            let mut stream = get(addr, "/stream");
+            let seen = read_until(&mut stream, "data: one\n\n");
+            assert!(seen.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"), "{seen}");
+            streams.push(stream);
+        }
+        let seen = read_until(&mut get(addr, "/plain"), "plain");
+        assert!(seen.starts_with("HTTP/1.1 200"), "answered while the streams are open: {seen}");
+        let seen = read_until(&mut get(addr, "/stream"), "streams are open already");
+        assert!(seen.starts_with("HTTP/1.1 503"), "{seen}");
+        server.stop();
+        for stream in &mut streams {
+            read_until(stream, "data: bye\n\n");
+        }
     }
 }
