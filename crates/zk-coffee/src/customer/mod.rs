@@ -190,6 +190,11 @@ pub fn order_and_wait(
         waited: placed.elapsed(),
     };
     let mut outage: Option<Duration> = None;
+    // A stop requested while the order was being placed, before our waker was registered,
+    // sends us nothing: look first.
+    if shutdown.state() != Stop::No {
+        return withdraw(session, &wakes, receipt(placed));
+    }
     loop {
         if look {
             let pending = match look_at(session, board, &order, &wakes) {
@@ -342,7 +347,9 @@ fn wait_for_a_barista(roster: &Roster, config: &CustomerConfig, deadline: Instan
     }
     let asked_for = || config.barista.as_ref().map(BaristaName::to_string);
     let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() || wakes.wait(left).is_none() {
+    // A stop requested before our waker was registered sends us nothing: look first.
+    let stopped = shutdown.state() != Stop::No;
+    if !stopped && (left.is_zero() || wakes.wait(left).is_none()) {
         return Err(Error::NoBarista(Absence::NotOnShift { asked_for: asked_for(), patience: config.patience }));
     }
     if shutdown.state() != Stop::No {
