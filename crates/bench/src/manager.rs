@@ -406,15 +406,7 @@ fn build_shop(zk: &ZooKeeper, holder: &ZooKeeper, shop: &ShopName, baristas: usi
     };
     let at = |path: &str| layout::in_shop(Some(shop), path);
     create(zk, layout::shop_root(shop), Vec::new(), CreateMode::Persistent)?;
-    for path in [
-        layout::BARISTA_GROUP,
-        layout::ORDERS,
-        layout::EXTENSIONS,
-        layout::CLAIMS,
-        layout::SALES,
-        layout::MANAGERS,
-        layout::ALERTS,
-    ] {
+    for path in layout::SHOP_NODES {
         create(zk, at(path), layout::ROOT_DATA.to_vec(), CreateMode::Persistent)?;
     }
     create(zk, at(layout::CONFIG), ShopConfig::default().encode(), CreateMode::Persistent)?;

@@ -35,12 +35,11 @@ use std::time::Duration;
 pub use alerts::{Alerts, HookConfig};
 pub use event::{Event, Kind, ROOT_SHOP};
 pub use picture::Picture;
+pub use shops::run;
 
-use crate::error::Result;
 use crate::layout::ShopName;
 use crate::lock;
 use crate::session::SessionConfig;
-use crate::shutdown::Shutdown;
 
 /// How often the manager looks at what time alone tells.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -146,16 +145,4 @@ impl Shared {
     fn with_shops_mut<T>(&self, f: impl FnOnce(&mut BTreeMap<String, Followed>) -> T) -> T {
         f(&mut lock(&self.shops))
     }
-}
-
-/// The manager's loop: follows the shops until `shutdown`, telling `on_event` each event
-/// (after counting it) and `on_ready` once every shop has been read.
-pub fn run(
-    config: &ManagerConfig,
-    shared: &Arc<Shared>,
-    shutdown: &Shutdown,
-    on_event: &mut dyn FnMut(&Event),
-    on_ready: &mut dyn FnMut(),
-) -> Result<()> {
-    shops::run(config, shared, shutdown, on_event, on_ready)
 }

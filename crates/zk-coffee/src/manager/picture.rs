@@ -491,12 +491,18 @@ mod tests {
         assert!(p.take_events().is_empty());
     }
 
-    #[test]
-    fn a_deletion_a_ledger_counts_is_served_and_one_it_does_not_is_withdrawn() {
+    /// A shop whose barista b1 has an empty ledger and two orders waiting.
+    fn two_orders_at_b1() -> Picture {
         let mut p = Picture::new("/");
         p.ledger_read("b1", Counts::new(), true);
         p.order_placed("b1", "coffee0000000001", order_now());
         p.order_placed("b1", "coffee0000000002", order_now());
+        p
+    }
+
+    #[test]
+    fn a_deletion_a_ledger_counts_is_served_and_one_it_does_not_is_withdrawn() {
+        let mut p = two_orders_at_b1();
         let now = Instant::now();
         p.order_deleted("b1", "coffee0000000001", now, false);
         p.order_deleted("b1", "coffee0000000002", now, false);
@@ -597,10 +603,7 @@ mod tests {
     }
     #[test]
     fn a_ledger_read_ahead_of_its_deletions_counts_them_served_when_they_come() {
-        let mut p = Picture::new("/");
-        p.ledger_read("b1", Counts::new(), true);
-        p.order_placed("b1", "coffee0000000001", order_now());
-        p.order_placed("b1", "coffee0000000002", order_now());
+        let mut p = two_orders_at_b1();
         let now = Instant::now();
         p.order_deleted("b1", "coffee0000000001", now, false);
         // Read after both transactions, before the second deletion was heard.

@@ -98,8 +98,9 @@ fn root_shop_exists(session: &Session) -> Result<bool> {
     Ok(session.exists(layout::ORDERS)? || session.exists(layout::BARISTA_GROUP)?)
 }
 
-/// The manager's loop (see [`super::run`]).
-pub(super) fn run(
+/// The manager's loop: follows the shops until `shutdown`, telling `on_event` each event
+/// (after counting it) and `on_ready` once every shop has been read.
+pub fn run(
     config: &ManagerConfig,
     shared: &Arc<Shared>,
     shutdown: &Shutdown,

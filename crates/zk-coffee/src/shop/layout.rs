@@ -32,6 +32,10 @@ use std::str::FromStr;
 
 use crate::error::Error;
 
+/// The shop's persistent nodes that `shop-init` makes (data [`ROOT_DATA`]), parents first;
+/// the configuration comes after them.
+pub const SHOP_NODES: [&str; 7] = [BARISTA_GROUP, ORDERS, EXTENSIONS, CLAIMS, SALES, MANAGERS, ALERTS];
+
 /// Where baristas register while they are on shift.
 pub const BARISTA_GROUP: &str = "/barista_group";
 /// Where each barista's bucket of orders lives.

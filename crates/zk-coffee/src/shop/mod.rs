@@ -64,16 +64,7 @@ pub fn ensure_chroot(config: &SessionConfig) -> Result<()> {
 /// none yet. Idempotent.
 pub fn init(session: &Session, update: Option<&ShopConfig>) -> Result<InitReport> {
     let mut report = InitReport { created: Vec::new(), found: Vec::new(), updated: Vec::new() };
-    let nodes = [
-        layout::BARISTA_GROUP,
-        layout::ORDERS,
-        layout::EXTENSIONS,
-        layout::CLAIMS,
-        layout::SALES,
-        layout::MANAGERS,
-        layout::ALERTS,
-    ];
-    for path in nodes {
+    for path in layout::SHOP_NODES {
         if session.ensure_persistent(path, layout::ROOT_DATA)? {
             report.created.push(path.to_owned());
         } else {
