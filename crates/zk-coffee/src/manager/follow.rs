@@ -114,6 +114,8 @@ pub enum Fact {
     ClaimCame(String, i64),
     ClaimWent(String),
     LedgerRead(String, sales::Counts),
+    /// A ledger was created or written; [`read_ledgers`] reads it.
+    LedgerChanged(String),
     LedgerWent(String),
     Menu(Vec<String>),
     /// Nothing the picture keeps (a node that is gone by now, or not one of the shop's).
@@ -160,16 +162,8 @@ pub fn fetch(session: &Session, shop: Option<&ShopName>, path: &str, change: Cha
             None => Fact::Nothing,
         },
         (NodeKind::Ledger, Change::Deleted) => Fact::LedgerWent(name),
-        (NodeKind::Ledger, _) => match session.read(&at)? {
-            Some(node) => match sales::decode(&node.data) {
-                Ok(counts) => Fact::LedgerRead(name, counts),
-                Err(e) => {
-                    warn!("{at}: {e}");
-                    Fact::Nothing
-                }
-            },
-            None => Fact::Nothing,
-        },
+        // Not read here: the loop reads the ledgers a batch changed together (read_ledgers).
+        (NodeKind::Ledger, _) => Fact::LedgerChanged(name),
         (NodeKind::Settings, _) if path == layout::CONFIG => Fact::Menu(menu_of(session.data(&at)?.as_deref())),
         _ => Fact::Nothing,
     };
@@ -193,6 +187,8 @@ impl Fact {
             Fact::ClaimCame(owner, session) => picture.claim_came(&owner, session, false),
             Fact::ClaimWent(owner) => picture.claim_went(&owner),
             Fact::LedgerRead(barista, counts) => picture.ledger_read(&barista, counts, false),
+            // Nothing known yet: the counts come with the read.
+            Fact::LedgerChanged(_) => {}
             Fact::LedgerWent(barista) => picture.ledger_went(&barista),
             Fact::Menu(menu) => picture.menu_read(menu, false),
             Fact::Nothing => {}
@@ -255,14 +251,9 @@ pub fn read_shop(session: &Session, shop: Option<&ShopName>) -> Result<Snapshot>
         }
     }
     let baristas = session.children(&at(layout::SALES))?.unwrap_or_default();
-    let paths: Vec<String> = baristas.iter().map(|b| at(&layout::child(layout::SALES, b))).collect();
-    for ((barista, node), path) in baristas.into_iter().zip(read_all(session, &paths)?).zip(&paths) {
-        let Some(node) = node else { continue };
-        match sales::decode(&node.data) {
-            Ok(counts) => {
-                snapshot.ledgers.insert(barista, counts);
-            }
-            Err(e) => warn!("{path}: {e}"),
+    for fact in read_ledgers(session, shop, &baristas)? {
+        if let Fact::LedgerRead(barista, counts) = fact {
+            snapshot.ledgers.insert(barista, counts);
         }
     }
     snapshot.menu = menu_of(session.data(&at(layout::CONFIG))?.as_deref());

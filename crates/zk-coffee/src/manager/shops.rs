@@ -17,7 +17,7 @@ use log::{debug, info, warn};
 use super::follow::{self, Change, Fact};
 use super::{shop_label, Alerts, Event, Followed, Kind, ManagerConfig, Picture, Scope, Shared, TICK};
 use crate::error::{Error, Result};
-use crate::layout::{self, Located, NodeKind, ShopName};
+use crate::layout::{self, Located, ShopName};
 use crate::lock;
 use crate::session::{Session, SessionEvent, TreeEvent, TreeWatch};
 use crate::shutdown::Shutdown;
@@ -431,15 +431,13 @@ impl Manager<'_> {
             }
             return Ok(());
         }
-        if layout::kind_of(&inner) == NodeKind::Ledger && change != Change::Deleted {
+        match follow::fetch(&self.session, shop.as_ref(), &inner, change)? {
+            Fact::Nothing => {}
             // Read once the batch is handled (see `follow`).
-            let entry = self.changed_ledgers.entry(label).or_insert_with(|| (shop.clone(), BTreeSet::new()));
-            entry.1.insert(layout::last_segment(&inner).to_owned());
-            return Ok(());
-        }
-        let fact = follow::fetch(&self.session, shop.as_ref(), &inner, change)?;
-        if fact != Fact::Nothing {
-            self.apply_facts(&label, vec![fact], now);
+            Fact::LedgerChanged(barista) => {
+                self.changed_ledgers.entry(label).or_insert_with(|| (shop, BTreeSet::new())).1.insert(barista);
+            }
+            fact => self.apply_facts(&label, vec![fact], now),
         }
         Ok(())
     }
