@@ -6,31 +6,19 @@ use std::process::Command;
 
 use zk_coffee_tests::*;
 
-#[test]
-fn the_barista_unit_passes_systemd_analyze_verify() {
+/// Checks that the shipped unit `file` has every one of `directives` (whole lines), then runs
+/// `systemd-analyze verify` on a copy whose ExecStart points at `role`'s built binary (the
+/// installed path does not exist on a build machine); everything else is checked as shipped.
+fn verify_unit(file: &str, role: Role, directives: &[&str]) {
     let dir = Dir::new("unit");
-    let unit = std::fs::read_to_string(workspace_root().join("systemd/barista@.service")).expect("read the unit");
-    for directive in [
-        "Type=notify",
-        "KillSignal=SIGTERM",
-        "Restart=on-failure",
-        "DynamicUser=yes",
-        "NoNewPrivileges=yes",
-        "ProtectSystem=strict",
-        "PrivateTmp=yes",
-        "Environment=BARISTA_NAME=%l_%i",
-        // ProcSubset=pid hides the boot id file: a restart needs it to take over at once.
-        "Environment=BARISTA_BOOT_ID=%B",
-        "ProcSubset=pid",
-        "ProtectProc=invisible",
-    ] {
-        assert!(unit.lines().any(|l| l == directive), "the unit lacks {directive}");
+    let unit = std::fs::read_to_string(workspace_root().join("systemd").join(file)).expect("read the unit");
+    for directive in directives {
+        assert!(unit.lines().any(|l| l == *directive), "{file} lacks {directive}");
     }
-    // Verify a copy whose ExecStart points at the binary we built (the installed path does not
-    // exist on a build machine); everything else is checked as shipped.
-    let barista = Role::Barista.path();
-    let copy = unit.replace("ExecStart=/usr/local/bin/barista", &format!("ExecStart={}", barista.display()));
-    let path = dir.join("barista@.service");
+    let installed = format!("ExecStart=/usr/local/bin/{}", role.name());
+    assert!(unit.lines().any(|l| l == installed), "{file} lacks {installed}");
+    let copy = unit.replace(&installed, &format!("ExecStart={}", role.path().display()));
+    let path = dir.join(file);
     std::fs::write(&path, copy).expect("write the copy");
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
@@ -38,31 +26,46 @@ fn the_barista_unit_passes_systemd_analyze_verify() {
         .output()
         .expect("systemd-analyze (Debian package systemd; scripts/test.sh installs it)");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.trim().is_empty(), "systemd-analyze verify complained:\n{text}");
+    assert!(out.status.success() && text.trim().is_empty(), "systemd-analyze verify complained about {file}:\n{text}");
+}
+
+#[test]
+fn the_barista_unit_passes_systemd_analyze_verify() {
+    verify_unit(
+        "barista@.service",
+        Role::Barista,
+        &[
+            "Type=notify",
+            "KillSignal=SIGTERM",
+            "Restart=on-failure",
+            "DynamicUser=yes",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "PrivateTmp=yes",
+            "Environment=BARISTA_NAME=%l_%i",
+            // ProcSubset=pid hides the boot id file: a restart needs it to take over at once.
+            "Environment=BARISTA_BOOT_ID=%B",
+            "ProcSubset=pid",
+            "ProtectProc=invisible",
+        ],
+    );
 }
 
 #[test]
 fn the_manager_unit_passes_systemd_analyze_verify() {
-    let dir = Dir::new("manager-unit");
-    let unit = std::fs::read_to_string(workspace_root().join("systemd/shop-manager.service")).expect("read the unit");
-    for directive in [
-        "Type=notify",
-        "EnvironmentFile=/etc/zk-coffee/shop-manager.env",
-        "Restart=on-failure",
-        "RestartPreventExitStatus=2 11",
-        "DynamicUser=yes",
-        "NoNewPrivileges=yes",
-        "ProtectSystem=strict",
-    ] {
-        assert!(unit.lines().any(|l| l == directive), "the unit lacks {directive}");
-    }
-    let manager = Role::ShopManager.path();
-    let copy = unit.replace("ExecStart=/usr/local/bin/shop-manager", &format!("ExecStart={}", manager.display()));
-    let path = dir.join("shop-manager.service");
-    std::fs::write(&path, copy).expect("write the copy");
-    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&path).output().expect("systemd-analyze");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.trim().is_empty(), "systemd-analyze verify complained:\n{text}");
+    verify_unit(
+        "shop-manager.service",
+        Role::ShopManager,
+        &[
+            "Type=notify",
+            "EnvironmentFile=/etc/zk-coffee/shop-manager.env",
+            "Restart=on-failure",
+            "RestartPreventExitStatus=2 11",
+            "DynamicUser=yes",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+        ],
+    );
 }
 
 #[test]
