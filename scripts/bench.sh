@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 #
 # scripts/bench.sh — the benchmark of issue 7: the shop against the raw ZooKeeper bound and
-# against kazoo's queue recipes, and the shop manager's cost (issue 13), all measured in one
-# run against one throwaway server.
+# against kazoo's queue recipes, the shop manager's cost (issue 13) and its page in a real
+# browser (issue 14), all measured in one run against one throwaway server.
 #
 #   scripts/bench.sh [--short] [--bin-dir DIR] [--keep]
 #
@@ -11,8 +11,9 @@
 # 2. starts a private ZooKeeper with fsync on (scripts/zk.sh start --fsync) and warms it up
 #    for 10 s (a fresh server is several times slower at first),
 # 3. runs every step (see `zk-coffee-bench --help`; the peers are
-#    scripts/bench/kazoo_queue.py, which needs python3-kazoo: installed with apt-get when
-#    running as root),
+#    scripts/bench/kazoo_queue.py, which needs python3-kazoo; the page's figures are
+#    scripts/bench/page_bench.py, which needs python3-selenium, chromium and chromium-driver:
+#    all installed with apt-get when running as root),
 # 4. prints ONE Markdown table on stdout: every figure, its conditions, and issue 7's
 #    targets with met/missed. Progress goes to stderr.
 #
@@ -106,24 +107,12 @@ if [[ -n "$COMPARE_DIR" ]]; then
     done
 fi
 
-# A python that has kazoo (Debian's python3-kazoo lives in /usr/bin/python3's path).
-PY=""
-for candidate in python3 /usr/bin/python3; do
-    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import kazoo' 2>/dev/null; then
-        PY="$candidate"
-        break
-    fi
-done
-if [[ -z "$PY" ]]; then
-    if [[ "$(id -u)" -ne 0 ]]; then
-        log_error "kazoo is not installed; run: sudo apt-get install -y python3-kazoo"
-        exit 1
-    fi
-    log_info "==> installing python3-kazoo (the peer queue recipes)"
-    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-kazoo; } >&2
-    PY=/usr/bin/python3
-    "$PY" -c 'import kazoo' || { log_error "python3-kazoo installed but kazoo does not import"; exit 1; }
-fi
+# Debian's python with kazoo (the peer queue recipes) and selenium (the page, in chromium).
+PY=/usr/bin/python3
+ensure_python_module kazoo python3-kazoo
+ensure_python_module selenium python3-selenium
+ensure_command chromium chromium
+ensure_command chromedriver chromium-driver
 
 # ---------------------------------------------------------------------------------------
 # Sizes
@@ -137,12 +126,14 @@ if [[ -n "$SHORT" ]]; then
     QUEUE_N=100 LOCKING_N=100 UNEVEN_N=100 BACKLOG_SMALL=10 BACKLOG_LARGE=200
     SCALE_B=10 SCALE_N=20 RSS_SETTLE=0.2 RECOVERY_TIMEOUT=2 RECOVERY_TRIALS=1
     MANAGER_N=128 MANAGER_SAMPLES=10 MANAGER_SHOPS=3 MANAGER_BARISTAS=2 MANAGER_SETTLE=0.2
+    PAGE_BARISTAS=5 PAGE_UPDATES=3
     orders_for() { case "$1" in 1) echo 20 ;; 16) echo 64 ;; *) echo 128 ;; esac; }
 else
     TICK_MS=500 WARM_S=10 PAIRS_S=4 PAIRS_WARM_S=1 BOUND_S=2 WATCH_N=1000 CALLS_N=2000
     QUEUE_N=3000 LOCKING_N=1000 UNEVEN_N=3000 BACKLOG_SMALL=100 BACKLOG_LARGE=10000
     SCALE_B=100 SCALE_N=1000 RSS_SETTLE=1 RECOVERY_TIMEOUT=10 RECOVERY_TRIALS=3
     MANAGER_N=12000 MANAGER_SAMPLES=200 MANAGER_SHOPS=100 MANAGER_BARISTAS=10 MANAGER_SETTLE=3
+    PAGE_BARISTAS=100 PAGE_UPDATES=30
     orders_for() { case "$1" in 1) echo 2000 ;; 16) echo 6000 ;; *) echo 12000 ;; esac; }
 fi
 
@@ -265,6 +256,10 @@ run restart bench restart --session-timeout "$RECOVERY_TIMEOUT" --trials "$RECOV
 # following one). The newer build only: an older one may have no shop-manager.
 run manager bench manager --baristas 4 --concurrency 64 --orders "$MANAGER_N" --samples "$MANAGER_SAMPLES"
 run manager-rss bench manager-rss --shops "$MANAGER_SHOPS" --baristas "$MANAGER_BARISTAS" --settle "$MANAGER_SETTLE"
+# The manager's page (issue 14), in a real browser: the first load, and one update with
+# PAGE_BARISTAS real baristas on shift.
+run page "$PY" "$SCRIPT_DIR/bench/page_bench.py" --zk "$ZK" --bin-dir "$BIN_DIR" --logs "$WORK/logs" \
+    --baristas "$PAGE_BARISTAS" --updates "$PAGE_UPDATES"
 
 # ---------------------------------------------------------------------------------------
 # The table

@@ -70,6 +70,9 @@ ensure_python_module prometheus_client python3-prometheus-client
 echo "==> checking chromium and chromedriver (Debian packages 'chromium', 'chromium-driver', the manager page's browser test)"
 ensure_command chromium chromium
 ensure_command chromedriver chromium-driver
+echo "==> checking kazoo and selenium (Debian packages 'python3-kazoo', 'python3-selenium', the benchmark's peers and page, run short by the suite)"
+ensure_python_module kazoo python3-kazoo
+ensure_python_module selenium python3-selenium
 if ((under_load)); then
     echo "==> checking stress-ng (Debian package 'stress-ng', the CPU hogs of --under-load)"
     ensure_command stress-ng stress-ng

@@ -52,6 +52,8 @@ const ROWS: &[&str] = &[
     "manager CPU per order served, 4×64",
     "manager lag, order deleted → counted in /metrics",
     "RSS, manager following 3 shops × 2 baristas",
+    "page, first load",
+    "page, one update with 5 baristas on shift",
 ];
 
 #[test]

@@ -3,9 +3,10 @@
 //! and its queue adopted, a load run moving the counter and the charts, no requests after the
 //! first load, a page opened late showing the last minute, a manager restart ridden out without
 //! a reload, a clean console, and the page at a phone's width; with several shops, an overview
-//! first, each shop opening its own view. The browser test writes its screenshots and the two
-//! benchmark figures (the first load's bytes, one update's cost with 100 baristas on shift)
-//! under `target/` (`page-1280.png`, `page-phone.png`, `page-bench.txt`).
+//! first, each shop opening its own view. The browser test writes its screenshots under
+//! `target/` (`page-1280.png`, `page-phone.png`) and guards the page's two costs loosely (the
+//! first load's bytes; one update replayed with 100 baristas): the benchmark measures them with
+//! real baristas (`scripts/bench/page_bench.py`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -305,13 +306,10 @@ fn the_page_follows_the_shop_live_in_a_real_browser() {
         .collect();
     assert!(errors.is_empty(), "the console: {errors:?}");
 
-    // The benchmark's figure: one update applied (and laid out) with 100 baristas on shift,
-    // the median of 21, through the page's own handler of the stream's `shops` messages.
+    // A loose guard of one update's cost with 100 baristas on shift (the median of 21, through
+    // the page's own handler of the stream's `shops` messages); the benchmark measures it with
+    // 100 real baristas.
     let apply_ms = browser.script(APPLY_100).as_f64().expect("a time");
-    let figures =
-        format!("page first load: {first_bytes} bytes\npage update with 100 baristas: {apply_ms:.1} ms (median of 21)\n");
-    eprint!("{figures}");
-    std::fs::write(shots.join("page-bench.txt"), figures).expect("write the page's figures");
     assert!(apply_ms < 250.0, "one update with 100 baristas took {apply_ms} ms (target < 50 ms)");
 
     assert!(took < Duration::from_secs(2), "{took:?}");

@@ -319,6 +319,7 @@ pub fn render(text: &str) -> Result<String> {
     );
 
     manager_rows(&mut t)?;
+    page_rows(&mut t)?;
 
     let mut out = String::new();
     let _ = writeln!(out, "| figure | measured | conditions | issue 7 target | verdict |");
@@ -363,6 +364,38 @@ fn throughput_row(t: &mut Table, key: &str, bound_key: &str, best_peer: f64, lab
 
 /// The shop manager's rows (issue 13): its CPU per order beside the baristas', the lag to its
 /// `/metrics`, its memory following many shops beside following one; all from this run.
+/// The manager's page in a real browser (issue 14), from `scripts/bench/page_bench.py`.
+fn page_rows(t: &mut Table) -> Result<()> {
+    let baristas = t.text("page", "baristas")?;
+    let kb = t.num("page", "first_load_bytes")? / 1000.0;
+    t.row(
+        "page, first load",
+        format!("{kb:.1} kB"),
+        format!(
+            "the page and every asset (uPlot included) over the network, headers included: the navigation's and each \
+             resource's transferSize in headless chromium's performance entries, once the {baristas} baristas on shift are \
+             on the page"
+        ),
+        "< 200 kB (issue 14)",
+        Some(kb < 200.0),
+    );
+    let p50 = t.num("page", "update_p50_ms")?;
+    t.row(
+        format!("page, one update with {baristas} baristas on shift"),
+        format!("p50 {p50:.1} / p99 {} / max {} ms", t.text("page", "update_p99_ms")?, t.text("page", "update_max_ms")?),
+        format!(
+            "{baristas} real barista processes (300 ms a coffee) and `shop-manager --listen`; a raw client places one order at \
+             a time into their buckets in turn; each of the {} `shops` messages the page received (every one a document of \
+             {baristas} baristas) timed from its arrival to applied and laid out (the page's own handler, then a forced \
+             layout), in headless chromium at 1280 px",
+            t.text("page", "updates")?,
+        ),
+        "< 50 ms (issue 14)",
+        Some(p50 < 50.0),
+    );
+    Ok(())
+}
+
 fn manager_rows(t: &mut Table) -> Result<()> {
     let (b, c) = (t.text("manager", "baristas")?, t.text("manager", "concurrency")?);
     let (mine, theirs) = (t.num("manager", "manager_cpu_us_per_order")?, t.num("manager", "baristas_cpu_us_per_order")?);

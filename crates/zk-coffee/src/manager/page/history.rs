@@ -3,8 +3,9 @@
 //! waits served in it), kept by the manager so that a page opened late still shows them.
 //!
 //! Memory is bounded: [`SECONDS`] samples a shop, and at most [`WAITS_PER_SECOND`] waits kept
-//! for the open second's percentiles (beyond that, every later wait replaces a kept one at
-//! random, so the percentiles stay those of a uniform sample; the count stays exact).
+//! for the open second's percentiles (beyond that, a reservoir sample: every later wait
+//! replaces a kept one at random, so the percentiles stay those of a uniform sample; the count
+//! stays exact).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -46,8 +47,6 @@ struct Shop {
     open: Option<u64>,
     served: u64,
     waits: Vec<f64>,
-    /// For the replacement of kept waits beyond [`WAITS_PER_SECOND`] (xorshift).
-    rng: u64,
 }
 
 impl Shop {
@@ -86,11 +85,8 @@ impl History {
         if s.waits.len() < WAITS_PER_SECOND {
             s.waits.push(wait);
         } else {
-            s.rng = if s.rng == 0 { 0x9E37_79B9_7F4A_7C15 } else { s.rng };
-            s.rng ^= s.rng << 13;
-            s.rng ^= s.rng >> 7;
-            s.rng ^= s.rng << 17;
-            let slot = (s.rng % s.served) as usize;
+            // Reservoir sampling: the n-th wait is kept with probability WAITS_PER_SECOND / n.
+            let slot = rand::random_range(0..s.served) as usize;
             if slot < WAITS_PER_SECOND {
                 s.waits[slot] = wait;
             }
