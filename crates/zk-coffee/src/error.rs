@@ -69,6 +69,14 @@ pub enum Error {
     #[error("cannot listen on {address}: {reason} (choose another --listen / --metrics-listen address)")]
     Listen { address: String, reason: String },
 
+    /// The shop's tree uses a layout newer than this build serves (see `layout_version`).
+    #[error("the shop uses layout version {found} ({path}), newer than this build's {supported}: upgrade this role to a build that serves it (see README, Upgrading)")]
+    NewerLayout { path: String, found: u32, supported: u32 },
+
+    /// The shop's layout version node holds no layout number.
+    #[error("{path} should hold the shop's layout version (a number), not {data:?}")]
+    BadLayoutVersion { path: String, data: String },
+
     /// The program failed, not its user: a broken internal invariant (a bug), or the system
     /// refused what the program needs to run (a thread, a signal handler).
     #[error("internal failure, not a usage error (a bug unless the system is out of resources): {what}")]
@@ -158,6 +166,9 @@ pub mod exit {
         /// `shop-manager`, `barista`: cannot listen on the HTTP address (in use, not permitted,
         /// not this host's).
         LISTEN = 11 => "cannot listen on the HTTP address (in use, not permitted, not this host's)";
+        /// The shop's tree uses a layout newer than this build serves, or its layout version
+        /// node is unreadable: upgrade the role (README, Upgrading).
+        LAYOUT = 12 => "the shop uses a newer layout than this build serves (or an unreadable version node)";
     }
 }
 
@@ -181,6 +192,7 @@ impl Error {
             Error::Left { .. } => exit::GAVE_UP,
             Error::NotAuthorized { .. } => exit::NOT_AUTHORIZED,
             Error::Listen { .. } => exit::LISTEN,
+            Error::NewerLayout { .. } | Error::BadLayoutVersion { .. } => exit::LAYOUT,
             Error::ZooKeeper { .. } | Error::BadConfig(_) | Error::Internal { .. } => exit::FAILURE,
         }
     }
@@ -230,7 +242,8 @@ mod tests {
     #[test]
     fn the_exit_table_lists_each_code_once_in_order() {
         let codes: Vec<u8> = exit::TABLE.iter().map(|(code, _, _)| *code).collect();
-        assert_eq!(codes, (0..=11).collect::<Vec<u8>>());
+        let count = u8::try_from(exit::TABLE.len()).expect("fewer than 256 codes");
+        assert_eq!(codes, (0..count).collect::<Vec<u8>>());
         assert_eq!(exit::TABLE[usize::from(exit::NAME_IN_USE)].1, "NAME_IN_USE");
         assert_eq!(exit::status::REJECTED, i32::from(exit::REJECTED));
     }

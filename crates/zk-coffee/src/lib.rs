@@ -58,7 +58,7 @@
 //!     /{barista}            persistent: the barista's bucket, holding orders only
 //!         /coffee0000000042 PERSISTENT_SEQUENTIAL: an order; data = coffee name (UTF-8)
 //! /zk-coffee                persistent: everything this project adds (see layout)
-//!     /config, /acl, /claims/{barista}, /sales/{barista},
+//!     /version, /config, /acl, /claims/{barista}, /sales/{barista},
 //!     /managers/manager-{sequence}, /alerts/{kind}-{sha1}
 //! ```
 //!

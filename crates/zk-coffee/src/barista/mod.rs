@@ -283,6 +283,9 @@ impl Barista<'_> {
     /// Registers if needed, adopts orphans, serves what is queued, else waits for a wake-up.
     fn round(&mut self) -> Result<Round> {
         if !self.on_shift() {
+            // A newer shop-init may have run while we were cut off: never write into a newer
+            // layout.
+            shop::layout_version::check(&self.ctx.session, None)?;
             // Claims are ephemeral: a new session holds none of the old ones.
             self.adoption.forget_claims();
             if !self.register()? {

@@ -33,6 +33,7 @@ use crate::order::REJECTED_PREFIX;
 use crate::registration::Registration;
 use crate::sales;
 use crate::session::{NodeData, Session};
+use crate::shop::layout_version;
 
 use super::picture::{is_marked_leaving, Member, Order, Picture};
 
@@ -224,6 +225,9 @@ pub struct Snapshot {
 
 /// Reads all of `shop`.
 pub fn read_shop(session: &Session, shop: Option<&ShopName>) -> Result<Snapshot> {
+    // At the start and after every new session (the full reads): a shop in a newer layout is
+    // not misread.
+    layout_version::check(session, shop)?;
     let at = |path: &str| layout::in_shop(shop, path);
     let mut snapshot = Snapshot::default();
     for bucket in session.children(&at(layout::ORDERS))?.unwrap_or_default() {

@@ -229,6 +229,8 @@ impl Manager<'_> {
                 self.inbox.reread = false;
                 match self.catch_up(rewatch, &mut watches) {
                     Ok(()) => retry.reset(),
+                    // A shop in a newer layout does not heal by reading it again.
+                    Err(e @ (Error::NewerLayout { .. } | Error::BadLayoutVersion { .. })) => return Err(e),
                     Err(e) => {
                         self.inbox.lost |= rewatch;
                         self.inbox.reread = true;

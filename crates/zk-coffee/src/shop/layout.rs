@@ -48,6 +48,8 @@ pub const CLAIMS: &str = "/zk-coffee/claims";
 pub const CONFIG: &str = "/zk-coffee/config";
 /// Where each barista's sales ledger lives.
 pub const SALES: &str = "/zk-coffee/sales";
+/// Which version of the layout the shop uses (see `layout_version`).
+pub const LAYOUT_VERSION: &str = "/zk-coffee/version";
 /// Where the shop's managers stand for election.
 pub const MANAGERS: &str = "/zk-coffee/managers";
 /// What a manager's candidate node is called, before its sequence.
@@ -275,7 +277,8 @@ pub enum NodeKind {
     Order,
     /// `/zk-coffee`.
     Extensions,
-    /// `/zk-coffee/config` and `/zk-coffee/acl`: read by all roles, written by the admin.
+    /// `/zk-coffee/config`, `/zk-coffee/acl` and `/zk-coffee/version`: read by all roles,
+    /// written by the admin.
     Settings,
     /// `/zk-coffee/claims`.
     Claims,
@@ -313,7 +316,7 @@ pub fn kind_of(path: &str) -> NodeKind {
         ["orders", _] => NodeKind::Bucket,
         ["orders", _, order] if order.starts_with(ORDER_PREFIX) => NodeKind::Order,
         ["zk-coffee"] => NodeKind::Extensions,
-        ["zk-coffee", "config" | "acl"] => NodeKind::Settings,
+        ["zk-coffee", "config" | "acl" | "version"] => NodeKind::Settings,
         ["zk-coffee", "claims"] => NodeKind::Claims,
         ["zk-coffee", "claims", _] => NodeKind::Claim,
         ["zk-coffee", "sales"] => NodeKind::Sales,

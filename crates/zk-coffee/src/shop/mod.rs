@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`layout`]: the znode layout of the wire contract; the only place paths are built;
+//!   [`layout_version`]: which version of that layout the shop's tree uses;
 //! - [`config`]: the shop's configuration (menu, brew times, maximum queue);
 //! - [`menu`]: the coffees on offer; [`order`]: what an order's data may hold, and how a
 //!   barista rejects one it cannot make;
@@ -15,6 +16,7 @@
 
 pub mod config;
 pub mod layout;
+pub mod layout_version;
 pub mod menu;
 pub mod order;
 pub mod registration;
@@ -71,6 +73,12 @@ pub fn init(session: &Session, update: Option<&ShopConfig>) -> Result<InitReport
             report.found.push(path.to_owned());
         }
     }
+    let version = layout::LAYOUT_VERSION.to_owned();
+    if layout_version::mark(session)? {
+        report.created.push(version);
+    } else {
+        report.found.push(version);
+    }
     match update {
         Some(new) => {
             if config::store(session, new)? {
@@ -100,7 +108,8 @@ pub fn ensure_extensions(session: &Session) -> Result<()> {
     Ok(())
 }
 
-/// Fails with [`Error::ShopNotInitialised`] unless both top-level nodes exist. In a secured
+/// Fails with [`Error::ShopNotInitialised`] unless both top-level nodes exist, and with
+/// [`Error::NewerLayout`] if the shop uses a layout this build does not serve. In a secured
 /// shop, also makes the nodes this session creates get the shop's ACLs (see
 /// [`security::install`]).
 pub fn check_initialised(session: &Session) -> Result<()> {
@@ -110,7 +119,7 @@ pub fn check_initialised(session: &Session) -> Result<()> {
         }
     }
     security::install(session)?;
-    Ok(())
+    layout_version::check(session, None)
 }
 
 /// The baristas on shift, sorted by name, read afresh (see [`Members`]).
