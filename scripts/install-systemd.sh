@@ -6,7 +6,7 @@
 #   sudo scripts/install-systemd.sh [--bin-dir DIR]
 #
 # 1. builds the release binaries (unless --bin-dir names a directory that holds them),
-# 2. installs barista, customer, shop-init, shop-status and shop-manager into /usr/local/bin,
+# 2. installs barista, customer, shop-init, shop-status, shop-manager and shop-admin into /usr/local/bin,
 # 3. installs systemd/barista@.service and systemd/shop-manager.service into
 #    /etc/systemd/system,
 # 4. installs README.md as /usr/local/share/doc/zk-coffee/README.md (the unit's
@@ -44,7 +44,7 @@ if [[ -z "$BIN_DIR" ]]; then
     (cd "$REPO_ROOT" && cargo build --release --workspace --bins)
     BIN_DIR="$REPO_ROOT/target/release"
 fi
-for bin in barista customer shop-init shop-status shop-manager; do
+for bin in barista customer shop-init shop-status shop-manager shop-admin; do
     install -m 0755 "$BIN_DIR/$bin" "/usr/local/bin/$bin"
 done
 install -m 0644 "$REPO_ROOT/systemd/barista@.service" /etc/systemd/system/barista@.service

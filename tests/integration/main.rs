@@ -23,6 +23,7 @@ mod manager_alerts;
 mod manager_metrics;
 mod metrics;
 mod multihost;
+mod operator;
 mod ops;
 mod outage;
 mod page;

@@ -564,3 +564,45 @@ fn launch_sh_starts_shows_and_stops_baristas_on_several_hosts_over_ssh() {
     }
     drop(lan);
 }
+
+#[test]
+fn an_operator_on_another_host_sends_a_barista_home_and_closes_the_shop() {
+    let Some(mut lan) = Lan::create(&["zk", "h1", "h2", "ops"]) else { return };
+    let zk = lan.start_zookeeper("zk");
+    must(&mut lan.on("ops", Role::ShopInit.path(), &["--zk", &zk]));
+    let mut ana = lan.spawn("h1", "ana", Role::Barista.path(), &["--zk", &zk, "--name", "ana", "--brew-time", "0.5"]);
+    ana.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    let mut ben = lan.spawn("h2", "ben", Role::Barista.path(), &["--zk", &zk, "--name", "ben", "--brew-time", "0.1"]);
+    ben.wait_for_stderr("is on shift", LOG_TIMEOUT);
+    let mut customers: Vec<HostProc> = (0..3)
+        .map(|i| {
+            let args = ["--zk", &zk, "--barista", "ana", "--coffee", "jacob", "--patience", "60"];
+            let mut c = lan.spawn("h2", &format!("customer-{i}"), Role::Customer.path(), &args);
+            c.wait_for_stderr("ordered ", LOG_TIMEOUT);
+            c
+        })
+        .collect();
+
+    // From the operator's host: ana, on h1, goes home; her queue is served.
+    let out = must(&mut lan.on("ops", Role::ShopAdmin.path(), &["--zk", &zk, "send-home", "ana"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sent-home barista=ana");
+    let (status, _, log) = ana.wait_exit(EXIT_TIMEOUT);
+    assert!(status.success(), "ana did not leave cleanly: {status}");
+    assert!(log.iter().any(|l| l.contains("the operator sent me home")), "{}", log.join("\n"));
+    for c in &mut customers {
+        let (status, stdout, stderr) = c.wait_exit(EXIT_TIMEOUT);
+        assert!(status.success(), "a customer of ana's was not served ({status}):\n{}\n{}", stdout.join("\n"), stderr.join("\n"));
+    }
+
+    // Closed from the operator's host: a customer on h2 is turned away.
+    must(&mut lan.on("ops", Role::ShopAdmin.path(), &["--zk", &zk, "close", "--reason", "inventory"]));
+    let out = run(&mut lan.on("h2", Role::Customer.path(), &["--zk", &zk, "--patience", "5"]));
+    assert_eq!(out.status.code(), Some(exit::CLOSED), "{}", show(&out));
+    must(&mut lan.on("ops", Role::ShopAdmin.path(), &["--zk", &zk, "open"]));
+    let out = run(&mut lan.on("h2", Role::Customer.path(), &["--zk", &zk, "--patience", "20"]));
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", show(&out));
+
+    ben.signal("TERM");
+    let (status, _, _) = ben.wait_exit(EXIT_TIMEOUT);
+    assert!(status.success(), "ben did not leave cleanly: {status}");
+}

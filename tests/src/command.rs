@@ -74,11 +74,14 @@ pub enum Role {
     ShopStatus,
     /// `shop-manager`: follows the shops, reports events, serves metrics.
     ShopManager,
+    /// `shop-admin`: the operator's actions.
+    ShopAdmin,
 }
 
 impl Role {
     /// Every role, each a binary of the workspace.
-    pub const ALL: [Role; 5] = [Role::Barista, Role::Customer, Role::ShopInit, Role::ShopStatus, Role::ShopManager];
+    pub const ALL: [Role; 6] =
+        [Role::Barista, Role::Customer, Role::ShopInit, Role::ShopStatus, Role::ShopManager, Role::ShopAdmin];
 
     /// The binary's file name, which is also the program name in its error messages.
     pub fn name(self) -> &'static str {
@@ -88,6 +91,7 @@ impl Role {
             Role::ShopInit => "shop-init",
             Role::ShopStatus => "shop-status",
             Role::ShopManager => "shop-manager",
+            Role::ShopAdmin => "shop-admin",
         }
     }
 

@@ -77,6 +77,15 @@ pub enum Error {
     #[error("{path} should hold the shop's layout version (a number), not {data:?}")]
     BadLayoutVersion { path: String, data: String },
 
+    /// `customer`: the shop is closed (`shop-admin close`); no order was placed.
+    #[error("the shop is closed ({}); no order was placed", crate::shop::operator::said(.reason))]
+    Closed { reason: String },
+
+    /// An operator's action that does not apply now (no such barista, already closed, ...):
+    /// nothing was changed.
+    #[error("nothing to do: {0}")]
+    NotApplicable(String),
+
     /// The program failed, not its user: a broken internal invariant (a bug), or the system
     /// refused what the program needs to run (a thread, a signal handler).
     #[error("internal failure, not a usage error (a bug unless the system is out of resources): {what}")]
@@ -169,6 +178,11 @@ pub mod exit {
         /// The shop's tree uses a layout newer than this build serves, or its layout version
         /// node is unreadable: upgrade the role (README, Upgrading).
         LAYOUT = 12 => "the shop uses a newer layout than this build serves (or an unreadable version node)";
+        /// `customer`: the shop is closed (`shop-admin close`); no order was placed.
+        CLOSED = 13 => "customer: the shop is closed; no order was placed";
+        /// `shop-admin`: the action does not apply now (no such barista, already closed, ...);
+        /// nothing was changed.
+        NOT_APPLICABLE = 14 => "shop-admin: the action does not apply now (nothing was changed)";
     }
 }
 
@@ -193,6 +207,8 @@ impl Error {
             Error::NotAuthorized { .. } => exit::NOT_AUTHORIZED,
             Error::Listen { .. } => exit::LISTEN,
             Error::NewerLayout { .. } | Error::BadLayoutVersion { .. } => exit::LAYOUT,
+            Error::Closed { .. } => exit::CLOSED,
+            Error::NotApplicable(_) => exit::NOT_APPLICABLE,
             Error::ZooKeeper { .. } | Error::BadConfig(_) | Error::Internal { .. } => exit::FAILURE,
         }
     }

@@ -3,8 +3,8 @@
 //!
 //! Baristas register on shift and serve the orders placed in their bucket; customers pick a
 //! barista, place an order and wait to be served. Each role is its own OS process on any host;
-//! the binaries (`barista`, `customer`, `shop-init`, `shop-status`, `shop-manager`) only parse flags and
-//! report, and all the logic lives here.
+//! the binaries (`barista`, `customer`, `shop-init`, `shop-status`, `shop-manager`,
+//! `shop-admin`) only parse flags and report, and all the logic lives here.
 //!
 //! # Layout
 //!
@@ -59,7 +59,8 @@
 //!         /coffee0000000042 PERSISTENT_SEQUENTIAL: an order; data = coffee name (UTF-8)
 //! /zk-coffee                persistent: everything this project adds (see layout)
 //!     /version, /config, /acl, /claims/{barista}, /sales/{barista},
-//!     /managers/manager-{sequence}, /alerts/{kind}-{sha1}
+//!     /managers/manager-{sequence}, /alerts/{kind}-{sha1},
+//!     /operator/closed, /operator/home-{barista}
 //! ```
 //!
 //! A barista is named `{hostname}_{pid}` unless told otherwise. An order is served when the
@@ -80,7 +81,7 @@ pub mod shutdown;
 mod wake;
 
 pub use customer::{board, load, roster};
-pub use shop::{config, layout, menu, order, registration, sales, security, status};
+pub use shop::{config, layout, menu, operator, order, registration, sales, security, status};
 
 pub use error::{Error, Result};
 pub use layout::{BaristaName, OrderName};

@@ -49,6 +49,7 @@ use log::{debug, info, warn};
 use crate::duration::human;
 use crate::error::Result;
 use crate::layout::{self, BaristaName};
+use crate::operator;
 use crate::session::{Session, SessionEvent, TreeEvent};
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
@@ -113,6 +114,8 @@ enum Wake {
     Staff,
     /// The shop's configuration changed.
     Config,
+    /// The operator's send-home request for us appeared, changed or went.
+    Home,
     /// The connection or session changed.
     Session(SessionEvent),
     /// Someone asked us to stop.
@@ -146,7 +149,7 @@ pub fn run(
             metrics: metrics.clone(),
         },
         phase: Phase::Joining,
-        changed: Changed { staff: true, config: true },
+        changed: Changed { staff: true, config: true, home: true },
         identity: Identity::of_this_process(config),
         adoption: Adoption::default(),
         serving,
@@ -235,6 +238,8 @@ struct Changed {
     staff: bool,
     /// The shop's configuration changed (or was never read).
     config: bool,
+    /// The operator's send-home request may have come (or its watch must be set again).
+    home: bool,
 }
 
 /// What one round of work decided.
@@ -294,6 +299,12 @@ impl Barista<'_> {
             self.changed.staff = true;
         }
         self.apply_config_change()?;
+        if self.changed.home {
+            self.changed.home = false;
+            if self.sent_home()? {
+                return Ok(Round::Continue);
+            }
+        }
         if self.changed.staff {
             self.look_for_orphans()?;
             self.changed.staff = false;
@@ -343,6 +354,27 @@ impl Barista<'_> {
         Ok(Round::Continue)
     }
 
+    /// Whether the operator sent us home (`shop-admin send-home`): then we leave exactly as on
+    /// SIGTERM. Watches our request; one left for an earlier session of our name is removed.
+    fn sent_home(&mut self) -> Result<bool> {
+        let request = layout::home_request(&self.ctx.config.name);
+        // Not there; or a watch of ours on it has not fired yet, and will tell.
+        if self.ctx.watch_exists(&request, Wake::Home)? != Some(true) {
+            return Ok(false);
+        }
+        let Some(node) = self.ctx.session.read(&request)? else { return Ok(false) };
+        let mine = self.ctx.session.session_id().is_some_and(|id| operator::is_for(&node.data, id));
+        // Acted on (or stale) either way: it goes, and a repeated request is a new one.
+        self.ctx.session.delete(&request, Some(node.version))?;
+        if !mine {
+            debug!("removed a send-home request for an earlier {}", self.ctx.config.name);
+            return Ok(false);
+        }
+        info!("the operator sent me home; leaving");
+        self.ctx.shutdown.request();
+        Ok(true)
+    }
+
     /// Waits up to `timeout` for a wake-up, then takes the ones queued behind it.
     fn wait(&mut self, timeout: Duration) {
         if let Some(wake) = self.ctx.wakes.wait(timeout) {
@@ -382,9 +414,11 @@ impl Barista<'_> {
                     self.phase = Phase::Joining;
                 }
                 self.changed.staff = true;
+                self.changed.home = true;
             }
             Wake::Staff => self.changed.staff = true,
             Wake::Config => self.changed.config = true,
+            Wake::Home => self.changed.home = true,
             Wake::Bucket { .. } | Wake::Stop => {}
         }
     }

@@ -123,6 +123,7 @@ pub fn failure_line(error: &Error) -> String {
         Error::NoBarista(_) => "no-barista",
         Error::ShopFull { .. } => "shop-full",
         Error::Left { .. } => "gave-up",
+        Error::Closed { .. } => "closed",
         _ => "failed",
     };
     format!("{word} exit={}", error.exit_code())
@@ -308,6 +309,9 @@ fn place_order(
     let tag = format!("{:016x}", rand::random::<u64>());
     let mut gone: Vec<BaristaName> = Vec::new();
     loop {
+        if let Some(reason) = roster.closed()? {
+            return Err(Error::Closed { reason });
+        }
         let candidates: Vec<BaristaName> = roster
             .on_shift()?
             .into_iter()
@@ -347,6 +351,10 @@ fn wait_for_a_barista(roster: &Roster, config: &CustomerConfig, deadline: Instan
     }
     let asked_for = || config.barista.as_ref().map(BaristaName::to_string);
     let left = deadline.saturating_duration_since(Instant::now());
+    debug!(
+        "waiting for {} to come on shift",
+        config.barista.as_ref().map_or_else(|| "a barista".into(), |b| format!("barista {b}"))
+    );
     // A stop requested before our waker was registered sends us nothing: look first.
     let stopped = shutdown.state() != Stop::No;
     if !stopped && (left.is_zero() || wakes.wait(left).is_none()) {

@@ -8,6 +8,10 @@
 //! (or the connection changed): one outstanding watch on the group per roster. Only members
 //! whose nodes are ephemeral are baristas on shift; each member's node is read once, when it
 //! first appears (see [`Members`]).
+//!
+//! The roster also keeps whether the shop is open (the operator's closed sign, see
+//! [`crate::operator`]) the same way: read once, under a watch, read again only after it
+//! changed; a customer waiting for a barista is woken when the sign goes up.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +21,7 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::error::Result;
 use crate::layout::BaristaName;
 use crate::lock;
+use crate::operator;
 use crate::session::{Session, Subscription};
 use crate::shop::Members;
 
@@ -34,6 +39,10 @@ struct Inner {
     listing: Mutex<(Members, Option<Vec<BaristaName>>)>,
     /// The group or the connection changed since the last listing.
     stale: AtomicBool,
+    /// The closed sign as last read (`None`: not read yet; `Some(None)`: open).
+    door: Mutex<Option<Option<String>>>,
+    /// The sign or the connection changed since it was read.
+    door_stale: AtomicBool,
     /// Customers waiting for the group to change.
     waiters: Arc<Waiters>,
     _subscription: Subscription,
@@ -44,6 +53,12 @@ impl Inner {
     /// never takes the listing lock, which is held during calls to the session.
     fn changed(&self) {
         self.stale.store(true, Ordering::SeqCst);
+        self.waiters.tell_all();
+    }
+
+    /// Like [`Inner::changed`], for the closed sign.
+    fn door_changed(&self) {
+        self.door_stale.store(true, Ordering::SeqCst);
         self.waiters.tell_all();
     }
 }
@@ -105,6 +120,7 @@ impl Roster {
             let me = me.clone();
             let subscription = session.subscribe(move |_| {
                 if let Some(inner) = me.upgrade() {
+                    inner.door_stale.store(true, Ordering::SeqCst);
                     inner.changed();
                 }
             });
@@ -112,6 +128,8 @@ impl Roster {
                 session: session.clone(),
                 listing: Mutex::new((Members::new(false), None)),
                 stale: AtomicBool::new(false),
+                door: Mutex::new(None),
+                door_stale: AtomicBool::new(false),
                 waiters: Arc::default(),
                 _subscription: subscription,
             }
@@ -142,11 +160,33 @@ impl Roster {
         Ok(listing.clone().unwrap_or_default())
     }
 
+    /// Why the shop is closed, or `None` while it is open: the last reading, unless the sign
+    /// changed since.
+    pub fn closed(&self) -> Result<Option<String>> {
+        let mut door = lock(&self.inner.door);
+        if self.inner.door_stale.swap(false, Ordering::SeqCst) || door.is_none() {
+            let me = Arc::downgrade(&self.inner);
+            let notify = move || {
+                if let Some(inner) = me.upgrade() {
+                    inner.door_changed();
+                }
+            };
+            match operator::watch_closed(&self.inner.session, notify) {
+                Ok(reason) => *door = Some(reason),
+                Err(e) => {
+                    self.inner.door_stale.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(door.clone().flatten())
+    }
+
     /// Sends `()` on `waiter` once the group changes after this call (or at once if it
     /// already changed since the last listing), unless the returned [`Wait`] was dropped.
     pub fn tell_on_change(&self, waiter: Sender<()>) -> Wait {
         let wait = self.inner.waiters.add(waiter.clone());
-        if self.inner.stale.load(Ordering::SeqCst) {
+        if self.inner.stale.load(Ordering::SeqCst) || self.inner.door_stale.load(Ordering::SeqCst) {
             let _ = waiter.send(());
         }
         wait

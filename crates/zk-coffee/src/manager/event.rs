@@ -48,6 +48,12 @@ pub enum Kind {
     ShopCreated,
     /// The shop's menu changed.
     MenuChanged,
+    /// The operator closed the shop (`shop-admin close`; the reason is in the facts).
+    ShopClosed,
+    /// The operator opened the shop again.
+    ShopOpened,
+    /// The operator sent a barista home (`shop-admin send-home`).
+    BaristaSentHome,
     /// A ZooKeeper server stopped answering, or the ensemble lost a member.
     ZookeeperDegraded,
     /// Every ZooKeeper server answers again.
@@ -69,6 +75,9 @@ impl Kind {
         Kind::ShopStaffed,
         Kind::ShopCreated,
         Kind::MenuChanged,
+        Kind::ShopClosed,
+        Kind::ShopOpened,
+        Kind::BaristaSentHome,
         Kind::ZookeeperDegraded,
         Kind::ZookeeperOk,
     ];
@@ -91,6 +100,9 @@ impl Kind {
             Kind::ShopStaffed => "shop-staffed",
             Kind::ShopCreated => "shop-created",
             Kind::MenuChanged => "menu-changed",
+            Kind::ShopClosed => "shop-closed",
+            Kind::ShopOpened => "shop-opened",
+            Kind::BaristaSentHome => "barista-sent-home",
             Kind::ZookeeperDegraded => "zookeeper-degraded",
             Kind::ZookeeperOk => "zookeeper-ok",
         }

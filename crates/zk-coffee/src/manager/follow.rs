@@ -79,6 +79,10 @@ fn rejection(data: &[u8]) -> Option<String> {
     data.strip_prefix(REJECTED_PREFIX.as_bytes()).map(|reason| String::from_utf8_lossy(reason).into_owned())
 }
 
+fn closed_of(node: Option<NodeData>) -> Option<(String, i64)> {
+    node.map(|n| (String::from_utf8_lossy(&n.data).into_owned(), n.mtime_ms))
+}
+
 fn menu_of(data: Option<&[u8]>) -> Vec<String> {
     let config = match data.map(ShopConfig::decode) {
         Some(Ok(config)) => config,
@@ -119,6 +123,10 @@ pub enum Fact {
     LedgerChanged(String),
     LedgerWent(String),
     Menu(Vec<String>),
+    /// The closed sign as it is now: its reason and when it went up.
+    Closed(Option<(String, i64)>),
+    /// A send-home request for a barista, for its session.
+    SentHome(String, String),
     /// Nothing the picture keeps (a node that is gone by now, or not one of the shop's).
     Nothing,
 }
@@ -166,6 +174,11 @@ pub fn fetch(session: &Session, shop: Option<&ShopName>, path: &str, change: Cha
         // Not read here: the loop reads the ledgers a batch changed together (read_ledgers).
         (NodeKind::Ledger, _) => Fact::LedgerChanged(name),
         (NodeKind::Settings, _) if path == layout::CONFIG => Fact::Menu(menu_of(session.data(&at)?.as_deref())),
+        (NodeKind::Request, _) if path == layout::CLOSED => Fact::Closed(closed_of(session.read(&at)?)),
+        (NodeKind::Request, Change::Created) => match (name.strip_prefix(layout::HOME_PREFIX), session.data(&at)?) {
+            (Some(barista), Some(data)) => Fact::SentHome(barista.to_owned(), String::from_utf8_lossy(&data).into_owned()),
+            _ => Fact::Nothing,
+        },
         _ => Fact::Nothing,
     };
     Ok(fact)
@@ -192,6 +205,8 @@ impl Fact {
             Fact::LedgerChanged(_) => {}
             Fact::LedgerWent(barista) => picture.ledger_went(&barista),
             Fact::Menu(menu) => picture.menu_read(menu, false),
+            Fact::Closed(closed) => picture.closed_read(closed, false),
+            Fact::SentHome(barista, session) => picture.sent_home(&barista, &session),
             Fact::Nothing => {}
         }
     }
@@ -221,6 +236,7 @@ pub struct Snapshot {
     pub claims: BTreeMap<String, i64>,
     pub ledgers: BTreeMap<String, sales::Counts>,
     pub menu: Vec<String>,
+    pub closed: Option<(String, i64)>,
 }
 
 /// Reads all of `shop`.
@@ -261,6 +277,7 @@ pub fn read_shop(session: &Session, shop: Option<&ShopName>) -> Result<Snapshot>
         }
     }
     snapshot.menu = menu_of(session.data(&at(layout::CONFIG))?.as_deref());
+    snapshot.closed = closed_of(session.read(&at(layout::CLOSED))?);
     Ok(snapshot)
 }
 
@@ -318,6 +335,7 @@ impl Snapshot {
             picture.ledger_read(&barista, counts, first);
         }
         picture.menu_read(self.menu, quiet);
+        picture.closed_read(self.closed, quiet);
         debug!("read shop {}: {} members, {} buckets", picture.shop, picture.members.len(), picture.buckets.len());
     }
 }

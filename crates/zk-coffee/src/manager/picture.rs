@@ -84,6 +84,9 @@ pub struct Picture {
     /// The shop's name in events ([`super::ROOT_SHOP`] for the root shop).
     pub shop: String,
     pub menu: Vec<String>,
+    /// The operator's closed sign: its reason and when it was put up (ms since the epoch,
+    /// the server's clock: the episode's key); `None` while the shop is open.
+    pub closed: Option<(String, i64)>,
     pub members: BTreeMap<String, Member>,
     /// Every bucket (by its barista) and its orders, by the child's name (which sorts in
     /// placement order).
@@ -342,6 +345,30 @@ impl Picture {
             let key = format!("menu-changed:{}", menu.join(","));
             self.say(Kind::MenuChanged, None, key, vec![("menu", menu.into()), ("before", before.into())]);
         }
+    }
+
+    /// The closed sign as read now (`None`: open).
+    pub fn closed_read(&mut self, closed: Option<(String, i64)>, quiet: bool) {
+        if closed == self.closed {
+            return;
+        }
+        let before = std::mem::replace(&mut self.closed, closed.clone());
+        if quiet {
+            return;
+        }
+        match (closed, before) {
+            (Some((reason, since)), _) => {
+                self.say(Kind::ShopClosed, None, format!("shop-closed:{since}"), vec![("reason", reason.into())])
+            }
+            (None, Some((_, since))) => self.say(Kind::ShopOpened, None, format!("shop-opened:{since}"), vec![]),
+            (None, None) => {}
+        }
+    }
+
+    /// The operator asked `barista`, on `session`, to go home.
+    pub fn sent_home(&mut self, barista: &str, session: &str) {
+        let key = format!("barista-sent-home:{barista}:{session}");
+        self.say(Kind::BaristaSentHome, Some(barista), key, vec![("session", session.into())]);
     }
 
     // ---- time ----

@@ -34,7 +34,7 @@ use crate::error::Error;
 
 /// The shop's persistent nodes that `shop-init` makes (data [`ROOT_DATA`]), parents first;
 /// the configuration comes after them.
-pub const SHOP_NODES: [&str; 7] = [BARISTA_GROUP, ORDERS, EXTENSIONS, CLAIMS, SALES, MANAGERS, ALERTS];
+pub const SHOP_NODES: [&str; 8] = [BARISTA_GROUP, ORDERS, EXTENSIONS, CLAIMS, SALES, MANAGERS, ALERTS, OPERATOR];
 
 /// Where baristas register while they are on shift.
 pub const BARISTA_GROUP: &str = "/barista_group";
@@ -56,6 +56,12 @@ pub const MANAGERS: &str = "/zk-coffee/managers";
 pub const MANAGER_PREFIX: &str = "manager-";
 /// Where the leading manager records the alerts it ran.
 pub const ALERTS: &str = "/zk-coffee/alerts";
+/// Where the operator's requests live (`shop-admin`): the closed sign, send-home requests.
+pub const OPERATOR: &str = "/zk-coffee/operator";
+/// Exists while the shop is closed; data = the reason, for the customers turned away.
+pub const CLOSED: &str = "/zk-coffee/operator/closed";
+/// What a send-home request's name starts with, before the barista's name.
+pub const HOME_PREFIX: &str = "home-";
 /// Where `--shop NAME` puts a shop: the chroot `/shops/NAME`.
 pub const SHOPS: &str = "/shops";
 /// The data of the two top-level nodes, as the original program wrote it.
@@ -198,6 +204,11 @@ pub fn ledger(barista: &BaristaName) -> String {
     format!("{SALES}/{barista}")
 }
 
+/// `/zk-coffee/operator/home-{barista}`: the operator's request that `barista` go home.
+pub fn home_request(barista: &BaristaName) -> String {
+    format!("{OPERATOR}/{HOME_PREFIX}{barista}")
+}
+
 /// `/zk-coffee/managers/manager-`: what a manager passes to its election's sequential create.
 pub fn manager_prefix() -> String {
     format!("{MANAGERS}/{MANAGER_PREFIX}")
@@ -296,6 +307,10 @@ pub enum NodeKind {
     Alerts,
     /// `/zk-coffee/alerts/{name}`.
     Alert,
+    /// `/zk-coffee/operator`.
+    Operator,
+    /// `/zk-coffee/operator/closed` and `/zk-coffee/operator/home-{barista}`.
+    Request,
     /// Anything else (not ours).
     Other,
 }
@@ -325,6 +340,8 @@ pub fn kind_of(path: &str) -> NodeKind {
         ["zk-coffee", "managers", _] => NodeKind::Manager,
         ["zk-coffee", "alerts"] => NodeKind::Alerts,
         ["zk-coffee", "alerts", _] => NodeKind::Alert,
+        ["zk-coffee", "operator"] => NodeKind::Operator,
+        ["zk-coffee", "operator", _] => NodeKind::Request,
         _ => NodeKind::Other,
     }
 }

@@ -9,6 +9,8 @@
 //! - [`config`]: the shop's configuration (menu, brew times, maximum queue);
 //! - [`menu`]: the coffees on offer; [`order`]: what an order's data may hold, and how a
 //!   barista rejects one it cannot make;
+//! - [`operator`]: the operator's actions (closing the shop, sending a barista home, purging
+//!   a bucket);
 //! - [`registration`]: what a barista writes into its membership node;
 //! - [`sales`]: each barista's sales ledger, counted exactly once per served order;
 //! - [`security`]: the roles and the ACL table of a secured shop;
@@ -18,6 +20,7 @@ pub mod config;
 pub mod layout;
 pub mod layout_version;
 pub mod menu;
+pub mod operator;
 pub mod order;
 pub mod registration;
 pub mod sales;
@@ -104,6 +107,13 @@ pub fn init(session: &Session, update: Option<&ShopConfig>) -> Result<InitReport
 pub fn ensure_extensions(session: &Session) -> Result<()> {
     for path in [layout::EXTENSIONS, layout::CLAIMS, layout::SALES] {
         session.ensure_persistent(path, layout::ROOT_DATA)?;
+    }
+    // Where the operator's requests go: a secured shop set up by an older shop-init has no
+    // room for it, and the staff may not make it (send-home then waits for shop-init).
+    match session.ensure_persistent(layout::OPERATOR, layout::ROOT_DATA) {
+        Ok(_) => {}
+        Err(Error::NotAuthorized { .. }) => debug!("no {} yet, and not mine to create", layout::OPERATOR),
+        Err(e) => return Err(e),
     }
     Ok(())
 }

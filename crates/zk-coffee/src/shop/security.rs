@@ -9,11 +9,12 @@
 //! | `/orders` | all | read, create, delete | read | nothing |
 //! | `/orders/{b}` (bucket) | all | all | read, create, delete | nothing |
 //! | order | all | read, write, delete | read | nothing |
-//! | `/zk-coffee`, `config`, `acl` | all | read | read | nothing |
+//! | `/zk-coffee`, `version`, `config`, `acl` | all | read | read | nothing |
 //! | `/zk-coffee/claims`, a claim | all | read, create, delete (claim: all) | nothing | nothing |
 //! | `/zk-coffee/sales`, a ledger | all | read, create (ledger: read, write) | nothing | nothing |
 //! | `/zk-coffee/managers`, a candidate | all | read, create, delete (candidate: read) | nothing | nothing |
 //! | `/zk-coffee/alerts`, a record | all | read, create, delete (record: read) | nothing | nothing |
+//! | `/zk-coffee/operator`, a request | all | read, create, delete (request: all) | read | nothing |
 //!
 //! So only staff can register as baristas and serve (delete) orders; customers can list
 //! baristas and place orders but not register, change the menu or see sales; anonymous
@@ -91,6 +92,9 @@ impl Roles {
             NodeKind::Ledger => (READ | WRITE, 0),
             NodeKind::Managers | NodeKind::Alerts => (READ | CREATE | DELETE, 0),
             NodeKind::Manager | NodeKind::Alert => (READ, 0),
+            // Staff may send a colleague home and close the shop; customers read the sign.
+            NodeKind::Operator => (READ | CREATE | DELETE, READ),
+            NodeKind::Request => (ALL, READ),
             NodeKind::Other => (0, 0),
         };
         [(ALL, &self.admin), (staff, &self.staff), (customer, &self.customer)]
