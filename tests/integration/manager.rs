@@ -228,10 +228,17 @@ fn cut_off_while_the_shop_changes(expire: bool) {
     assert_eq!(came["inferred"], true, "{came}");
     let menu = wait_event(&mgr, "menu-changed", None, LOG_TIMEOUT, any);
     assert_eq!(menu["inferred"], true, "{menu}");
-    // And it follows again, live.
+    // And it follows again, live. (On a loaded machine its 1 s session may drop its
+    // connection again, and then a departure during the read that follows is inferred: only
+    // then.)
+    let before_leaving = mgr.mark();
     newcomer.stop(EXIT_TIMEOUT).assert_code(exit::OK);
     let left = wait_event(&mgr, "barista-left", Some("newcomer"), LOG_TIMEOUT, any);
-    assert!(left.get("inferred").is_none(), "{left}");
+    if left.get("inferred").is_some() {
+        mgr.wait_log_since(before_leaving, "another full read, the only cause of an inferred event", LOG_TIMEOUT, |lines| {
+            lines.iter().any(|l| l.contains("read every shop again")).then_some(())
+        });
+    }
     let out = mgr.stop(EXIT_TIMEOUT);
     out.assert_code(exit::OK);
     assert_eq!(count_events(&events_of(&out), "barista-on-shift", Some("newcomer")), 1, "told once: {out}");
