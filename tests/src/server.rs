@@ -415,6 +415,7 @@ pub fn connect_session(connect: &str, session_timeout: Duration) -> zk_coffee::S
         servers: connect.parse().expect("a valid connect string"),
         session_timeout,
         connect_timeout: Duration::from_secs(10),
+        tls: None,
     };
     zk_coffee::Session::connect(config).expect("connect the session")
 }

@@ -26,6 +26,11 @@ pub enum Error {
     #[error("cannot reach ZooKeeper at {servers} within {}: is the server running and the connect string (--zk / ZK_SERVERS) right?", human(*.waited))]
     Unreachable { servers: String, waited: Duration },
 
+    /// A server answered, but TLS with it failed: the handshake (wrong CA, an expired
+    /// certificate, a refused client certificate), or one side speaks TLS and the other not.
+    #[error("TLS with ZooKeeper at {server} failed: {problem}")]
+    Tls { server: String, problem: String },
+
     /// ZooKeeper stayed unreachable for longer than an operation may wait.
     #[error("lost the connection to ZooKeeper while trying to {op} and could not get it back within {}", human(*.waited))]
     ConnectionLost { op: String, waited: Duration },
@@ -158,6 +163,9 @@ pub mod exit {
         /// `shop-manager`, `barista`: cannot listen on the HTTP address (in use, not permitted,
         /// not this host's).
         LISTEN = 11 => "cannot listen on the HTTP address (in use, not permitted, not this host's)";
+        /// TLS with ZooKeeper failed: wrong CA, expired or refused certificate, or TLS on one
+        /// side only (a plaintext client and a TLS port, or the other way round).
+        TLS = 12 => "TLS with ZooKeeper failed (wrong CA, expired or refused certificate, TLS on one side only)";
     }
 }
 
@@ -181,6 +189,7 @@ impl Error {
             Error::Left { .. } => exit::GAVE_UP,
             Error::NotAuthorized { .. } => exit::NOT_AUTHORIZED,
             Error::Listen { .. } => exit::LISTEN,
+            Error::Tls { .. } => exit::TLS,
             Error::ZooKeeper { .. } | Error::BadConfig(_) | Error::Internal { .. } => exit::FAILURE,
         }
     }
@@ -217,6 +226,7 @@ mod tests {
             Error::NotAuthorized { op: "read".into(), path: "/".into() },
             Error::ZooKeeper { op: "read".into(), path: "/".into(), code: "x".into() },
             Error::Listen { address: "127.0.0.1:1".into(), reason: "address in use".into() },
+            Error::Tls { server: "h:1".into(), problem: "x".into() },
         ];
         let mut codes: Vec<u8> = errors.iter().map(Error::exit_code).collect();
         codes.push(Error::Left { asked_for: None, waited: Duration::from_secs(1) }.exit_code());
@@ -230,7 +240,7 @@ mod tests {
     #[test]
     fn the_exit_table_lists_each_code_once_in_order() {
         let codes: Vec<u8> = exit::TABLE.iter().map(|(code, _, _)| *code).collect();
-        assert_eq!(codes, (0..=11).collect::<Vec<u8>>());
+        assert_eq!(codes, (0..=12).collect::<Vec<u8>>());
         assert_eq!(exit::TABLE[usize::from(exit::NAME_IN_USE)].1, "NAME_IN_USE");
         assert_eq!(exit::status::REJECTED, i32::from(exit::REJECTED));
     }

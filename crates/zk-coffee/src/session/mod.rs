@@ -33,6 +33,8 @@
 //!
 //! - `connect_string`: [`ConnectString`], parsed and normalised.
 //! - `credentials`: [`Credentials`], digest `user:password` as the client sends it.
+//! - `tls`: [`Tls`], the CA (and our certificate) for TLS to ZooKeeper, and why a handshake
+//!   failed.
 //! - `acl`: permission bits, [`Grant`], and the [`Protection`] deciding new nodes' ACLs.
 //! - `retry`: the async-to-blocking bridge, deadlines, backoff, one attempt, the retry core.
 //! - `state`: the current session, generations, and [`SessionEvent`] subscribers.
@@ -57,6 +59,7 @@ mod nodes;
 mod protected;
 mod retry;
 mod state;
+mod tls;
 mod watches;
 
 pub use acl::{Grant, Protection, ADMIN, ALL, CREATE, DELETE, READ, WRITE};
@@ -66,6 +69,7 @@ pub use election::Candidacy;
 pub use multi::Transaction;
 pub use nodes::{NodeData, Removal};
 pub use state::{SessionEvent, Subscription};
+pub use tls::{speaks_tls, Tls, TlsStream};
 pub use watches::{TreeEvent, TreeWatch};
 
 use crate::error::Result;
@@ -83,6 +87,8 @@ pub struct SessionConfig {
     pub session_timeout: Duration,
     /// How long to wait for the first connection before giving up.
     pub connect_timeout: Duration,
+    /// TLS to every server (the servers' secureClientPort), if set; else plaintext.
+    pub tls: Option<Tls>,
 }
 
 /// What all clones of a [`Session`] share.
