@@ -35,5 +35,6 @@ mod session;
 mod shift;
 mod status_all;
 mod systemd;
+mod tls;
 mod wire_compat;
 mod zookeeper_health;
