@@ -263,3 +263,32 @@ fn a_session_expired_under_tls_is_replaced_by_a_new_one() {
     out.assert_code(exit::OK);
     barista.stop(EXIT_TIMEOUT).assert_code(exit::OK);
 }
+
+#[test]
+fn a_tls_ensemble_serves_the_shop_and_outlives_its_leader() {
+    let mut ensemble = Ensemble::start_tls(TICK_MS);
+    let tls = ensemble.tls().expect("a TLS ensemble has its CA");
+    for n in 1..=3 {
+        let cfg = std::fs::read_to_string(ensemble.member_dir(n).join("zoo.cfg")).expect("zoo.cfg");
+        assert!(!cfg.lines().any(|l| l.starts_with("clientPort=")), "member {n} is TLS-only: {cfg}");
+    }
+    ensemble.cmd(Role::ShopInit).run(EXIT_TIMEOUT).assert_code(exit::OK);
+    let session = ["--session-timeout", "4"];
+    let barista = ensemble.cmd(Role::Barista).args(session).args(["--name", "b1", "--brew-time", "0.05"]).spawn_on_shift();
+    let customer = |ensemble: &Ensemble| {
+        ensemble.cmd(Role::Customer).args(session).args(["--coffee", "jacob", "--patience", "30"]).run(EXIT_TIMEOUT)
+    };
+    customer(&ensemble).assert_code(exit::OK);
+    // The leader goes (zk.sh finds it over TLS); the shop carries on with the other two.
+    let leader = ensemble.leader();
+    ensemble.kill(leader);
+    let out = customer(&ensemble);
+    out.assert_code(exit::OK);
+    assert!(out.single_stdout_line().contains(" barista=b1"), "{out}");
+    // A plaintext client is refused by every member.
+    let out = bare(Role::ShopStatus, ensemble.connect_string()).run(EXIT_TIMEOUT);
+    out.assert_code(exit::TLS).assert_within(failure_bound());
+    out.error_line(&["speaks TLS only"]);
+    assert!(tls.ca.exists());
+    barista.stop(EXIT_TIMEOUT).assert_code(exit::OK);
+}

@@ -122,7 +122,7 @@ impl TlsFiles {
 
     /// The library's TLS settings for these files (as `role_args` gives a role).
     pub fn session_tls(&self) -> zk_coffee::session::Tls {
-        let identity = self.needs_client_cert.then(|| (self.client_cert.as_path(), self.client_key.as_path()));
+        let identity = self.needs_client_cert.then_some((self.client_cert.as_path(), self.client_key.as_path()));
         zk_coffee::session::Tls::from_files(&self.ca, identity).expect("the harness's TLS files are usable")
     }
 
