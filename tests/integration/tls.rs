@@ -292,3 +292,67 @@ fn a_tls_ensemble_serves_the_shop_and_outlives_its_leader() {
     assert!(tls.ca.exists());
     barista.stop(EXIT_TIMEOUT).assert_code(exit::OK);
 }
+
+#[test]
+fn client_certificates_are_identities_the_shops_acls_name() {
+    let server = ZkServer::builder().tls_client_auth("need").start();
+    let tls = server.tls().expect("TLS").clone();
+    let (barista_cert, barista_key) = tls.client_identity("barista", false);
+    let (customer_cert, customer_key) = tls.client_identity("customer", false);
+    // A role presenting `cert` and no password.
+    let as_cert = |role: Role, cert: &std::path::Path, key: &std::path::Path| {
+        TestCommand::new(role)
+            .zk(server.connect_string())
+            .arg("--tls-ca")
+            .arg(&tls.ca)
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key)
+    };
+    // The server knows a certificate by its subject.
+    let config = zk_coffee::SessionConfig {
+        credentials: None,
+        servers: server.connect_string().parse().expect("connect string"),
+        session_timeout: Duration::from_secs(4),
+        connect_timeout: Duration::from_secs(10),
+        tls: Some(zk_coffee::session::Tls::from_files(&tls.ca, Some((&barista_cert, &barista_key))).expect("TLS files")),
+    };
+    let session = zk_coffee::Session::connect(config.clone()).expect("connect with the barista's certificate");
+    let ids = session.identities().expect("whoami");
+    assert!(ids.contains(&("x509".to_owned(), "CN=barista".to_owned())), "{ids:?}");
+    session.close();
+
+    // The admin (a password, over TLS with the harness's certificate) secures the shop for two
+    // certificates: staff are CN=barista, customers CN=customer.
+    let creds = crate::security::Creds::new("x509");
+    crate::security::with_creds(server.cmd(Role::ShopInit), &creds.admin)
+        .args(["--secure", "--staff-x509", "CN=barista", "--customer-x509", "CN=customer"])
+        .run(EXIT_TIMEOUT)
+        .assert_code(exit::OK);
+    // The harness's helper (no password) may read nothing now; the admin may.
+    let admin = zk_coffee::SessionConfig {
+        credentials: Some(zk_coffee::security::Credentials::parse(&creds.admin_auth).expect("admin credentials")),
+        tls: Some(tls.session_tls()),
+        ..config.clone()
+    };
+    let admin = zk_coffee::Session::connect(admin).expect("connect as the admin");
+    let acl = String::from_utf8(admin.data("/zk-coffee/acl").ok().flatten().unwrap_or_default()).unwrap_or_default();
+    assert!(acl.contains("staff=x509:CN=barista") && acl.contains("customer=x509:CN=customer"), "{acl}");
+
+    let barista = as_cert(Role::Barista, &barista_cert, &barista_key).args(["--name", "b1", "--brew-time", "0"]).spawn_on_shift();
+    let out = as_cert(Role::Customer, &customer_cert, &customer_key).args(["--patience", "20"]).run(EXIT_TIMEOUT);
+    out.assert_code(exit::OK);
+    assert!(out.single_stdout_line().contains(" barista=b1"), "{out}");
+    // A customer's certificate cannot register a barista; a certificate the shop does not name
+    // (the harness's CN=zk-coffee-client, without the admin's password) can do nothing.
+    let out = as_cert(Role::Barista, &customer_cert, &customer_key).args(["--name", "intruder"]).run(EXIT_TIMEOUT);
+    out.assert_code(exit::NOT_AUTHORIZED);
+    out.error_line(&["not authorized"]);
+    let out = server.cmd(Role::Customer).args(["--patience", "5"]).run(EXIT_TIMEOUT);
+    out.assert_code(exit::NOT_AUTHORIZED);
+    out.error_line(&["not authorized"]);
+    assert_eq!(admin.children("/barista_group").expect("the admin reads"), Some(vec!["b1".to_owned()]));
+    admin.close();
+    barista.stop(EXIT_TIMEOUT).assert_code(exit::OK);
+}

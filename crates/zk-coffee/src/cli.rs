@@ -22,7 +22,7 @@ pub fn exit_codes_help() -> String {
 /// Every environment variable the binaries read (besides `RUST_LOG`). Tests and the
 /// benchmark clear them for the processes they start, so a developer's shell cannot change
 /// what they measure.
-pub const ENVIRONMENT: [&str; 35] = [
+pub const ENVIRONMENT: [&str; 37] = [
     "ZK_SERVERS",
     "ZK_SESSION_TIMEOUT",
     "ZK_CONNECT_TIMEOUT",
@@ -36,6 +36,8 @@ pub const ENVIRONMENT: [&str; 35] = [
     "SHOP_MAX_QUEUE",
     "SHOP_STAFF_CREDENTIALS_FILE",
     "SHOP_CUSTOMER_CREDENTIALS_FILE",
+    "SHOP_STAFF_X509",
+    "SHOP_CUSTOMER_X509",
     "MANAGER_SHOPS",
     "MANAGER_ENSEMBLE",
     "MANAGER_EVENTS",

@@ -132,4 +132,13 @@ impl Session {
     pub fn session_timeout(&self) -> Duration {
         self.inner.config.session_timeout
     }
+
+    /// Who the server knows this session as: `(scheme, id)` pairs, e.g. `("digest", "staff")`,
+    /// `("x509", "CN=barista")` for a client certificate, `("ip", "127.0.0.1")` (ZooKeeper's
+    /// `whoami`).
+    pub fn identities(&self) -> Result<Vec<(String, String)>> {
+        let users =
+            self.call("/", |c| async move { c.list_auth_users().await }).map_err(|f| f.into_error("ask who we are at", "/"))?;
+        Ok(users.iter().map(|u| (u.scheme().to_owned(), u.user().to_owned())).collect())
+    }
 }
