@@ -105,28 +105,33 @@ fn a_plaintext_client_at_a_tls_port_and_a_tls_client_at_a_plaintext_port_are_tol
     let plain = ZkServer::start();
     let ca = tls.tls().expect("TLS files").ca.clone();
     // Plaintext to the TLS-only port: every role, one line suggesting --tls-ca, exit 12, within
-    // the connect timeout (the client alone would retry until it).
-    for role in [Role::ShopInit, Role::Barista, Role::Customer, Role::ShopStatus, Role::ShopManager] {
-        let started = Instant::now();
-        let out = bare(role, tls.connect_string()).run(EXIT_TIMEOUT);
+    // the connect timeout (the client alone would retry until it). All at once: each waits
+    // its connect timeout.
+    let roles = [Role::ShopInit, Role::Barista, Role::Customer, Role::ShopStatus, Role::ShopManager];
+    let refused: Vec<Proc> = roles.iter().map(|role| bare(*role, tls.connect_string()).spawn()).collect();
+    // TLS to the plaintext port, from the flag and from the environment.
+    let to_plain = [
+        bare(Role::ShopInit, plain.connect_string()).arg("--tls-ca").arg(&ca).spawn(),
+        bare(Role::Barista, plain.connect_string()).env("ZK_TLS_CA", &ca).spawn(),
+    ];
+    // Nothing listening is still "unreachable", with or without TLS.
+    let nowhere = format!("127.0.0.1:{}", closed_port());
+    let unreachable = [bare(Role::ShopInit, &nowhere).spawn(), bare(Role::ShopInit, &nowhere).arg("--tls-ca").arg(&ca).spawn()];
+    for p in refused {
+        let out = p.wait_exit(EXIT_TIMEOUT);
         out.assert_code(exit::TLS).assert_within(failure_bound());
         out.error_line(&["TLS", tls.connect_string(), "speaks TLS only", "--tls-ca"]);
         out.assert_failure_line();
-        eprintln!("{}: refused in {:?}", role.name(), started.elapsed());
+        eprintln!("{}: refused in {:?}", out.label, out.elapsed);
     }
-    // TLS to the plaintext port.
-    let out = bare(Role::ShopInit, plain.connect_string()).arg("--tls-ca").arg(&ca).run(EXIT_TIMEOUT);
-    out.assert_code(exit::TLS).assert_within(failure_bound());
-    out.error_line(&["TLS", plain.connect_string(), "plaintext port"]);
-    // The same from the environment.
-    let out = bare(Role::ShopInit, plain.connect_string()).env("ZK_TLS_CA", &ca).run(EXIT_TIMEOUT);
-    out.assert_code(exit::TLS);
-    out.error_line(&["plaintext port"]);
-    // Nothing listening is still "unreachable", with or without TLS.
-    let nowhere = format!("127.0.0.1:{}", closed_port());
-    for tls_args in [vec![], vec!["--tls-ca".to_owned(), ca.display().to_string()]] {
-        let out = bare(Role::ShopInit, &nowhere).args(tls_args).run(EXIT_TIMEOUT);
-        out.assert_code(exit::UNREACHABLE);
+    for p in to_plain {
+        let out = p.wait_exit(EXIT_TIMEOUT);
+        out.assert_code(exit::TLS).assert_within(failure_bound());
+        out.error_line(&["TLS", plain.connect_string(), "plaintext port"]);
+    }
+    for p in unreachable {
+        let out = p.wait_exit(EXIT_TIMEOUT);
+        out.assert_code(exit::UNREACHABLE).assert_within(failure_bound());
         out.error_line(&["cannot reach ZooKeeper"]);
     }
 }
@@ -138,11 +143,14 @@ fn a_wrong_ca_an_expired_server_certificate_and_bad_pem_files_are_named() {
     let (ca, expired_ca) = (server.tls().expect("TLS").ca.clone(), expired.tls().expect("TLS").ca.clone());
     assert_ne!(std::fs::read(&ca).ok(), std::fs::read(&expired_ca).ok(), "two CAs");
 
-    let out = bare(Role::Barista, server.connect_string()).arg("--tls-ca").arg(&expired_ca).run(EXIT_TIMEOUT);
+    // Both at once: each waits its connect timeout.
+    let wrong_ca = bare(Role::Barista, server.connect_string()).arg("--tls-ca").arg(&expired_ca).spawn();
+    let stale = bare(Role::Customer, expired.connect_string()).arg("--tls-ca").arg(&expired_ca).spawn();
+    let out = wrong_ca.wait_exit(EXIT_TIMEOUT);
     out.assert_code(exit::TLS).assert_within(failure_bound());
     out.error_line(&["not signed by the CA in", &expired_ca.display().to_string(), "wrong CA"]);
 
-    let out = bare(Role::Customer, expired.connect_string()).arg("--tls-ca").arg(&expired_ca).run(EXIT_TIMEOUT);
+    let out = stale.wait_exit(EXIT_TIMEOUT);
     out.assert_code(exit::TLS).assert_within(failure_bound());
     out.error_line(&["the server's certificate has expired"]);
     out.assert_failure_line();
@@ -188,18 +196,20 @@ fn a_wrong_ca_an_expired_server_certificate_and_bad_pem_files_are_named() {
 fn a_server_that_needs_client_certificates_refuses_none_and_expired_ones_and_takes_a_good_one() {
     let server = ZkServer::builder().tls_client_auth("need").start();
     let tls = server.tls().expect("TLS").clone();
-    // Without a certificate.
-    let out = bare(Role::ShopInit, server.connect_string()).arg("--tls-ca").arg(&tls.ca).run(EXIT_TIMEOUT);
-    out.assert_code(exit::TLS).assert_within(failure_bound());
-    out.error_line(&["refused the connection", "--tls-cert"]);
-    // With one that expired yesterday.
+    // Without a certificate, and with one that expired yesterday (at once: each waits its
+    // connect timeout).
     let (cert, key) = tls.client_identity("stale", true);
-    let out = bare(Role::ShopInit, server.connect_string())
+    let none = bare(Role::ShopInit, server.connect_string()).arg("--tls-ca").arg(&tls.ca).spawn();
+    let stale = bare(Role::ShopInit, server.connect_string())
         .arg("--tls-ca")
         .arg(&tls.ca)
         .env("ZK_TLS_CERT", &cert)
         .env("ZK_TLS_KEY", &key)
-        .run(EXIT_TIMEOUT);
+        .spawn();
+    let out = none.wait_exit(EXIT_TIMEOUT);
+    out.assert_code(exit::TLS).assert_within(failure_bound());
+    out.error_line(&["refused the connection", "--tls-cert"]);
+    let out = stale.wait_exit(EXIT_TIMEOUT);
     out.assert_code(exit::TLS).assert_within(failure_bound());
     out.error_line(&["refused our client certificate", &cert.display().to_string()]);
     // With a good one (what server.cmd gives).

@@ -77,7 +77,8 @@ pub struct ServerArgs {
           value_parser = parse_session_timeout)]
     pub session_timeout: Duration,
 
-    /// How long to wait for a first connection before giving up (exit code 5).
+    /// How long to wait for a first connection before giving up (exit code 5; 12 when the
+    /// server answers but TLS with it fails).
     #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "10", value_name = "SECS",
           value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
