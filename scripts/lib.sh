@@ -62,6 +62,16 @@ ZK_JARS=(
     snappy-java
     netty-all
     metrics-core
+    # Debian's netty-all is an empty aggregate: the Netty connection factory (TLS,
+    # zk.sh --tls) needs the jars themselves.
+    netty-buffer
+    netty-codec
+    netty-common
+    netty-handler
+    netty-resolver
+    netty-transport
+    netty-transport-native-unix-common
+    netty-transport-native-epoll
 )
 
 log_info() {

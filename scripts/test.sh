@@ -60,6 +60,9 @@ cd "$REPO_ROOT"
 
 echo "==> checking ZooKeeper (Debian package 'zookeeper')"
 ensure_zookeeper
+echo "==> checking openssl and keytool (Debian packages 'openssl', 'openjdk-17-jre-headless', the TLS tests' certificates)"
+ensure_command openssl openssl
+ensure_command keytool openjdk-17-jre-headless
 echo "==> checking systemd-analyze (Debian package 'systemd', to verify the unit files)"
 ensure_command systemd-analyze systemd
 echo "==> checking shellcheck (Debian package 'shellcheck', to lint the scripts in the tests)"

@@ -10,6 +10,8 @@
 #   DIR/data/       snapshots + transaction logs (and `myid` for ensembles)
 #   DIR/zk.pid      PID of the running java process
 #   DIR/server.log  stdout+stderr of the server (appended on every start)
+#   DIR/tls/        with --tls: the throwaway CA, the server's certificate and
+#                   keystores, a client identity (an ensemble's is ENSEMBLE/tls)
 # An ensemble directory holds one such directory per member: DIR/1, DIR/2, ...
 #
 # Servers are started detached (setsid), so Ctrl-C in the caller's terminal and
@@ -36,8 +38,9 @@ usage() {
     cat <<EOF
 Usage:
   $PROG start [--port N] [--dir DIR] [--tick-ms MS] [--fsync] [--ruok-only] [--address A]
-              [--4lw LIST]
-  $PROG start-ensemble [--dir DIR] [--tick-ms MS] [--size N]
+              [--4lw LIST] [--tls [--client-auth none|want|need] [--tls-expired]]
+  $PROG start-ensemble [--dir DIR] [--tick-ms MS] [--size N] [--tls [--client-auth MODE]]
+  $PROG tls-cert TLSDIR NAME [--expired]
   $PROG stop DIR [--keep]
   $PROG status DIR
   $PROG leader DIR [--wait SECS]
@@ -75,6 +78,22 @@ Commands:
                                 ruok and srvr in it: start waits with them),
                                 e.g. --4lw ruok,srvr for a server that refuses
                                 mntr.
+                  --tls         a TLS-only server: secureClientPort (Netty) and
+                                no clientPort. Makes, in DIR/tls, a CA (ca.pem),
+                                the server's certificate for 127.0.0.1/localhost
+                                (server.p12 keystore, truststore.p12 with the CA,
+                                PKCS12, password $TLS_PASSWORD) and a client
+                                identity (client.pem, client.key, CN
+                                zk-coffee-client) with openssl and keytool. The
+                                printed line is the same; clients need --tls-ca
+                                DIR/tls/ca.pem. 4lw go over TLS (openssl
+                                s_client). A restart keeps DIR/tls.
+                  --client-auth M  ssl.clientAuth=M (default none): need makes
+                                the server refuse clients without a certificate
+                                signed by DIR/tls/ca.pem, and enables the x509
+                                auth scheme (authProvider.x509).
+                  --tls-expired the server's certificate expired yesterday
+                                (for tests: clients must refuse it).
                   If DIR/zoo.cfg has server.N lines (an ensemble member, e.g.
                   DIR=ENSEMBLE/2), the member is started with QuorumPeerMain and
                   start also waits until it has joined a quorum ('srvr' reports
@@ -88,6 +107,14 @@ Commands:
                       127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3 DIR
                   If DIR/1/zoo.cfg exists, the existing ensemble is restarted
                   (members that are still running are left alone).
+                  --tls, --client-auth: as for start, with one CA and one
+                  server certificate in DIR/tls for all members. The quorum
+                  (the ports between members, on 127.0.0.1) stays plaintext.
+  tls-cert TLSDIR NAME
+                  Sign a client certificate (CN NAME) with the CA of TLSDIR (a
+                  --tls server's DIR/tls): writes TLSDIR/NAME.pem and
+                  TLSDIR/NAME.key and prints their paths. --expired: its
+                  validity ended yesterday.
   stop DIR        Stop the server of DIR (DIR/zk.pid), or every member of an
                   ensemble DIR (DIR/N/zk.pid): SIGTERM, SIGKILL after ${STOP_GRACE}s. Only a
                   PID whose /proc cmdline is java with that dir's zoo.cfg is
@@ -138,6 +165,7 @@ cfg_get() {
 cfg_address() {
     local a
     a="$(cfg_get "$1" clientPortAddress)"
+    [[ -n "$a" ]] || a="$(cfg_get "$1" secureClientPortAddress)"
     echo "${a:-127.0.0.1}"
 }
 
@@ -149,6 +177,116 @@ cfg_set() {
     else
         printf '%s=%s\n' "$key" "$value" >>"$file"
     fi
+}
+
+# cfg_port FILE: the client port of a zoo.cfg (secureClientPort for a TLS server).
+cfg_port() {
+    local p
+    p="$(cfg_get "$1" clientPort)"
+    [[ -n "$p" ]] || p="$(cfg_get "$1" secureClientPort)"
+    echo "$p"
+}
+
+# cfg_tls_dir FILE: the TLS directory of a TLS server's zoo.cfg (fails for a plain one).
+cfg_tls_dir() {
+    local store
+    store="$(cfg_get "$1" ssl.trustStore.location)"
+    [[ -n "$store" ]] || return 1
+    dirname "$store"
+}
+
+# cfg_4lw FILE HOST PORT CMD SECS: zk_4lw, over TLS for a TLS server (with its client
+# identity, which a server with ssl.clientAuth=need wants).
+cfg_4lw() {
+    local cfg="$1" tls
+    if ! tls="$(cfg_tls_dir "$cfg")"; then
+        zk_4lw "$2" "$3" "$4" "$5"
+        return
+    fi
+    printf "%s" "$4" | timeout "$5" openssl s_client -quiet -ign_eof \
+        -connect "$2:$3" -CAfile "$tls/ca.pem" -cert "$tls/client.pem" -key "$tls/client.key" 2>/dev/null
+}
+
+# Password of the throwaway keystores --tls makes (they guard nothing worth one).
+TLS_PASSWORD=zk-coffee
+
+# tls_sign TLSDIR NAME SUBJECT EXT EXPIRED: a P-256 key TLSDIR/NAME.key and a certificate
+# TLSDIR/NAME.pem for SUBJECT signed by TLSDIR's CA, with the x509v3 extensions EXT (lines);
+# with EXPIRED its validity ended yesterday (openssl ca: OpenSSL 3.0's x509 cannot backdate).
+tls_sign() {
+    local tls="$1" name="$2" subject="$3" ext="$4" expired="$5"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tls/$name.key" 2>/dev/null
+    openssl req -new -key "$tls/$name.key" -subj "$subject" -out "$tls/$name.csr"
+    printf '%s\n' "$ext" >"$tls/$name.ext"
+    if [[ -z "$expired" ]]; then
+        openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+            -days 30 -sha256 -extfile "$tls/$name.ext" -out "$tls/$name.pem" 2>/dev/null
+    else
+        mkdir -p "$tls/ca.db"
+        : >"$tls/ca.db/index.txt"
+        [[ -f "$tls/ca.db/serial" ]] || echo 1000 >"$tls/ca.db/serial"
+        printf '%s\n' "[ca]" "default_ca = throwaway" "[throwaway]" \
+            "database = $tls/ca.db/index.txt" "new_certs_dir = $tls/ca.db" "serial = $tls/ca.db/serial" \
+            "default_md = sha256" "policy = anything" "unique_subject = no" \
+            "[anything]" "commonName = supplied" >"$tls/ca.db/ca.cnf"
+        openssl ca -batch -notext -config "$tls/ca.db/ca.cnf" -cert "$tls/ca.pem" -keyfile "$tls/ca.key" \
+            -startdate "$(date -u -d '-2 days' +%Y%m%d%H%M%SZ)" -enddate "$(date -u -d '-1 day' +%Y%m%d%H%M%SZ)" \
+            -extfile "$tls/$name.ext" -in "$tls/$name.csr" -out "$tls/$name.pem" 2>/dev/null
+    fi
+    rm -f "$tls/$name.csr" "$tls/$name.ext"
+    [[ -s "$tls/$name.pem" ]] || { log_error "openssl could not sign $tls/$name.pem"; return 1; }
+    chmod 600 "$tls/$name.key"
+}
+
+# make_tls TLSDIR ADDRESS EXPIRED: the CA, the server's certificate (127.0.0.1, localhost and
+# ADDRESS; expired with EXPIRED) in a PKCS12 keystore, the CA in a PKCS12 truststore, and a
+# client identity. Kept if TLSDIR/ca.pem exists (a restart).
+make_tls() {
+    local tls="$1" address="$2" expired="$3" san nl=$'\n'
+    [[ -f "$tls/ca.pem" ]] && return 0
+    ensure_command openssl openssl || return 1
+    ensure_command keytool openjdk-17-jre-headless || return 1
+    mkdir -p "$tls"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tls/ca.key" 2>/dev/null
+    openssl req -x509 -new -key "$tls/ca.key" -subj "/CN=zk-coffee throwaway CA" -days 30 -sha256 \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+        -out "$tls/ca.pem" 2>/dev/null
+    san="subjectAltName=IP:127.0.0.1,DNS:localhost"
+    [[ -z "$address" || "$address" == 127.0.0.1 ]] || san+=",IP:$address"
+    tls_sign "$tls" server "/CN=zk-coffee ZooKeeper" \
+        "$san${nl}extendedKeyUsage=serverAuth,clientAuth${nl}keyUsage=critical,digitalSignature" "$expired" || return 1
+    tls_sign "$tls" client "/CN=zk-coffee-client" \
+        "extendedKeyUsage=clientAuth${nl}keyUsage=critical,digitalSignature" "" || return 1
+    openssl pkcs12 -export -in "$tls/server.pem" -inkey "$tls/server.key" -certfile "$tls/ca.pem" \
+        -name server -passout "pass:$TLS_PASSWORD" -out "$tls/server.p12"
+    keytool -importcert -noprompt -alias ca -file "$tls/ca.pem" -keystore "$tls/truststore.p12" \
+        -storetype PKCS12 -storepass "$TLS_PASSWORD" >/dev/null 2>&1 || true
+    [[ -s "$tls/truststore.p12" ]] || { log_error "keytool could not write $tls/truststore.p12"; return 1; }
+}
+
+# tls_secure_cfg CFG TLSDIR CLIENT_AUTH: turns a freshly written zoo.cfg into a TLS-only one:
+# its clientPort becomes the secureClientPort (Netty, TLSDIR's keystores), with no plain port.
+tls_secure_cfg() {
+    local cfg="$1" tls="$2" auth="$3" port host
+    port="$(cfg_get "$cfg" clientPort)"
+    host="$(cfg_address "$cfg")"
+    sed -i -e '/^clientPort=/d' -e '/^clientPortAddress=/d' "$cfg"
+    {
+        echo "# TLS only (scripts/zk.sh --tls): no clientPort."
+        echo "secureClientPort=$port"
+        echo "secureClientPortAddress=$host"
+        echo "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory"
+        echo "ssl.keyStore.location=$tls/server.p12"
+        echo "ssl.keyStore.password=$TLS_PASSWORD"
+        echo "ssl.keyStore.type=PKCS12"
+        echo "ssl.trustStore.location=$tls/truststore.p12"
+        echo "ssl.trustStore.password=$TLS_PASSWORD"
+        echo "ssl.trustStore.type=PKCS12"
+        echo "ssl.clientAuth=$auth"
+        if [[ "$auth" == need ]]; then
+            echo "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider"
+        fi
+    } >>"$cfg"
 }
 
 # is_zk_dir DIR: DIR/zoo.cfg exists and was written by this script.
@@ -317,10 +455,10 @@ launch() {
     return 1
 }
 
-# serving HOST PORT: srvr reports a quorum mode (leader/follower/observer) or
+# serving CFG HOST PORT: srvr reports a quorum mode (leader/follower/observer) or
 # standalone.
 serving() {
-    zk_4lw "$1" "$2" srvr 2 | grep -qE '^Mode: (leader|follower|observer|standalone)'
+    cfg_4lw "$1" "$2" "$3" srvr 2 | grep -qE '^Mode: (leader|follower|observer|standalone)'
 }
 
 # await DIR TIMEOUT_SECS RUOK_ONLY: wait until DIR's server answers imok and,
@@ -329,7 +467,7 @@ serving() {
 # answers ruok before it has joined a quorum).
 await_server() {
     local dir="$1" secs="$2" ruok_only="$3" port pid quorum="" serve=""
-    port="$(cfg_get "$dir/zoo.cfg" clientPort)"
+    port="$(cfg_port "$dir/zoo.cfg")"
     is_quorum_cfg "$dir/zoo.cfg" && quorum=1
     [[ -n "$ruok_only" ]] || serve=1
     local deadline=$((SECONDS + secs))
@@ -338,8 +476,8 @@ await_server() {
             log_error "ZooKeeper in $dir exited during startup"
             return 1
         fi
-        if [[ "$(zk_4lw "$HOST" "$port" ruok 2 || true)" == imok ]]; then
-            if [[ -z "$serve" ]] || serving "$HOST" "$port"; then
+        if [[ "$(cfg_4lw "$dir/zoo.cfg" "$HOST" "$port" ruok 2 || true)" == imok ]]; then
+            if [[ -z "$serve" ]] || serving "$dir/zoo.cfg" "$HOST" "$port"; then
                 return 0
             fi
         fi
@@ -402,9 +540,14 @@ prepare_dir() {
 
 cmd_start() {
     local port="" dir="" tick="" ruok_only="" created="" fsync="" address="" words=""
+    local tls="" client_auth="" tls_expired=""
     while (($#)); do
         case "$1" in
             --fsync) fsync=1; shift ;;
+            --tls) tls=1; shift ;;
+            --tls-expired) tls_expired=1; shift ;;
+            --client-auth) client_auth="${2:-}"; shift 2 || die "--client-auth needs a value" ;;
+            --client-auth=*) client_auth="${1#*=}"; shift ;;
             --port) port="${2:-}"; shift 2 || die "--port needs a value" ;;
             --port=*) port="${1#*=}"; shift ;;
             --dir) dir="${2:-}"; shift 2 || die "--dir needs a value" ;;
@@ -424,6 +567,8 @@ cmd_start() {
     [[ -z "$tick" ]] || { is_uint "$tick" && ((tick > 0)); } || die "bad --tick-ms '$tick'"
     [[ -z "$words" || "$words" =~ ^[a-z]{4}(,[a-z]{4})*$ ]] || die "bad --4lw '$words' (four-letter words, comma-separated)"
     [[ -z "$address" || "$address" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "bad --address '$address' (an IPv4 address)"
+    [[ -z "$client_auth" || "$client_auth" =~ ^(none|want|need)$ ]] || die "bad --client-auth '$client_auth' (none, want or need)"
+    [[ -n "$tls" || -z "$client_auth$tls_expired" ]] || die "--client-auth and --tls-expired need --tls"
 
     ensure_zookeeper
     prepare_dir "$dir" "a server"
@@ -436,21 +581,36 @@ cmd_start() {
     if [[ -f "$dir/zoo.cfg" ]]; then
         is_zk_dir "$dir" || die "$dir/zoo.cfg was not written by $PROG; refusing to use it"
         if [[ -n "$port" ]]; then
-            cfg_set "$dir/zoo.cfg" clientPort "$port"
+            if cfg_tls_dir "$dir/zoo.cfg" >/dev/null; then
+                cfg_set "$dir/zoo.cfg" secureClientPort "$port"
+            else
+                cfg_set "$dir/zoo.cfg" clientPort "$port"
+            fi
         fi
         if [[ -n "$tick" ]]; then
             cfg_set "$dir/zoo.cfg" tickTime "$tick"
         fi
         if [[ -n "$address" ]]; then
-            cfg_set "$dir/zoo.cfg" clientPortAddress "$address"
+            if cfg_tls_dir "$dir/zoo.cfg" >/dev/null; then
+                cfg_set "$dir/zoo.cfg" secureClientPortAddress "$address"
+            else
+                cfg_set "$dir/zoo.cfg" clientPortAddress "$address"
+            fi
         fi
         HOST="$(cfg_address "$dir/zoo.cfg")"
-        port="$(cfg_get "$dir/zoo.cfg" clientPort)"
+        port="$(cfg_port "$dir/zoo.cfg")"
         is_uint "$port" || die "$dir/zoo.cfg has no usable clientPort"
     else
         HOST="${address:-$HOST}"
         port="${port:-$(free_port)}"
         write_cfg "$dir" "$port" "${tick:-2000}"
+        if [[ -n "$tls" ]]; then
+            make_tls "$dir/tls" "$address" "$tls_expired" || {
+                [[ -z "$created" ]] || rm -rf "$dir"
+                die "could not make the TLS certificates in $dir/tls"
+            }
+            tls_secure_cfg "$dir/zoo.cfg" "$dir/tls" "${client_auth:-none}"
+        fi
     fi
     if [[ -n "$words" ]]; then
         cfg_set "$dir/zoo.cfg" 4lw.commands.whitelist "$words"
@@ -483,9 +643,12 @@ cmd_start() {
 }
 
 cmd_start_ensemble() {
-    local dir="" tick="" size=3 created=""
+    local dir="" tick="" size=3 created="" tls="" client_auth=""
     while (($#)); do
         case "$1" in
+            --tls) tls=1; shift ;;
+            --client-auth) client_auth="${2:-}"; shift 2 || die "--client-auth needs a value" ;;
+            --client-auth=*) client_auth="${1#*=}"; shift ;;
             --dir) dir="${2:-}"; shift 2 || die "--dir needs a value" ;;
             --dir=*) dir="${1#*=}"; shift ;;
             --tick-ms) tick="${2:-}"; shift 2 || die "--tick-ms needs a value" ;;
@@ -498,6 +661,8 @@ cmd_start_ensemble() {
     done
     [[ -z "$tick" ]] || { is_uint "$tick" && ((tick > 0)); } || die "bad --tick-ms '$tick'"
     { is_uint "$size" && ((size >= 1 && size <= 9)); } || die "bad --size '$size' (1..9)"
+    [[ -z "$client_auth" || "$client_auth" =~ ^(none|want|need)$ ]] || die "bad --client-auth '$client_auth' (none, want or need)"
+    [[ -n "$tls" || -z "$client_auth" ]] || die "--client-auth needs --tls"
 
     ensure_zookeeper
     prepare_dir "$dir" "an ensemble"
@@ -517,6 +682,12 @@ cmd_start_ensemble() {
         mapfile -t ports < <(free_ports $((3 * size)))
         ((${#ports[@]} == 3 * size)) || die "could not allocate free ports"
         local n
+        if [[ -n "$tls" ]]; then
+            make_tls "$dir/tls" "" "" || {
+                [[ -z "$created" ]] || rm -rf "$dir"
+                die "could not make the TLS certificates in $dir/tls"
+            }
+        fi
         for ((n = 1; n <= size; n++)); do
             servers+=("server.$n=$HOST:${ports[$((size + 2 * (n - 1)))]}:${ports[$((size + 2 * (n - 1) + 1))]}")
         done
@@ -525,6 +696,9 @@ cmd_start_ensemble() {
             mkdir -p "$m/data"
             echo "$n" >"$m/data/myid"
             write_cfg "$m" "${ports[$((n - 1))]}" "${tick:-2000}" "${servers[@]}"
+            if [[ -n "$tls" ]]; then
+                tls_secure_cfg "$m/zoo.cfg" "$dir/tls" "${client_auth:-none}"
+            fi
             members+=("$m")
         done
     fi
@@ -537,7 +711,7 @@ cmd_start_ensemble() {
             log_info "member $m is already running (pid $pid)"
             continue
         fi
-        port="$(cfg_get "$m/zoo.cfg" clientPort)"
+        port="$(cfg_port "$m/zoo.cfg")"
         if port_in_use "$port"; then
             [[ -z "$created" ]] || rm -rf "$dir"
             die "port $port on $HOST is already in use"
@@ -575,11 +749,11 @@ cmd_start_ensemble() {
 connect_string() {
     local dir="$1" m out=""
     if is_zk_dir "$dir"; then
-        echo "$(cfg_address "$dir/zoo.cfg"):$(cfg_get "$dir/zoo.cfg" clientPort)"
+        echo "$(cfg_address "$dir/zoo.cfg"):$(cfg_port "$dir/zoo.cfg")"
         return
     fi
     while IFS= read -r m; do
-        out+="${out:+,}$HOST:$(cfg_get "$m/zoo.cfg" clientPort)"
+        out+="${out:+,}$HOST:$(cfg_port "$m/zoo.cfg")"
     done < <(member_dirs "$dir")
     [[ -n "$out" ]] || return 1
     echo "$out"
@@ -687,8 +861,8 @@ cmd_leader() {
     local m port deadline=$((SECONDS + wait))
     while :; do
         for m in "${members[@]}"; do
-            port="$(cfg_get "$m/zoo.cfg" clientPort)"
-            if zk_4lw "$HOST" "$port" srvr 2 | grep -qx 'Mode: leader'; then
+            port="$(cfg_port "$m/zoo.cfg")"
+            if cfg_4lw "$m/zoo.cfg" "$HOST" "$port" srvr 2 | grep -qx 'Mode: leader'; then
                 basename "$m"
                 return 0
             fi
@@ -699,6 +873,27 @@ cmd_leader() {
         fi
         sleep 0.2
     done
+}
+
+cmd_tls_cert() {
+    local tls="" name="" expired=""
+    while (($#)); do
+        case "$1" in
+            --expired) expired=1; shift ;;
+            -h | --help) usage; exit 0 ;;
+            -*) die "tls-cert: unknown option '$1' (see --help)" ;;
+            *)
+                if [[ -z "$tls" ]]; then tls="$1"; elif [[ -z "$name" ]]; then name="$1"; else die "tls-cert: too many arguments"; fi
+                shift
+                ;;
+        esac
+    done
+    [[ -n "$tls" && -n "$name" ]] || die "tls-cert: TLSDIR and NAME are required (see --help)"
+    [[ -f "$tls/ca.pem" && -f "$tls/ca.key" ]] || die "$tls has no ca.pem and ca.key (a --tls server's DIR/tls)"
+    [[ "$name" =~ ^[A-Za-z0-9._-]+$ && "$name" != ca && "$name" != server ]] || die "bad tls-cert NAME '$name'"
+    tls_sign "$tls" "$name" "/CN=$name" "extendedKeyUsage=clientAuth"$'\n'"keyUsage=critical,digitalSignature" "$expired" ||
+        exit 1
+    echo "$tls/$name.pem $tls/$name.key"
 }
 
 cmd_addr() {
@@ -718,6 +913,7 @@ main() {
         status) cmd_status "$@" ;;
         leader) cmd_leader "$@" ;;
         addr) cmd_addr "$@" ;;
+        tls-cert) cmd_tls_cert "$@" ;;
         -h | --help | help) usage ;;
         "") usage >&2; exit 2 ;;
         *) log_error "unknown command '$cmd'"; usage >&2; exit 2 ;;

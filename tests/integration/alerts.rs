@@ -263,6 +263,7 @@ fn in_a_secured_shop_a_manager_with_the_staff_credentials_leads_and_records_and_
         servers: server.connect_string().parse().expect("a valid connect string"),
         session_timeout: Duration::from_secs(4),
         connect_timeout: Duration::from_secs(10),
+        tls: None,
     };
     let session = Session::connect(staff).expect("connect as staff");
     let alerts = Alerts::new(&session, "/", config("true".into())).expect("the staff may stand and record");

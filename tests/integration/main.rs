@@ -36,6 +36,7 @@ mod session;
 mod shift;
 mod status_all;
 mod systemd;
+mod tls;
 mod upgrade;
 mod wire_compat;
 mod zookeeper_health;

@@ -29,7 +29,7 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn poller(ensemble: &str, servers: &[String]) -> (Poller, Receiver<Event>) {
     let (tx, rx) = mpsc::channel();
-    let config = PollerConfig { ensemble: ensemble.to_owned(), servers: servers.to_vec(), interval: INTERVAL };
+    let config = PollerConfig { ensemble: ensemble.to_owned(), servers: servers.to_vec(), interval: INTERVAL, tls: None };
     let poller = Poller::start(config, move |event| {
         let _ = tx.send(event);
     })

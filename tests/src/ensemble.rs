@@ -55,6 +55,29 @@ impl Ensemble {
         Ensemble::launch(None, &["--tick-ms", &tick_ms.to_string()])
     }
 
+    /// [`Ensemble::start`], TLS-only (`zk.sh start-ensemble --tls`): every member serves
+    /// clients on a secureClientPort only, with one CA and server certificate for all
+    /// ([`Ensemble::tls`]); the quorum between them stays plaintext. The raw client
+    /// ([`Ensemble::raw`]) speaks no TLS.
+    pub fn start_tls(tick_ms: u32) -> Ensemble {
+        Ensemble::launch(None, &["--tick-ms", &tick_ms.to_string(), "--tls"])
+    }
+
+    /// The TLS files of a [`start_tls`](Ensemble::start_tls) ensemble.
+    pub fn tls(&self) -> Option<TlsFiles> {
+        let dir = self.dir.join("tls");
+        dir.join("ca.pem").exists().then(|| TlsFiles::in_dir(dir, false))
+    }
+
+    /// A command for `role` with `--zk` set to the ensemble (and its TLS flags, if any).
+    pub fn cmd(&self, role: Role) -> TestCommand {
+        let cmd = TestCommand::new(role).zk(&self.connect);
+        match self.tls() {
+            Some(tls) => cmd.args(tls.role_args()),
+            None => cmd,
+        }
+    }
+
     /// Starts three members from configurations of your own: `cfg(n, member_dir, ports)` gives
     /// member `n`'s `zoo.cfg` (without `scripts/zk.sh`'s marker line, added here), where
     /// `ports` are nine free loopback ports (`ports[n - 1]` is meant for member `n`'s clients,
@@ -110,7 +133,11 @@ impl Ensemble {
             let port: u16 = host.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
             let dir = ensemble.dir.join((i + 1).to_string());
             let cfg = std::fs::read_to_string(dir.join("zoo.cfg")).expect("member zoo.cfg");
-            assert!(cfg.lines().any(|l| l == format!("clientPort={port}")), "member {} is not on port {port}", i + 1);
+            assert!(
+                cfg.lines().any(|l| l == format!("clientPort={port}") || l == format!("secureClientPort={port}")),
+                "member {} is not on port {port}",
+                i + 1
+            );
             ensemble.members.push(Member { dir, port, running: true });
         }
         assert_eq!(ensemble.members.len(), 3, "three members: {stdout}");

@@ -71,9 +71,99 @@ pub struct ZkServerBuilder {
     name: String,
     tick_ms: u32,
     four_letter_words: Option<String>,
+    tls: Option<TlsStart>,
+}
+
+/// How a TLS-only server is started (`zk.sh start --tls`).
+#[derive(Debug, Clone, Default)]
+struct TlsStart {
+    /// `ssl.clientAuth` (`none` unless told).
+    client_auth: Option<String>,
+    /// The server's certificate expired yesterday.
+    expired: bool,
+}
+
+/// The TLS files of a TLS-only [`ZkServer`] (made by `zk.sh start --tls` in `DIR/tls`): the CA
+/// that signed the server's certificate, and a client identity signed by it.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// `DIR/tls`.
+    pub dir: PathBuf,
+    /// The CA certificate (PEM): what `--tls-ca` takes.
+    pub ca: PathBuf,
+    /// A client certificate (CN `zk-coffee-client`) and its key, signed by the CA.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// The server wants a client certificate (`ssl.clientAuth=need`).
+    pub needs_client_cert: bool,
+}
+
+impl TlsFiles {
+    pub(crate) fn in_dir(dir: PathBuf, needs_client_cert: bool) -> TlsFiles {
+        TlsFiles {
+            ca: dir.join("ca.pem"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            dir,
+            needs_client_cert,
+        }
+    }
+
+    /// What a role needs to connect: `--tls-ca CA`, and the client identity if the server
+    /// wants one.
+    pub fn role_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = vec!["--tls-ca".into(), self.ca.clone().into_os_string()];
+        if self.needs_client_cert {
+            args.extend(["--tls-cert".into(), self.client_cert.clone().into_os_string()]);
+            args.extend(["--tls-key".into(), self.client_key.clone().into_os_string()]);
+        }
+        args
+    }
+
+    /// The library's TLS settings for these files (as `role_args` gives a role).
+    pub fn session_tls(&self) -> zk_coffee::session::Tls {
+        let identity = self.needs_client_cert.then_some((self.client_cert.as_path(), self.client_key.as_path()));
+        zk_coffee::session::Tls::from_files(&self.ca, identity).expect("the harness's TLS files are usable")
+    }
+
+    /// A new client certificate for `name` (its CN) signed by the server's CA, and its key
+    /// (`zk.sh tls-cert`); `expired`: its validity ended yesterday.
+    pub fn client_identity(&self, name: &str, expired: bool) -> (PathBuf, PathBuf) {
+        let mut cmd = Command::new("bash");
+        cmd.arg(zk_script()).arg("tls-cert").arg(&self.dir).arg(name).stdin(Stdio::null());
+        if expired {
+            cmd.arg("--expired");
+        }
+        let out = cmd.output().expect("run zk.sh tls-cert");
+        assert!(out.status.success(), "zk.sh tls-cert {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+        (self.dir.join(format!("{name}.pem")), self.dir.join(format!("{name}.key")))
+    }
 }
 
 impl ZkServerBuilder {
+    /// A TLS-only server (`zk.sh start --tls`: secureClientPort, no clientPort), with a CA and
+    /// client identity of its own ([`ZkServer::tls`]); [`ZkServer::cmd`] gives roles the
+    /// flags to reach it. The raw `zookeeper` client speaks no TLS: the server's helper reads
+    /// ([`ZkServer::tree`], ...) go through a library session instead, and [`ZkServer::raw`]
+    /// is refused.
+    pub fn tls(mut self) -> ZkServerBuilder {
+        self.tls.get_or_insert_with(TlsStart::default);
+        self
+    }
+
+    /// [`tls`](ZkServerBuilder::tls) with `ssl.clientAuth=MODE` (`need`: clients without a
+    /// certificate signed by the server's CA are refused; the x509 auth scheme is on).
+    pub fn tls_client_auth(mut self, mode: &str) -> ZkServerBuilder {
+        self.tls.get_or_insert_with(TlsStart::default).client_auth = Some(mode.to_owned());
+        self
+    }
+
+    /// [`tls`](ZkServerBuilder::tls) with a server certificate that expired yesterday.
+    pub fn tls_expired(mut self) -> ZkServerBuilder {
+        self.tls.get_or_insert_with(TlsStart::default).expired = true;
+        self
+    }
+
     /// ZooKeeper's tickTime; session timeouts are negotiated into 2..20 ticks.
     pub fn tick_ms(mut self, ms: u32) -> ZkServerBuilder {
         self.tick_ms = ms;
@@ -99,11 +189,14 @@ impl ZkServerBuilder {
         let permit = Permit::acquire();
         std::fs::create_dir_all(temp_root()).expect("create the temp root");
         let dir = temp_root().join(format!("{}-zk", unique_name(&self.name)));
+        let tls = self.tls.as_ref().map(|t| TlsFiles::in_dir(dir.join("tls"), t.client_auth.as_deref() == Some("need")));
         let mut server = ZkServer {
             dir,
             connect: String::new(),
             tick_ms: self.tick_ms,
             four_letter_words: self.four_letter_words,
+            tls_start: self.tls,
+            tls,
             running: false,
             watchdog: None,
             client: Mutex::new(None),
@@ -132,10 +225,20 @@ pub struct ZkServer {
     tick_ms: u32,
     /// `zk.sh start --4lw` on the first start (kept in its zoo.cfg for restarts).
     four_letter_words: Option<String>,
+    /// `zk.sh start --tls ...` on the first start (kept in its zoo.cfg and DIR/tls).
+    tls_start: Option<TlsStart>,
+    tls: Option<TlsFiles>,
     running: bool,
     watchdog: Option<Child>,
-    client: Mutex<Option<Arc<ZooKeeper>>>,
+    client: Mutex<Option<Helper>>,
     _permit: Permit,
+}
+
+/// The client behind the server's helper reads.
+#[derive(Clone)]
+enum Helper {
+    Raw(Arc<ZooKeeper>),
+    Tls(zk_coffee::Session),
 }
 
 /// One znode as the raw client sees it.
@@ -157,7 +260,7 @@ impl ZkServer {
 
     /// A builder for a server with other settings.
     pub fn builder() -> ZkServerBuilder {
-        ZkServerBuilder { name: test_name(), tick_ms: 500, four_letter_words: None }
+        ZkServerBuilder { name: test_name(), tick_ms: 500, four_letter_words: None, tls: None }
     }
 
     fn launch(&mut self) {
@@ -168,6 +271,15 @@ impl ZkServer {
             .stdin(Stdio::null());
         if let Some(words) = &self.four_letter_words {
             cmd.args(["--4lw", words]);
+        }
+        if let Some(tls) = &self.tls_start {
+            cmd.arg("--tls");
+            if let Some(mode) = &tls.client_auth {
+                cmd.args(["--client-auth", mode]);
+            }
+            if tls.expired {
+                cmd.arg("--tls-expired");
+            }
         }
         die_with_parent(&mut cmd);
         let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", zk_script().display()));
@@ -253,9 +365,32 @@ impl ZkServer {
         self.start_again();
     }
 
-    /// A command for `role` with `--zk` set to this server.
+    /// A command for `role` with `--zk` set to this server (and, for a TLS server, the TLS
+    /// flags: [`TlsFiles::role_args`]).
     pub fn cmd(&self, role: Role) -> TestCommand {
-        TestCommand::new(role).zk(&self.connect)
+        let cmd = TestCommand::new(role).zk(&self.connect);
+        match &self.tls {
+            Some(tls) => cmd.args(tls.role_args()),
+            None => cmd,
+        }
+    }
+
+    /// The TLS files of a TLS server ([`ZkServerBuilder::tls`]).
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// A library session to this server (with TLS for a TLS server), asking for
+    /// `session_timeout`.
+    pub fn session(&self, session_timeout: Duration) -> zk_coffee::Session {
+        let config = zk_coffee::SessionConfig {
+            credentials: None,
+            servers: self.connect.parse().expect("a valid connect string"),
+            session_timeout,
+            connect_timeout: Duration::from_secs(10),
+            tls: self.tls.as_ref().map(TlsFiles::session_tls),
+        };
+        zk_coffee::Session::connect(config).expect("connect the session")
     }
 
     /// Runs `shop-init` and panics unless it succeeds.
@@ -268,54 +403,79 @@ impl ZkServer {
     /// A new raw client (the `zookeeper` crate, as the original program used), connected: waits
     /// until a call goes through, since `ZooKeeper::connect` returns before it is.
     pub fn raw(&self) -> ZooKeeper {
+        assert!(self.tls.is_none(), "the raw client speaks no TLS: use ZkServer::session for a TLS server");
         connect_raw(&self.connect)
     }
 
     /// A new raw client chrooted at `chroot` (which must exist).
     pub fn raw_chroot(&self, chroot: &str) -> ZooKeeper {
+        assert!(self.tls.is_none(), "the raw client speaks no TLS: use ZkServer::session for a TLS server");
         connect_raw(&self.connect_string_with_chroot(chroot))
     }
 
-    /// The server's own helper client.
-    fn client(&self) -> Arc<ZooKeeper> {
+    /// The server's own helper client: a raw one, or a library session over TLS.
+    fn client(&self) -> Helper {
         assert!(self.running, "the server is stopped");
         let mut client = lock(&self.client);
-        Arc::clone(client.get_or_insert_with(|| Arc::new(self.raw())))
+        client
+            .get_or_insert_with(|| match self.tls {
+                None => Helper::Raw(Arc::new(self.raw())),
+                Some(_) => Helper::Tls(self.session(Duration::from_secs(10))),
+            })
+            .clone()
     }
 
     fn close_client(&self) {
-        if let Some(client) = lock(&self.client).take() {
-            let _ = client.close();
+        match lock(&self.client).take() {
+            Some(Helper::Raw(client)) => {
+                let _ = client.close();
+            }
+            Some(Helper::Tls(session)) => session.close(),
+            None => {}
         }
     }
 
     /// The node at `path`, or `None` if there is none.
     pub fn node(&self, path: &str) -> Option<Node> {
-        match self.client().get_data(path, false) {
-            Ok((data, stat)) => Some(Node { data, ephemeral: stat.is_ephemeral(), num_children: stat.num_children }),
-            Err(ZkError::NoNode) => None,
-            Err(e) => panic!("get_data {path}: {e:?}"),
+        match self.client() {
+            Helper::Raw(client) => match client.get_data(path, false) {
+                Ok((data, stat)) => Some(Node { data, ephemeral: stat.is_ephemeral(), num_children: stat.num_children }),
+                Err(ZkError::NoNode) => None,
+                Err(e) => panic!("get_data {path}: {e:?}"),
+            },
+            Helper::Tls(session) => {
+                let node = session.read(path).unwrap_or_else(|e| panic!("read {path}: {e}"))?;
+                let num_children = self.children(path).map_or(0, |c| c.len() as i32);
+                Some(Node { data: node.data, ephemeral: node.ephemeral_owner != 0, num_children })
+            }
         }
     }
 
     /// Whether `path` exists.
     pub fn exists(&self, path: &str) -> bool {
-        match self.client().exists(path, false) {
-            Ok(stat) => stat.is_some(),
-            Err(e) => panic!("exists {path}: {e:?}"),
+        match self.client() {
+            Helper::Raw(client) => match client.exists(path, false) {
+                Ok(stat) => stat.is_some(),
+                Err(e) => panic!("exists {path}: {e:?}"),
+            },
+            Helper::Tls(session) => session.exists(path).unwrap_or_else(|e| panic!("exists {path}: {e}")),
         }
     }
 
     /// The names of `path`'s children, sorted; `None` if `path` does not exist.
     pub fn children(&self, path: &str) -> Option<Vec<String>> {
-        match self.client().get_children(path, false) {
-            Ok(mut children) => {
-                children.sort();
-                Some(children)
-            }
-            Err(ZkError::NoNode) => None,
-            Err(e) => panic!("get_children {path}: {e:?}"),
-        }
+        let children = match self.client() {
+            Helper::Raw(client) => match client.get_children(path, false) {
+                Ok(children) => Some(children),
+                Err(ZkError::NoNode) => None,
+                Err(e) => panic!("get_children {path}: {e:?}"),
+            },
+            Helper::Tls(session) => session.children(path).unwrap_or_else(|e| panic!("get_children {path}: {e}")),
+        };
+        children.map(|mut c| {
+            c.sort();
+            c
+        })
     }
 
     /// Every node below `path` (not `path` itself), as full paths, sorted. ZooKeeper's own
@@ -338,13 +498,31 @@ impl ZkServer {
         found
     }
 
-    /// The server's `mntr` four-letter-word report, e.g. `zk_ephemerals_count`.
+    /// The server's `mntr` four-letter-word report, e.g. `zk_ephemerals_count` (over TLS for a
+    /// TLS server).
     pub fn mntr(&self) -> BTreeMap<String, String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port())).expect("connect for mntr");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("set a read timeout");
-        stream.write_all(b"mntr").expect("send mntr");
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).expect("read the mntr reply");
+        let reply = match &self.tls {
+            None => {
+                let mut stream = TcpStream::connect(("127.0.0.1", self.port())).expect("connect for mntr");
+                stream.set_read_timeout(Some(Duration::from_secs(10))).expect("set a read timeout");
+                stream.write_all(b"mntr").expect("send mntr");
+                let mut reply = String::new();
+                stream.read_to_string(&mut reply).expect("read the mntr reply");
+                reply
+            }
+            Some(tls) => {
+                let mut stream = tls.session_tls().connect(&self.connect, Duration::from_secs(10)).expect("TLS for mntr");
+                stream.write_all(b"mntr").expect("send mntr");
+                let mut reply = Vec::new();
+                // The server closes without a TLS close_notify: the answer is whole then.
+                match stream.read_to_end(&mut reply) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+                    Err(e) => panic!("read the mntr reply: {e}"),
+                }
+                String::from_utf8_lossy(&reply).into_owned()
+            }
+        };
         reply.lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_owned(), v.trim().to_owned())).collect()
     }
 
@@ -415,6 +593,7 @@ pub fn connect_session(connect: &str, session_timeout: Duration) -> zk_coffee::S
         servers: connect.parse().expect("a valid connect string"),
         session_timeout,
         connect_timeout: Duration::from_secs(10),
+        tls: None,
     };
     zk_coffee::Session::connect(config).expect("connect the session")
 }

@@ -166,6 +166,7 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
     let shared = Shared::new(&config);
     let mut poller_config = PollerConfig::new(&config.ensemble, &servers);
     poller_config.interval = args.zookeeper_interval;
+    poller_config.tls = config.session.tls.clone();
     let reporter = Arc::clone(&shared);
     let poller = Poller::start(poller_config, move |event| reporter.report(event))?;
     let server = match &args.listen {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::duration;
 use crate::error::{exit, Error, Result};
 use crate::layout::{self, ShopName};
-use crate::session::{ConnectString, Credentials, Session, SessionConfig};
+use crate::session::{ConnectString, Credentials, Session, SessionConfig, Tls};
 use crate::shutdown::{Shutdown, Stop};
 
 /// The exit-code table printed at the end of every `--help`, from [`exit::TABLE`].
@@ -22,17 +22,22 @@ pub fn exit_codes_help() -> String {
 /// Every environment variable the binaries read (besides `RUST_LOG`). Tests and the
 /// benchmark clear them for the processes they start, so a developer's shell cannot change
 /// what they measure.
-pub const ENVIRONMENT: [&str; 32] = [
+pub const ENVIRONMENT: [&str; 37] = [
     "ZK_SERVERS",
     "ZK_SESSION_TIMEOUT",
     "ZK_CONNECT_TIMEOUT",
     "ZK_SHOP",
     "ZK_CREDENTIALS",
     "ZK_CREDENTIALS_FILE",
+    "ZK_TLS_CA",
+    "ZK_TLS_CERT",
+    "ZK_TLS_KEY",
     "SHOP_MENU",
     "SHOP_MAX_QUEUE",
     "SHOP_STAFF_CREDENTIALS_FILE",
     "SHOP_CUSTOMER_CREDENTIALS_FILE",
+    "SHOP_STAFF_X509",
+    "SHOP_CUSTOMER_X509",
     "MANAGER_SHOPS",
     "MANAGER_ENSEMBLE",
     "MANAGER_EVENTS",
@@ -72,7 +77,8 @@ pub struct ServerArgs {
           value_parser = parse_session_timeout)]
     pub session_timeout: Duration,
 
-    /// How long to wait for a first connection before giving up (exit code 5).
+    /// How long to wait for a first connection before giving up (exit code 5; 15 when the
+    /// server answers but TLS with it fails).
     #[arg(long, env = "ZK_CONNECT_TIMEOUT", default_value = "10", value_name = "SECS",
           value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
@@ -82,6 +88,21 @@ pub struct ServerArgs {
     /// line, where `ps` shows it.)
     #[arg(long, env = "ZK_CREDENTIALS_FILE", value_name = "PATH")]
     pub credentials_file: Option<std::path::PathBuf>,
+
+    /// Connect with TLS (to the servers' secureClientPort), trusting the CA certificates in
+    /// this PEM file to sign the servers' certificates. Without it, the connection is
+    /// plaintext, credentials included.
+    #[arg(long, env = "ZK_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// Present this client certificate (PEM; with --tls-key and --tls-ca), for a server with
+    /// ssl.clientAuth=need, whose x509 scheme then knows us by its subject.
+    #[arg(long, env = "ZK_TLS_CERT", value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM, readable only by its owner) of --tls-cert.
+    #[arg(long, env = "ZK_TLS_KEY", value_name = "FILE", requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl ServerArgs {
@@ -99,7 +120,25 @@ impl ServerArgs {
             Some(shop) => self.servers.under(&layout::shop_root(shop)),
             None => self.servers.clone(),
         };
-        Ok(SessionConfig { credentials, servers, session_timeout: self.session_timeout, connect_timeout: self.connect_timeout })
+        Ok(SessionConfig {
+            credentials,
+            servers,
+            session_timeout: self.session_timeout,
+            connect_timeout: self.connect_timeout,
+            tls: self.tls()?,
+        })
+    }
+
+    /// The TLS settings of `--tls-ca` (and `--tls-cert`/`--tls-key`), read and checked; `None`
+    /// without `--tls-ca`.
+    pub fn tls(&self) -> Result<Option<Tls>> {
+        let Some(ca) = &self.tls_ca else { return Ok(None) };
+        let identity = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            (None, None) => None,
+            _ => return Err(Error::usage("--tls-cert and --tls-key go together")),
+        };
+        Tls::from_files(ca, identity).map(Some)
     }
 }
 

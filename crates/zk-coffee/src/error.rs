@@ -26,6 +26,11 @@ pub enum Error {
     #[error("cannot reach ZooKeeper at {servers} within {}: is the server running and the connect string (--zk / ZK_SERVERS) right?", human(*.waited))]
     Unreachable { servers: String, waited: Duration },
 
+    /// A server answered, but TLS with it failed: the handshake (wrong CA, an expired
+    /// certificate, a refused client certificate), or one side speaks TLS and the other not.
+    #[error("TLS with ZooKeeper at {server} failed: {problem}")]
+    Tls { server: String, problem: String },
+
     /// ZooKeeper stayed unreachable for longer than an operation may wait.
     #[error("lost the connection to ZooKeeper while trying to {op} and could not get it back within {}", human(*.waited))]
     ConnectionLost { op: String, waited: Duration },
@@ -183,6 +188,9 @@ pub mod exit {
         /// `shop-admin`: the action does not apply now (no such barista, already closed, ...);
         /// nothing was changed.
         NOT_APPLICABLE = 14 => "shop-admin: the action does not apply now (nothing was changed)";
+        /// TLS with ZooKeeper failed: wrong CA, expired or refused certificate, or TLS on one
+        /// side only (a plaintext client and a TLS port, or the other way round).
+        TLS = 15 => "TLS with ZooKeeper failed (wrong CA, expired or refused certificate, TLS on one side only)";
     }
 }
 
@@ -209,6 +217,7 @@ impl Error {
             Error::NewerLayout { .. } | Error::BadLayoutVersion { .. } => exit::LAYOUT,
             Error::Closed { .. } => exit::CLOSED,
             Error::NotApplicable(_) => exit::NOT_APPLICABLE,
+            Error::Tls { .. } => exit::TLS,
             Error::ZooKeeper { .. } | Error::BadConfig(_) | Error::Internal { .. } => exit::FAILURE,
         }
     }
@@ -245,6 +254,7 @@ mod tests {
             Error::NotAuthorized { op: "read".into(), path: "/".into() },
             Error::ZooKeeper { op: "read".into(), path: "/".into(), code: "x".into() },
             Error::Listen { address: "127.0.0.1:1".into(), reason: "address in use".into() },
+            Error::Tls { server: "h:1".into(), problem: "x".into() },
         ];
         let mut codes: Vec<u8> = errors.iter().map(Error::exit_code).collect();
         codes.push(Error::Left { asked_for: None, waited: Duration::from_secs(1) }.exit_code());

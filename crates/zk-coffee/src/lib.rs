@@ -12,7 +12,8 @@
 //!
 //! - **The ZooKeeper layer**, [`session`]: the only module that talks to the client crate
 //!   (`zookeeper-client`), a folder that uses no shop module: `connect_string`, `credentials`
-//!   (digest auth), `acl` (permission bits, grants), `retry` (the async-to-blocking bridge,
+//!   (digest auth), `tls` (TLS to ZooKeeper: the PEM files, why a handshake failed), `acl`
+//!   (permission bits, grants), `retry` (the async-to-blocking bridge,
 //!   deadlines and backoff on every call), `state` (new sessions after expiry, generations,
 //!   subscribers), `nodes`, `watches` (one-shot and tree watches), `protected` (protected
 //!   sequential creates), `multi` (transactions) and `election` (leader election).

@@ -42,6 +42,13 @@ impl Grant {
         Grant { perms, scheme: "digest".into(), id: id.into() }
     }
 
+    /// `perms` for the client certificate whose subject is `dn`, as ZooKeeper's `x509` scheme
+    /// names it (RFC 2253, e.g. `CN=barista,O=shop`; a TLS server with `ssl.clientAuth=need`
+    /// and `authProvider.x509` knows a client by it).
+    pub fn x509(perms: u32, dn: &str) -> Grant {
+        Grant { perms, scheme: "x509".into(), id: dn.into() }
+    }
+
     fn to_acl(&self) -> zkc::Acl {
         let perms = [
             (READ, zkc::Permission::READ),
@@ -100,5 +107,7 @@ mod tests {
         assert_eq!(all, zkc::Acl::new(zkc::Permission::ALL, zkc::AuthId::new("digest", "a:x")));
         let some = Grant::digest(READ | DELETE, "c:z").to_acl();
         assert_eq!(some, zkc::Acl::new(zkc::Permission::READ | zkc::Permission::DELETE, zkc::AuthId::new("digest", "c:z")));
+        let cert = Grant::x509(READ, "CN=barista,O=shop").to_acl();
+        assert_eq!(cert, zkc::Acl::new(zkc::Permission::READ, zkc::AuthId::new("x509", "CN=barista,O=shop")));
     }
 }

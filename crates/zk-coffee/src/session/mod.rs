@@ -33,6 +33,8 @@
 //!
 //! - `connect_string`: [`ConnectString`], parsed and normalised.
 //! - `credentials`: [`Credentials`], digest `user:password` as the client sends it.
+//! - `tls`: [`Tls`], the CA (and our certificate) for TLS to ZooKeeper, and why a handshake
+//!   failed.
 //! - `acl`: permission bits, [`Grant`], and the [`Protection`] deciding new nodes' ACLs.
 //! - `retry`: the async-to-blocking bridge, deadlines, backoff, one attempt, the retry core.
 //! - `state`: the current session, generations, and [`SessionEvent`] subscribers.
@@ -57,6 +59,7 @@ mod nodes;
 mod protected;
 mod retry;
 mod state;
+mod tls;
 mod watches;
 
 pub use acl::{Grant, Protection, ADMIN, ALL, CREATE, DELETE, READ, WRITE};
@@ -66,6 +69,7 @@ pub use election::Candidacy;
 pub use multi::Transaction;
 pub use nodes::{NodeData, Removal};
 pub use state::{SessionEvent, Subscription};
+pub use tls::{speaks_tls, Tls, TlsStream};
 pub use watches::{TreeEvent, TreeWatch};
 
 use crate::error::Result;
@@ -83,6 +87,8 @@ pub struct SessionConfig {
     pub session_timeout: Duration,
     /// How long to wait for the first connection before giving up.
     pub connect_timeout: Duration,
+    /// TLS to every server (the servers' secureClientPort), if set; else plaintext.
+    pub tls: Option<Tls>,
 }
 
 /// What all clones of a [`Session`] share.
@@ -125,5 +131,14 @@ impl Session {
     /// The session timeout asked for.
     pub fn session_timeout(&self) -> Duration {
         self.inner.config.session_timeout
+    }
+
+    /// Who the server knows this session as: `(scheme, id)` pairs, e.g. `("digest", "staff")`,
+    /// `("x509", "CN=barista")` for a client certificate, `("ip", "127.0.0.1")` (ZooKeeper's
+    /// `whoami`).
+    pub fn identities(&self) -> Result<Vec<(String, String)>> {
+        let users =
+            self.call("/", |c| async move { c.list_auth_users().await }).map_err(|f| f.into_error("ask who we are at", "/"))?;
+        Ok(users.iter().map(|u| (u.scheme().to_owned(), u.user().to_owned())).collect())
     }
 }

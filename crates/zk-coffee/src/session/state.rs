@@ -17,6 +17,10 @@ use super::{Inner, Session};
 use crate::error::{Error, Result};
 use crate::lock;
 
+/// At most this much of a connect's wait goes to asking why it failed (a TLS handshake of our
+/// own per server, see `tls`).
+const DIAGNOSIS_BUDGET: Duration = Duration::from_secs(1);
+
 /// What a subscriber hears about the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEvent {
@@ -138,7 +142,16 @@ impl Session {
         if let Some(credentials) = &config.credentials {
             connector = connector.with_auth("digest", &credentials.auth());
         }
-        let client = match block_on_for(wait, connector.connect(&servers)) {
+        // What is left of `wait` after the client gave up goes to asking why (see `tls`).
+        let ask_why = (wait / 10).min(DIAGNOSIS_BUDGET);
+        let connecting = match &config.tls {
+            Some(tls) => {
+                let connector = connector.with_tls(tls.options()?);
+                block_on_for(wait.saturating_sub(ask_why), connector.secure_connect(&servers))
+            }
+            None => block_on_for(wait.saturating_sub(ask_why), connector.connect(&servers)),
+        };
+        let client = match connecting {
             Some(Ok(client)) => client,
             Some(Err(zkc::Error::NoHosts)) => {
                 return Err(Error::usage(format!("cannot resolve the ZooKeeper servers in {servers:?}")))
@@ -148,9 +161,9 @@ impl Session {
             }
             Some(Err(e)) => {
                 debug!("connect to {servers}: {e}");
-                return Err(Error::Unreachable { servers, waited: started.elapsed() });
+                return Err(self.why_unreachable(servers, started, ask_why));
             }
-            None => return Err(Error::Unreachable { servers, waited: started.elapsed() }),
+            None => return Err(self.why_unreachable(servers, started, ask_why)),
         };
         let (dead, told) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
         let connected = Arc::new(AtomicBool::new(true));
@@ -158,6 +171,32 @@ impl Session {
         self.inner.state.generation.store(generation, Ordering::SeqCst);
         info!("connected to ZooKeeper at {servers} (session {generation})");
         Ok(Handle { client, generation, dead, told, connected })
+    }
+
+    /// The error for a connection that did not come within its wait: a TLS problem if one
+    /// server names one within `budget` (the servers asked in order), else
+    /// [`Error::Unreachable`].
+    fn why_unreachable(&self, servers: String, started: Instant, budget: Duration) -> Error {
+        let config = &self.inner.config;
+        let deadline = Instant::now() + budget;
+        for server in config.servers.hosts() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let problem = match &config.tls {
+                Some(tls) => tls.diagnose(server, left),
+                None => super::speaks_tls(server, left).then(|| {
+                    "the server speaks TLS only (a secureClientPort) and we spoke plaintext: give --tls-ca FILE \
+                     (or ZK_TLS_CA) with the CA that signed its certificate"
+                        .to_owned()
+                }),
+            };
+            if let Some(problem) = problem {
+                return Error::Tls { server: server.clone(), problem };
+            }
+        }
+        Error::Unreachable { servers, waited: started.elapsed() }
     }
 
     /// Follows the client's state on its executor: reports reconnects, and marks the handle

@@ -1,6 +1,8 @@
 //! A secured shop: ZooKeeper digest credentials per role, and who may do what to each node.
 //!
-//! Three roles, each one digest identity (`user:password`):
+//! Three roles, each one digest identity (`user:password`) or, over TLS with client
+//! certificates (`ssl.clientAuth=need`), staff and customers may each be a certificate's
+//! subject instead (ZooKeeper's `x509` scheme; kept in `/zk-coffee/acl` as `x509:DN`):
 //!
 //! | node | admin | staff (baristas) | customers | anyone else |
 //! | --- | --- | --- | --- | --- |
@@ -45,7 +47,8 @@ use crate::layout::{self, NodeKind};
 pub use crate::session::{Credentials, ADMIN, ALL, CREATE, DELETE, READ, WRITE};
 use crate::session::{Grant, Session, SessionConfig};
 
-/// The digest ids of a secured shop's three roles, as kept in `/zk-coffee/acl`.
+/// The ids of a secured shop's three roles, as kept in `/zk-coffee/acl`: a digest id
+/// (`user:base64(sha1)`), or `x509:DN` for a client certificate's subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roles {
     pub admin: String,
@@ -57,6 +60,16 @@ impl Roles {
     /// The ids of these credentials.
     pub fn of(admin: &Credentials, staff: &Credentials, customer: &Credentials) -> Roles {
         Roles { admin: admin.digest_id(), staff: staff.digest_id(), customer: customer.digest_id() }
+    }
+
+    /// The id of the client certificate whose subject is `dn` (RFC 2253, as
+    /// `openssl x509 -noout -subject -nameopt RFC2253` prints it without `subject=`).
+    pub fn x509_id(dn: &str) -> Result<String> {
+        let dn = dn.trim();
+        if dn.is_empty() || !dn.contains('=') || dn.contains('\n') {
+            return Err(Error::usage(format!("{dn:?} is not a certificate subject like CN=barista,O=shop")));
+        }
+        Ok(format!("{X509_PREFIX}{dn}"))
     }
 
     /// The node's data.
@@ -100,10 +113,16 @@ impl Roles {
         [(ALL, &self.admin), (staff, &self.staff), (customer, &self.customer)]
             .into_iter()
             .filter(|(perms, _)| *perms != 0)
-            .map(|(perms, id)| Grant::digest(perms, id))
+            .map(|(perms, id)| match id.strip_prefix(X509_PREFIX) {
+                Some(dn) => Grant::x509(perms, dn),
+                None => Grant::digest(perms, id),
+            })
             .collect()
     }
 }
+
+/// How `/zk-coffee/acl` marks a certificate's subject (a digest id is `user:hash` as it is).
+const X509_PREFIX: &str = "x509:";
 
 /// Reads `/zk-coffee/acl`: in a secured shop, nodes this session creates get the shop's ACLs
 /// from now on. Nothing changes in an open shop.
@@ -184,5 +203,13 @@ mod tests {
         assert_eq!(roles.grants("/zk-coffee/alerts/queue-slow-00"), vec![Grant::digest(ALL, "a:x"), Grant::digest(READ, "s:y")]);
         // Nodes that are not the shop's (a foreign child in a bucket) are the admin's alone.
         assert_eq!(roles.grants("/orders/b1/junk"), vec![Grant::digest(ALL, "a:x")]);
+        // Certificates' subjects are x509 grants.
+        let certs = Roles { staff: Roles::x509_id("CN=barista,O=shop").expect("a DN"), ..roles };
+        assert_eq!(Roles::decode(&certs.encode()), Ok(certs.clone()));
+        assert_eq!(
+            certs.grants("/barista_group/b1"),
+            vec![Grant::digest(ALL, "a:x"), Grant::x509(ALL, "CN=barista,O=shop"), Grant::digest(READ, "c:z")]
+        );
+        assert!(Roles::x509_id("barista").is_err() && Roles::x509_id(" ").is_err());
     }
 }

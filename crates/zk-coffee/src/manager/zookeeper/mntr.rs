@@ -1,11 +1,15 @@
-//! One server's `mntr`: asking it over plain TCP ([`ask`]), reading its answer
-//! ([`Answer::parse`]), and what is wrong with a round of answers ([`problems`]).
+//! One server's `mntr`: asking it over plain TCP ([`ask`]) or, for a TLS-only server, over
+//! TLS with the roles' own settings ([`ask_over`]: ZooKeeper answers four-letter words on its
+//! secureClientPort too), reading its answer ([`Answer::parse`]), and what is wrong with a
+//! round of answers ([`problems`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant, SystemTime};
+
+use crate::session::Tls;
 
 /// How often every server is asked, unless told otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -139,7 +143,20 @@ impl Answer {
 /// Asks `server` (`host:port`) for `mntr`: connects within [`TIMEOUT`], sends the word, and
 /// reads the answer to its end within [`TIMEOUT`] more.
 pub fn ask(server: &str) -> Answer {
-    match mntr_text(server) {
+    ask_over(server, None)
+}
+
+/// [`ask`], over TLS with `tls` if given (the handshake within [`TIMEOUT`] more). A failed
+/// handshake is [`Answer::Down`] with the reason [`Tls::connect`] names (wrong CA, expired
+/// certificate): a server the roles cannot reach either.
+pub fn ask_over(server: &str, tls: Option<&Tls>) -> Answer {
+    let text = match tls {
+        None => mntr_text(server),
+        Some(tls) => tls.connect(server, TIMEOUT).and_then(|mut stream| {
+            read_answer(&mut stream, |s, left| s.sock.set_read_timeout(Some(left)).map_err(|e| e.to_string()))
+        }),
+    };
+    match text {
         Ok(text) => Answer::parse(&text),
         Err(why) => Answer::Down(why),
     }
@@ -156,30 +173,41 @@ fn mntr_text(server: &str) -> std::result::Result<String, String> {
                 continue;
             }
         };
-        let deadline = Instant::now() + TIMEOUT;
-        stream.write_all(b"mntr").map_err(|e| format!("cannot send mntr: {e}"))?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(format!("no complete answer within {} ms", TIMEOUT.as_millis()));
-            }
-            stream.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) if (reply.len() + n) as u64 > MAX_ANSWER => return Err("an answer larger than 1 MiB".into()),
-                Ok(n) => reply.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    return Err(format!("no complete answer within {} ms", TIMEOUT.as_millis()))
-                }
-                Err(e) => return Err(format!("reading the answer: {e}")),
-            }
-        }
-        return Ok(String::from_utf8_lossy(&reply).into_owned());
+        return read_answer(&mut stream, |s, left| s.set_read_timeout(Some(left)).map_err(|e| e.to_string()));
     }
     Err(last)
+}
+
+/// Sends `mntr` on `stream` and reads the answer to its end within [`TIMEOUT`];
+/// `read_timeout` sets the stream's read timeout.
+fn read_answer<S: Read + Write>(
+    stream: &mut S,
+    read_timeout: impl Fn(&mut S, Duration) -> std::result::Result<(), String>,
+) -> std::result::Result<String, String> {
+    let deadline = Instant::now() + TIMEOUT;
+    stream.write_all(b"mntr").and_then(|()| stream.flush()).map_err(|e| format!("cannot send mntr: {e}"))?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no complete answer within {} ms", TIMEOUT.as_millis()));
+        }
+        read_timeout(stream, left)?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) if (reply.len() + n) as u64 > MAX_ANSWER => return Err("an answer larger than 1 MiB".into()),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(format!("no complete answer within {} ms", TIMEOUT.as_millis()))
+            }
+            // A TLS server closes without close_notify after its answer: the answer is whole.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !reply.is_empty() => break,
+            Err(e) => return Err(format!("reading the answer: {e}")),
+        }
+    }
+    Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
 /// The latest answer of one server.

@@ -1,5 +1,6 @@
 //! ZooKeeper's own health, as the manager watches it: each server of the connect string asked
-//! `mntr` (a four-letter word over plain TCP) every few seconds, the latest answer kept per
+//! `mntr` (a four-letter word over plain TCP, or over TLS with the manager's `--tls-ca` for a
+//! TLS-only server) every few seconds, the latest answer kept per
 //! server, transitions told as [`Event`]s, and the readings exported as Prometheus gauges.
 //!
 //! `mntr` has no watch, so this is a poll by nature ([`DEFAULT_INTERVAL`]). A server is
@@ -38,7 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::event::Event;
 use crate::error::{Error, Result};
 use crate::lock;
-use crate::session::ConnectString;
+use crate::session::{ConnectString, Tls};
 
 /// How a [`Poller`] runs.
 #[derive(Debug, Clone)]
@@ -49,13 +50,15 @@ pub struct PollerConfig {
     pub servers: Vec<String>,
     /// How often to ask every server.
     pub interval: Duration,
+    /// Ask over TLS with these settings (the servers' secureClientPort), if set.
+    pub tls: Option<Tls>,
 }
 
 impl PollerConfig {
     /// Every server of `servers` (the chroot does not matter), every [`DEFAULT_INTERVAL`],
     /// labelled `ensemble`.
     pub fn new(ensemble: &str, servers: &ConnectString) -> PollerConfig {
-        PollerConfig { ensemble: ensemble.to_owned(), servers: servers.hosts().to_vec(), interval: DEFAULT_INTERVAL }
+        PollerConfig { ensemble: ensemble.to_owned(), servers: servers.hosts().to_vec(), interval: DEFAULT_INTERVAL, tls: None }
     }
 }
 
@@ -71,6 +74,7 @@ struct Shared {
 struct Inner {
     ensemble: String,
     servers: Vec<String>,
+    tls: Option<Tls>,
     shared: Mutex<Shared>,
     /// Set to stop; the thread waits on `wake` between rounds.
     stop: Mutex<bool>,
@@ -99,6 +103,7 @@ impl Poller {
         let inner = Arc::new(Inner {
             ensemble: config.ensemble,
             servers: config.servers,
+            tls: config.tls,
             shared: Mutex::new(Shared::default()),
             stop: Mutex::new(false),
             wake: Condvar::new(),
@@ -155,7 +160,8 @@ fn run(inner: &Inner, interval: Duration, mut on_event: impl FnMut(Event)) {
     loop {
         let started = Instant::now();
         let answers: BTreeMap<String, Answer> = std::thread::scope(|scope| {
-            let asks: Vec<_> = inner.servers.iter().map(|s| (s.clone(), scope.spawn(move || ask(s)))).collect();
+            let tls = inner.tls.as_ref();
+            let asks: Vec<_> = inner.servers.iter().map(|s| (s.clone(), scope.spawn(move || ask_over(s, tls)))).collect();
             asks.into_iter().map(|(s, h)| (s, h.join().unwrap_or_else(|_| Answer::Down("the poll panicked".into())))).collect()
         });
         if *lock(&inner.stop) {
