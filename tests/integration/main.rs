@@ -23,6 +23,7 @@ mod manager_alerts;
 mod manager_metrics;
 mod metrics;
 mod multihost;
+mod open_loop;
 mod ops;
 mod outage;
 mod page;

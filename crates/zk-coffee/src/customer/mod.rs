@@ -21,12 +21,15 @@
 //! - [`roster`]: the baristas on shift as customers see them, kept under a watch;
 //! - [`board`]: the queue lengths and served orders of the whole shop from one watch, for
 //!   the load generator's customers;
-//! - [`load`]: many customers at once from one process, and the summary of a run.
+//! - [`load`]: many customers at once from one process, closed loop or open loop;
+//! - [`summary`]: what happened to a run's orders: counts, the latency histogram, the
+//!   `summary` line, the summary file and the merging of several.
 
 pub mod board;
 pub mod choosing;
 pub mod load;
 pub mod roster;
+pub mod summary;
 
 use std::time::{Duration, Instant};
 
