@@ -18,6 +18,7 @@ mod faults_server;
 mod faults_stop;
 mod fifo;
 mod hostile;
+mod load_script;
 mod manager;
 mod manager_alerts;
 mod manager_metrics;
