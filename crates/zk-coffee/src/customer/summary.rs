@@ -324,7 +324,8 @@ impl Summary {
 
     /// The summary file's JSON (one line): see README, "The summary file".
     pub fn to_json(&self) -> String {
-        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+        // Milliseconds to the microsecond, as the histogram holds them.
+        let ms = |d: Option<Duration>| d.map(|d| d.as_micros() as f64 / 1000.0);
         let unix_ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let file = File {
             format: FORMAT.to_owned(),
@@ -336,10 +337,10 @@ impl Summary {
             no_barista: self.no_barista,
             shop_full: self.shop_full,
             failed: self.failed,
-            elapsed_s: self.elapsed.as_secs_f64(),
+            elapsed_s: self.elapsed.as_micros() as f64 / 1e6,
             started_unix_ms: self.span.map(|s| unix_ms(s.0)),
             ended_unix_ms: self.span.map(|s| unix_ms(s.1)),
-            throughput: self.throughput(),
+            throughput: (self.throughput() * 10.0).round() / 10.0,
             p50_ms: ms(self.percentile(50.0)),
             p95_ms: ms(self.percentile(95.0)),
             p99_ms: ms(self.percentile(99.0)),
@@ -350,7 +351,7 @@ impl Summary {
                 due: o.due,
                 max_outstanding: o.max_outstanding,
                 capped: o.capped,
-                max_held_ms: o.max_held.as_secs_f64() * 1000.0,
+                max_held_ms: o.max_held.as_micros() as f64 / 1000.0,
             }),
             histogram: StoredHistogram { count: self.latencies.len(), unit: "us".into(), v2_base64: self.latencies.to_base64() },
         };
