@@ -19,6 +19,7 @@ mod faults_stop;
 mod fifo;
 mod hostile;
 mod load_script;
+mod load_watches;
 mod manager;
 mod manager_alerts;
 mod manager_metrics;

@@ -85,6 +85,12 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_outstanding: u32,
 
+    /// Load mode: the process's customers share one watch on all of /orders (which hears of
+    /// every order in the shop: for one load process alone) instead of each watching its own
+    /// order.
+    #[arg(long, requires = "amount")]
+    watch_all_orders: bool,
+
     /// Also write the summary, with its latency histogram, to FILE as one line of JSON (README,
     /// "The summary file"); for one visit too, as a summary of that visit.
     #[arg(long, value_name = "FILE")]
@@ -162,6 +168,7 @@ fn run_load(args: Args) -> zk_coffee::Result<u8> {
         sessions: args.sessions.map(usize::from),
         rate: args.rate,
         max_outstanding: args.max_outstanding as usize,
+        watch_all_orders: args.watch_all_orders,
         customer: config(&args)?,
     };
     let shutdown = Shutdown::new();

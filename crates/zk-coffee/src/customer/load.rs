@@ -16,11 +16,17 @@
 //! end ordering for many people would), whose requests then travel together. Open-loop
 //! customers share [`DEFAULT_OPEN_SESSIONS`] sessions unless `sessions` says otherwise. The
 //! customers of one session share its view of the baristas on shift and of the menu, each kept
-//! under a watch. All the customers of the process share one [`Board`] (one watch on all of
-//! `/orders`), which gives them the queue lengths and tells each when its order is served, so
-//! that placing it is their only request. That watch hears of every order in the shop: a load
-//! is best made by few processes with many customers each, not by many load processes. Each
-//! outcome is counted in a [`Summary`].
+//! under a watch.
+//!
+//! Each customer's watches cover its own order only, as a lone customer's do: it reads the
+//! queue lengths of its two picks when choosing (their stats' `numChildren`, in one round
+//! trip) and sets a watch on its order after placing it, so a load process costs the servers
+//! O(its own orders), and N load processes cost no more than one with as many customers.
+//! With `watch_all_orders` the customers of the process share one [`Board`] instead (one
+//! watch on all of `/orders`), which gives them the queue lengths and tells each when its
+//! order is served, so that placing it is their only request; but that watch hears of every
+//! order in the shop, so it pays only for one load process alone with a shop. Each outcome is
+//! counted in a [`Summary`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -72,6 +78,8 @@ pub struct LoadConfig {
     pub rate: Option<f64>,
     /// Open loop: the most orders placed and not yet done at once.
     pub max_outstanding: usize,
+    /// Share one watch on all of `/orders` (a [`Board`]) instead of a watch per order.
+    pub watch_all_orders: bool,
     /// What each customer orders and how patient it is.
     pub customer: CustomerConfig,
 }
@@ -86,6 +94,7 @@ impl LoadConfig {
             sessions: None,
             rate: None,
             max_outstanding: DEFAULT_MAX_OUTSTANDING,
+            watch_all_orders: false,
             customer,
         }
     }
@@ -164,8 +173,8 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
             }
         })
         .collect();
-    // One watch for the whole process, on the first session.
-    let board = parties.iter().flatten().next().map(|p| Board::new(&p.session));
+    // With `watch_all_orders`, one watch for the whole process, on the first session.
+    let board = parties.iter().flatten().next().filter(|_| config.watch_all_orders).map(|p| Board::new(&p.session));
     let wall_start = SystemTime::now();
     let started = Instant::now();
     let shared = Arc::new(Shared {
