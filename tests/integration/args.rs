@@ -211,6 +211,15 @@ fn customer_counts_durations_and_coffees_exit_2() {
         (vec!["--coffee", ""], vec!["invalid coffee name"]),
         (vec!["--coffee", &long_coffee], vec!["invalid coffee name"]),
         (vec!["--coffee", "flat white"], vec!["invalid coffee name"]),
+        (vec!["--rate", "0", "--orders", "5"], vec!["--rate", "must be above 0"]),
+        (vec!["--rate", "inf", "--duration", "5"], vec!["--rate", "must be above 0"]),
+        (vec!["--rate", "fast", "--orders", "5"], vec!["--rate", "not a number"]),
+        (vec!["--rate", "5"], vec!["--orders", "--duration"]),
+        (vec!["--rate", "5", "--orders", "5", "--concurrency", "2"], vec!["--concurrency", "cannot be used with"]),
+        (vec!["--orders", "5", "--max-outstanding", "5"], vec!["--rate"]),
+        (vec!["--rate", "5", "--orders", "5", "--max-outstanding", "0"], vec!["--max-outstanding", "0"]),
+        (vec!["--merge-summaries", "a.json", "--orders", "3"], vec!["--merge-summaries", "cannot be used with"]),
+        (vec!["--merge-summaries", "/nonexistent/a.json"], vec!["cannot read the summary file /nonexistent/a.json"]),
     ] {
         let out = Bin::Customer.run(&zk, &args, &[]);
         assert_usage(Bin::Customer, &out, &needles);

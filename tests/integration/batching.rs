@@ -1,10 +1,10 @@
 //! Batching and shared watches: a barista follows its bucket with one persistent recursive
 //! watch and serves the orders ready together in one transaction (deleting them all and
-//! writing its sales ledger once), and a load run shares one watch on `/orders` (a `Board`)
-//! among all its customers, spread over `--sessions` shared sessions. Checked against real
-//! servers and real processes: a large backlog, `Ledger::serve` itself, shared sessions, a
-//! server restart under load (persistent watches are set again by the session) and orders
-//! rejected under a load run's customers.
+//! writing its sales ledger once), and a load run with `--watch-all-orders` shares one watch
+//! on `/orders` (a `Board`) among all its customers, spread over `--sessions` shared sessions.
+//! Checked against real servers and real processes: a large backlog, `Ledger::serve` itself,
+//! shared sessions, a server restart under load (persistent watches are set again by the
+//! session) and orders rejected under a load run's customers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -213,7 +213,7 @@ fn ledger_serve_reads_a_ledger_that_moved_under_it_and_loses_no_count() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The load generator: shared sessions, one Board
+// The load generator: shared sessions, one Board (`--watch-all-orders`)
 
 #[test]
 fn a_load_run_on_two_shared_sessions_adds_up_with_the_baristas_logs_and_ledgers() {
@@ -224,7 +224,8 @@ fn a_load_run_on_two_shared_sessions_adds_up_with_the_baristas_logs_and_ledgers(
     let b2 = zero_brew(&server, "b2").spawn_on_shift();
     // The server's connections now: the two baristas and nothing else.
     let before: u64 = server.mntr()["zk_num_alive_connections"].parse().expect("a count");
-    let args = ["--orders", &ORDERS.to_string(), "--concurrency", "8", "--sessions", "2", "--patience", "60"];
+    let args =
+        ["--watch-all-orders", "--orders", &ORDERS.to_string(), "--concurrency", "8", "--sessions", "2", "--patience", "60"];
     let mut run = server.cmd(Role::Customer).args(args).spawn();
     // While it runs, the server never sees more than its two sessions (eight, one per
     // customer, is the default), and for a moment the probe it closes before they connect.
@@ -267,7 +268,10 @@ fn a_load_run_rides_out_a_server_restart_and_strands_nothing() {
     let mut server = ZkServer::start();
     server.init_shop();
     let mut barista = zero_brew(&server, "steady").spawn_on_shift();
-    let mut run = server.cmd(Role::Customer).args(["--duration", "8", "--concurrency", "4", "--patience", "60"]).spawn();
+    let mut run = server
+        .cmd(Role::Customer)
+        .args(["--watch-all-orders", "--duration", "8", "--concurrency", "4", "--patience", "60"])
+        .spawn();
     // In full flight: a few hundred orders served.
     barista.wait_served(200, LOG_TIMEOUT);
 
@@ -331,7 +335,17 @@ fn a_load_runs_orders_rejected_by_a_barista_with_a_new_menu_are_counted_rejected
     let zk = server.raw();
     create(&zk, "/orders/b1", b"", CreateMode::Persistent);
     create(&zk, "/barista_group/b1", b"", CreateMode::Ephemeral);
-    let args = ["--orders", &ORDERS.to_string(), "--concurrency", &ORDERS.to_string(), "--coffee", "jacob", "--patience", "60"];
+    let args = [
+        "--watch-all-orders",
+        "--orders",
+        &ORDERS.to_string(),
+        "--concurrency",
+        &ORDERS.to_string(),
+        "--coffee",
+        "jacob",
+        "--patience",
+        "60",
+    ];
     let run = server.cmd(Role::Customer).args(args).spawn();
     wait_until(LOG_TIMEOUT, "the load's orders to be queued", || {
         server.children("/orders/b1").unwrap_or_default().len() == ORDERS
@@ -383,7 +397,7 @@ fn a_load_hears_of_rejections_that_come_before_its_customers_wait() {
     let n = 200;
     let out = server
         .cmd(Role::Customer)
-        .args(["--orders", &n.to_string(), "--concurrency", "8", "--coffee", "jacob", "--patience", "5"])
+        .args(["--watch-all-orders", "--orders", &n.to_string(), "--concurrency", "8", "--coffee", "jacob", "--patience", "5"])
         .run(Duration::from_secs(60));
     let summary = Summary::from_stdout(&out.stdout);
     assert_eq!(summary.count("rejected"), n, "every order was rejected: {}", summary.line);
@@ -405,7 +419,19 @@ fn a_load_whose_sessions_expired_still_hears_of_orders_served_afterwards() {
     create(&raw, "/barista_group/manual", b"", CreateMode::Ephemeral);
     let load = server
         .cmd(Role::Customer)
-        .args(["--orders", "4", "--concurrency", "4", "--sessions", "2", "--session-timeout", "1", "--patience", "60"])
+        .args([
+            "--watch-all-orders",
+            "--orders",
+            "4",
+            "--concurrency",
+            "4",
+            "--sessions",
+            "2",
+            "--session-timeout",
+            "1",
+            "--patience",
+            "60",
+        ])
         .spawn();
     wait_until(LOG_TIMEOUT, "the four orders to be queued", || buckets(&server).get("manual").is_some_and(|o| o.len() == 4));
     let ports: Vec<u16> = zk_coffee_tests::fault::tcp_connections(load.pid())

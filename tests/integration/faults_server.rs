@@ -312,12 +312,12 @@ fn calls_on_a_frozen_server_give_up_within_the_session_timeout() {
 /// A customer that hears its order was deleted (served) while its own requests go unanswered
 /// was served, and says so when its patience ends: `served`, not `failed`.
 ///
-/// The load generator's customer (one board watch for all its orders) is used because its
-/// watch stays set after telling of a change: the gate mutes the customer (its requests are
-/// held, the server's events still reach it), a raw client touches the order (the customer
-/// looks at it, and that look goes unanswered) and then serves it (the customer is told,
-/// while it is still in the failed look). Before the fix the news was dropped in the
-/// outage's backoff and the visit counted `failed`.
+/// The load generator's customer with `--watch-all-orders` (one board watch for all its
+/// orders) is used because its watch stays set after telling of a change: the gate mutes the
+/// customer (its requests are held, the server's events still reach it), a raw client
+/// touches the order (the customer looks at it, and that look goes unanswered) and then
+/// serves it (the customer is told, while it is still in the failed look). Before the fix the
+/// news was dropped in the outage's backoff and the visit counted `failed`.
 #[test]
 fn a_customer_told_it_was_served_while_its_calls_go_unanswered_reports_served() {
     let server = ZkServer::builder().tick_ms(TICK_MS).start();
@@ -329,7 +329,19 @@ fn a_customer_told_it_was_served_while_its_calls_go_unanswered_reports_served() 
     raw.create("/orders/orig", Vec::new(), open.clone(), zookeeper::CreateMode::Persistent).expect("bucket");
     raw.create("/barista_group/orig", Vec::new(), open, zookeeper::CreateMode::Ephemeral).expect("member");
     let c = role(&gate.connect_string(), Role::Customer)
-        .args(["--coffee", "jacob", "--barista", "orig", "--patience", "8", "--orders", "1", "--concurrency", "1"])
+        .args([
+            "--coffee",
+            "jacob",
+            "--barista",
+            "orig",
+            "--patience",
+            "8",
+            "--orders",
+            "1",
+            "--concurrency",
+            "1",
+            "--watch-all-orders",
+        ])
         .spawn();
     let order = c.wait_log("the customer's order", LOG_TIMEOUT, |lines| {
         lines.iter().find_map(|l| l.split_once("ordered jacob from orig: ").map(|(_, o)| o.trim().to_owned()))

@@ -388,7 +388,7 @@ fn customers_never_order_from_a_persistent_member() {
     all_served(customers, "real");
 }
 
-/// A load run (the board and the shared roster) ignores the ghost too.
+/// A load run (its shared roster, and its customers' own queue reads) ignores the ghost too.
 #[test]
 fn a_load_run_never_orders_from_a_persistent_member() {
     let server = ZkServer::builder().tick_ms(fault::TICK_MS).start();

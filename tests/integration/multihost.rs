@@ -606,3 +606,72 @@ fn an_operator_on_another_host_sends_a_barista_home_and_closes_the_shop() {
     let (status, _, _) = ben.wait_exit(EXIT_TIMEOUT);
     assert!(status.success(), "ben did not leave cleanly: {status}");
 }
+
+/// `scripts/load.sh` on an "ops" host drives load from two other hosts over (fake) ssh, each
+/// in its own network namespace: closed loop, open loop and one customer process per order.
+/// Each time the merged `summary` line adds up the hosts' lines, and everything the merges
+/// counted as served is in the baristas' sales ledgers, per barista.
+#[test]
+fn load_sh_runs_load_from_two_hosts_over_ssh_and_the_merge_matches_the_ledgers() {
+    let Some(mut lan) = Lan::create(&["zk", "h1", "l1", "l2", "ops"]) else { return };
+    let zk = lan.start_zookeeper("zk");
+    must(&mut lan.on("ops", Role::ShopInit.path(), &["--zk", &zk]));
+    let mut baristas = Vec::new();
+    for name in ["b1", "b2"] {
+        let mut b = lan.spawn("h1", name, Role::Barista.path(), &["--zk", &zk, "--name", name, "--brew-time", "0"]);
+        b.wait_for_stderr("is on shift", LOG_TIMEOUT);
+        baristas.push(b);
+    }
+    let ssh = fake_ssh(&lan);
+    let customer = Role::Customer.path();
+    let load = |args: &[&str]| {
+        let mut cmd = lan.on("ops", "bash", &[]);
+        cmd.arg(load_script()).args(["--hosts", "root@l1,l2", "--zk", &zk, "--ssh"]).arg(&ssh);
+        cmd.arg("--customer").arg(&customer).args(args).env_remove("RUST_LOG");
+        run(&mut cmd)
+    };
+    let mut sold: BTreeMap<String, u64> = BTreeMap::new();
+    for (args, orders) in [
+        (vec!["--orders", "60", "--concurrency", "4", "--", "--patience", "60"], Some(60)),
+        (vec!["--duration", "2", "--rate", "20"], Some(40)),
+        (vec!["--orders", "12", "--process-per-order", "--concurrency", "3"], Some(12)),
+    ] {
+        let out = load(&args);
+        assert!(out.status.success(), "load.sh {args:?}: {}", show(&out));
+        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+        let merged = Summary::from_stdout(&lines);
+        let mut hosts = Vec::new();
+        let mut per_hosts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut served = 0;
+        for line in &lines[..lines.len() - 1] {
+            let Some((host, rest)) = line.split_once(" summary ") else { continue };
+            let s = Summary::from_stdout(&[format!("summary {rest}")]);
+            served += s.count("served");
+            for (b, n) in s.per_barista() {
+                *per_hosts.entry(b).or_default() += n;
+            }
+            hosts.push(host.to_owned());
+        }
+        assert_eq!(hosts, ["root@l1", "l2"], "one line per host: {}", show(&out));
+        assert_eq!((merged.count("served"), merged.count("visits")), (served, served), "{}", merged.line);
+        assert_eq!(Some(served), orders, "{}", merged.line);
+        assert_eq!(merged.per_barista(), per_hosts, "{}", merged.line);
+        for (b, n) in per_hosts {
+            *sold.entry(b).or_default() += n;
+        }
+        let st = status_from(&lan, "ops", None);
+        assert_eq!(st.sales_per_barista(), sold, "ledgers after {args:?} vs {}", merged.line);
+        assert_eq!(st.queued(), 0);
+    }
+    let logins = std::fs::read_to_string(lan.dir.join("ssh.log")).unwrap_or_default();
+    let mut logins: Vec<&str> = logins.lines().collect();
+    logins.sort();
+    assert_eq!(logins, ["l2", "l2", "l2", "root@l1", "root@l1", "root@l1"], "one ssh login per host and run");
+    for b in &baristas {
+        b.signal("TERM");
+    }
+    for b in &mut baristas {
+        let (status, _, _) = b.wait_exit(EXIT_TIMEOUT);
+        assert!(status.success(), "{status}");
+    }
+}

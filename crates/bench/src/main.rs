@@ -9,6 +9,7 @@
 
 mod common;
 mod manager;
+mod open_loop;
 mod raw;
 mod shop;
 mod table;
@@ -165,6 +166,23 @@ enum Step {
         #[arg(long, default_value = "3", value_parser = duration)]
         settle: Duration,
     },
+    /// Closed loop (C customers) against open loop (`customer --rate`, at the closed loop's
+    /// throughput), then both with every barista frozen (SIGSTOP) for a while mid-run.
+    OpenLoop {
+        #[arg(long, default_value_t = 1)]
+        baristas: usize,
+        /// The baristas' brew time.
+        #[arg(long, default_value = "5ms", value_parser = duration)]
+        brew: Duration,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// How long each of the four runs places orders.
+        #[arg(long, default_value_t = 9)]
+        seconds: u64,
+        /// How long the baristas are frozen, from a third of the run in.
+        #[arg(long, default_value = "2", value_parser = duration)]
+        freeze: Duration,
+    },
     /// Prints the table of a run from its lines (`KEY STEP key=value ...`) in FILE.
     Table { file: PathBuf },
     /// One thread's calls through the shop's session layer vs the raw client: time and CPU.
@@ -218,6 +236,9 @@ fn run(args: Args) -> common::Result<String> {
             manager::manager(&env, baristas, concurrency, orders, samples)
         }
         Step::ManagerRss { shops, baristas, orders, settle } => manager::manager_rss(&env, shops, baristas, orders, settle),
+        Step::OpenLoop { baristas, brew, concurrency, seconds, freeze } => {
+            open_loop::open_loop(&env, &open_loop::OpenLoopRun { baristas, brew, concurrency, seconds, freeze })
+        }
         Step::Table { file } => {
             let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             table::render(&text).map(|t| t.trim_end().to_owned())

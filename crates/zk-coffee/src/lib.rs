@@ -30,8 +30,9 @@
 //!   process behind a stale registration is certainly gone.
 //! - **The customer**, [`customer`]: one visit (`mod.rs`), [`customer::choosing`] (how a
 //!   barista is chosen), [`roster`] (the baristas on shift under a watch), [`board`] (the whole
-//!   shop from one watch, for the load generator) and [`load`] (many customers at once, and
-//!   the summary of a run), the last three re-exported here.
+//!   shop from one watch, for the load generator), [`load`] (many customers at once, closed
+//!   or open loop) and [`summary`] (a run's counts and latency histogram, its line and file,
+//!   and merging), the last four re-exported here.
 //! - **The manager**, [`manager`]: following every shop on one session (`mod.rs`), its
 //!   [`manager::event`]s, [`manager::picture`] (one shop as the manager sees it: the rules for
 //!   left or lost, served or withdrawn, slow queues), [`manager::follow`] (the reads that keep a
@@ -81,7 +82,7 @@ pub mod shop;
 pub mod shutdown;
 mod wake;
 
-pub use customer::{board, load, roster};
+pub use customer::{board, load, roster, summary};
 pub use shop::{config, layout, menu, operator, order, registration, sales, security, status};
 
 pub use error::{Error, Result};

@@ -19,6 +19,11 @@ pub fn launch_script() -> PathBuf {
     workspace_root().join("scripts").join("launch.sh")
 }
 
+/// `scripts/load.sh`.
+pub fn load_script() -> PathBuf {
+    workspace_root().join("scripts").join("load.sh")
+}
+
 /// The built `shop-status`; panics (like the harness does for the other roles) when it is
 /// missing or older than its sources.
 pub fn shop_status_bin() -> PathBuf {
@@ -165,6 +170,8 @@ impl Summary {
     /// added later): every `key=N` field except `visits` and `served`.
     pub fn other_outcomes(&self) -> BTreeMap<String, u64> {
         let figures = ["visits", "served", "elapsed_s", "throughput", "p50_ms", "p95_ms", "p99_ms", "max_ms", "per_barista"];
+        // What an open-loop run adds: its rate and the orders due, held back and how long.
+        let figures = [&figures[..], &["rate", "due", "capped", "max_held_ms"]].concat();
         self.fields
             .iter()
             .filter(|(k, _)| !figures.contains(&k.as_str()))

@@ -1,6 +1,7 @@
 //! The orders of the whole shop as a front desk sees them: for the many customers of one
-//! process (the load generator), one watch on all of `/orders` replaces the per-order work of
-//! a lone customer.
+//! process (the load generator with `--watch-all-orders`), one watch on all of `/orders`
+//! replaces the per-order work of a lone customer. It hears of every order in the shop, so it
+//! pays only for a load process alone with the shop; several such processes each hear all.
 //!
 //! A lone customer reads the queue lengths of its two picks before ordering and sets a watch
 //! on its order after placing it: three requests besides the order itself. A [`Board`] sets

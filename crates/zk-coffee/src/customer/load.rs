@@ -1,41 +1,66 @@
-//! The load generator: many customers ordering at once from one process, and the summary of
-//! what happened to their orders.
+//! The load generator: many customers ordering at once from one process.
 //!
-//! `concurrency` customers order one coffee after another, waiting to be served each time,
-//! until `orders` orders have been placed in total or `duration` has passed. By default each
-//! holds its own ZooKeeper session (as separate customer processes would); `sessions` spreads
-//! them over fewer, shared sessions instead (as a front end ordering for many people would),
-//! whose requests then travel together. The customers of one session share its view of the
-//! baristas on shift and of the menu, each kept under a watch. All the customers of the
-//! process share one [`Board`] (one watch on all of `/orders`), which gives them the queue
-//! lengths and tells each when its order is served, so that placing it is their only request.
-//! That watch hears of every order in the shop: a load is best made by few processes with many
-//! customers each, not by many load processes. Each outcome is counted; the
-//! served orders' latencies (from placing the order to learning it was served) give the
-//! percentiles.
+//! Closed loop (`concurrency`): that many customers order one coffee after another, waiting to
+//! be served each time, until `orders` orders have been placed in total or `duration` has
+//! passed; a served order's latency counts from placing it. Open loop (`rate`): orders become
+//! due at `rate` per second whatever the shop does, on a schedule fixed at the start (order
+//! `k` is due `k / rate` seconds in), and a customer arrives for each when it is due. At most
+//! `max_outstanding` orders are placed and not yet done at once; an order due while that many
+//! are is held back until one finishes, and keeps its due time. An open-loop order's latency
+//! counts from when it was due, and a give-up counts too (at its wait, patience or more), as
+//! wrk2 and vegeta measure: a stall of the shop then shows in the percentiles instead of
+//! slowing the arrivals down and hiding itself (coordinated omission).
+//!
+//! By default each closed-loop customer holds its own ZooKeeper session (as separate customer
+//! processes would); `sessions` spreads them over fewer, shared sessions instead (as a front
+//! end ordering for many people would), whose requests then travel together. Open-loop
+//! customers share [`DEFAULT_OPEN_SESSIONS`] sessions unless `sessions` says otherwise. The
+//! customers of one session share its view of the baristas on shift and of the menu, each kept
+//! under a watch.
+//!
+//! Each customer's watches cover its own order only, as a lone customer's do: it reads the
+//! queue lengths of its two picks when choosing (their stats' `numChildren`, in one round
+//! trip) and sets a watch on its order after placing it, so a load process costs the servers
+//! O(its own orders), and N load processes cost no more than one with as many customers.
+//! With `watch_all_orders` the customers of the process share one [`Board`] instead (one
+//! watch on all of `/orders`), which gives them the queue lengths and tells each when its
+//! order is served, so that placing it is their only request; but that watch hears of every
+//! order in the shop, so it pays only for one load process alone with a shop. Each outcome is
+//! counted in a [`Summary`].
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use log::{info, warn};
 
 use crate::board::Board;
 use crate::config;
 use crate::config::ShopConfig;
-use crate::customer::{self, CustomerConfig, Outcome};
+use crate::customer::{self, CustomerConfig};
 use crate::error::{Error, Result};
 use crate::lock;
 use crate::roster::Roster;
 use crate::session::{Session, SessionConfig};
 use crate::shop;
 use crate::shutdown::{Shutdown, Stop};
+pub use crate::summary::{OpenLoop, Summary};
 
 /// How often a long run reports its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How long the open loop's scheduler sleeps at most before looking at the clock, the stop
+/// request and the progress again.
+const SCHEDULER_TICK: Duration = Duration::from_millis(100);
+/// The most orders an open-loop run has placed and not yet done at once, by default: far more
+/// than a shop that keeps up has (rate × latency), so that the cap is met only by a stall, and
+/// few enough threads (one per outstanding order) for any machine.
+pub const DEFAULT_MAX_OUTSTANDING: usize = 1000;
+/// How many ZooKeeper sessions an open-loop run's customers share by default.
+pub const DEFAULT_OPEN_SESSIONS: usize = 4;
+/// The highest open-loop rate accepted, orders per second.
+pub const MAX_RATE: f64 = 100_000.0;
 
 /// What load to make.
 #[derive(Debug, Clone)]
@@ -44,151 +69,84 @@ pub struct LoadConfig {
     pub orders: Option<u64>,
     /// Stop placing orders after this long (`None`: until `orders`).
     pub duration: Option<Duration>,
-    /// How many customers order at the same time.
+    /// Closed loop: how many customers order at the same time.
     pub concurrency: usize,
-    /// How many ZooKeeper sessions they share (`None`: one each).
+    /// How many ZooKeeper sessions they share (`None`: closed loop, one each; open loop,
+    /// [`DEFAULT_OPEN_SESSIONS`]).
     pub sessions: Option<usize>,
+    /// Open loop: orders due per second (`None`: closed loop).
+    pub rate: Option<f64>,
+    /// Open loop: the most orders placed and not yet done at once.
+    pub max_outstanding: usize,
+    /// Share one watch on all of `/orders` (a [`Board`]) instead of a watch per order.
+    pub watch_all_orders: bool,
     /// What each customer orders and how patient it is.
     pub customer: CustomerConfig,
 }
 
-/// What happened to the orders of a load run.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Summary {
-    /// Orders served.
-    pub served: u64,
-    /// Orders withdrawn when patience ran out.
-    pub gave_up: u64,
-    /// Orders a barista rejected.
-    pub rejected: u64,
-    /// Visits that found no barista on shift.
-    pub no_barista: u64,
-    /// Visits that found every queue full.
-    pub shop_full: u64,
-    /// Visits that ended in any other error.
-    pub failed: u64,
-    /// From the first order to the last outcome.
-    pub elapsed: Duration,
-    /// Latencies of the served orders, sorted.
-    pub latencies: Vec<Duration>,
-    /// Served orders per barista.
-    pub per_barista: BTreeMap<String, u64>,
+impl LoadConfig {
+    /// A closed-loop load of `concurrency` customers, each with its own session.
+    pub fn closed(orders: Option<u64>, duration: Option<Duration>, concurrency: usize, customer: CustomerConfig) -> LoadConfig {
+        LoadConfig {
+            orders,
+            duration,
+            concurrency,
+            sessions: None,
+            rate: None,
+            max_outstanding: DEFAULT_MAX_OUTSTANDING,
+            watch_all_orders: false,
+            customer,
+        }
+    }
 }
 
-impl Summary {
-    /// Every visit counted.
-    pub fn visits(&self) -> u64 {
-        self.served + self.gave_up + self.rejected + self.no_barista + self.shop_full + self.failed
+/// Checks an open-loop rate (orders per second): a number above zero, at most [`MAX_RATE`].
+pub fn parse_rate(s: &str) -> Result<f64> {
+    match s.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= MAX_RATE => Ok(rate),
+        Ok(_) => Err(Error::usage(format!("rate {s:?} must be above 0 and at most {MAX_RATE} orders per second"))),
+        Err(_) => Err(Error::usage(format!("rate {s:?} is not a number of orders per second"))),
+    }
+}
+
+/// What the customer threads of a run share.
+struct Shared {
+    parties: Vec<Option<Arc<Party>>>,
+    board: Option<Board>,
+    config: LoadConfig,
+    shutdown: Shutdown,
+    /// Visits ended so far.
+    finished: AtomicU64,
+    total: Mutex<Summary>,
+    /// When the last visit ended (the progress loop only looks every 50 ms).
+    last_done: Mutex<Instant>,
+}
+
+impl Shared {
+    /// Counts a visit's outcome (`from_due`: open loop, see [`Summary::count`]).
+    fn done(&self, outcome: &Result<customer::Outcome>, from_due: Option<Duration>) {
+        lock(&self.total).count(outcome, from_due);
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        let mut last = lock(&self.last_done);
+        *last = (*last).max(Instant::now());
     }
 
-    /// Orders served per second over the run.
-    pub fn throughput(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.served as f64 / secs
-        } else {
-            0.0
-        }
-    }
-
-    /// The `p`-th percentile (0-100) of the served orders' latencies.
-    pub fn percentile(&self, p: f64) -> Option<Duration> {
-        if self.latencies.is_empty() {
-            return None;
-        }
-        let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
-        Some(self.latencies[rank.clamp(1, self.latencies.len()) - 1])
-    }
-
-    /// A few lines for people.
-    pub fn report(&self) -> String {
-        let ms = |d: Option<Duration>| d.map(|d| format!("{:.1}", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "-".into());
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{} visits in {:.2}s: {} served, {} gave up, {} rejected, {} no barista, {} shop full, {} failed",
-            self.visits(),
-            self.elapsed.as_secs_f64(),
-            self.served,
-            self.gave_up,
-            self.rejected,
-            self.no_barista,
-            self.shop_full,
-            self.failed
-        );
-        let _ = writeln!(out, "throughput: {:.1} orders served/s", self.throughput());
-        let _ = writeln!(
-            out,
-            "latency ms: p50 {}  p95 {}  p99 {}  max {}",
-            ms(self.percentile(50.0)),
-            ms(self.percentile(95.0)),
-            ms(self.percentile(99.0)),
-            ms(self.latencies.last().copied())
-        );
-        let per: Vec<String> = self.per_barista.iter().map(|(b, n)| format!("{b} {n}")).collect();
-        let _ = write!(out, "served per barista: {}", if per.is_empty() { "-".into() } else { per.join(", ") });
-        out
-    }
-
-    /// One `key=value` line for scripts, starting with `summary`.
-    pub fn line(&self) -> String {
-        let ms = |d: Option<Duration>| d.map(|d| format!("{:.3}", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "nan".into());
-        let per: Vec<String> = self.per_barista.iter().map(|(b, n)| format!("{b}:{n}")).collect();
-        format!(
-            "summary visits={} served={} gave_up={} rejected={} no_barista={} shop_full={} failed={} elapsed_s={:.3} \
-             throughput={:.1} p50_ms={} p95_ms={} p99_ms={} max_ms={} per_barista={}",
-            self.visits(),
-            self.served,
-            self.gave_up,
-            self.rejected,
-            self.no_barista,
-            self.shop_full,
-            self.failed,
-            self.elapsed.as_secs_f64(),
-            self.throughput(),
-            ms(self.percentile(50.0)),
-            ms(self.percentile(95.0)),
-            ms(self.percentile(99.0)),
-            ms(self.latencies.last().copied()),
-            if per.is_empty() { "-".into() } else { per.join(",") }
-        )
-    }
-
-    fn count(&mut self, outcome: &Result<Outcome>) {
-        match outcome {
-            Ok(Outcome::Served(receipt)) => {
-                self.served += 1;
-                self.latencies.push(receipt.waited);
-                *self.per_barista.entry(receipt.barista.to_string()).or_default() += 1;
-            }
-            Ok(Outcome::GaveUp(_)) => self.gave_up += 1,
-            Ok(Outcome::Rejected(..)) => self.rejected += 1,
-            Err(Error::NoBarista(_)) => self.no_barista += 1,
-            Err(Error::ShopFull { .. }) => self.shop_full += 1,
-            Err(_) => self.failed += 1,
-        }
-    }
-
-    fn merge(&mut self, other: Summary) {
-        self.served += other.served;
-        self.gave_up += other.gave_up;
-        self.rejected += other.rejected;
-        self.no_barista += other.no_barista;
-        self.shop_full += other.shop_full;
-        self.failed += other.failed;
-        self.latencies.extend(other.latencies);
-        for (barista, n) in other.per_barista {
-            *self.per_barista.entry(barista).or_default() += n;
-        }
+    /// One visit by a customer of `party`.
+    fn visit(&self, party: &Party, i: usize) -> Result<customer::Outcome> {
+        let shop = party.menu(i);
+        customer::order_and_wait(&party.session, &party.roster, self.board.as_ref(), &self.config.customer, &shop, &self.shutdown)
     }
 }
 
 /// Runs the load and returns its summary. Fails only if the shop cannot be reached at all;
 /// errors of single visits are counted. A stop request ends the run early (waiting customers
-/// withdraw their orders).
+/// withdraw their orders; open loop: no more orders become due).
 pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutdown) -> Result<Summary> {
     if config.orders.is_none() && config.duration.is_none() {
         return Err(Error::usage("a load run needs a number of orders or a duration"));
+    }
+    if let Some(rate) = config.rate {
+        parse_rate(&rate.to_string())?;
     }
     // Fail early, once, with a clear error if the shop is not there or the coffee not on its
     // menu.
@@ -201,7 +159,11 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     let shop = checked?;
 
     let concurrency = config.concurrency.max(1);
-    let sessions = config.sessions.unwrap_or(concurrency).clamp(1, concurrency);
+    let max_outstanding = config.max_outstanding.max(1);
+    let sessions = match config.rate {
+        None => config.sessions.unwrap_or(concurrency).clamp(1, concurrency),
+        Some(_) => config.sessions.unwrap_or(DEFAULT_OPEN_SESSIONS).clamp(1, max_outstanding),
+    };
     let parties: Vec<Option<Arc<Party>>> = (0..sessions)
         .map(|p| match Session::connect(session_config.clone()) {
             Ok(session) => Some(Arc::new(Party::new(session, shop.clone()))),
@@ -211,77 +173,209 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
             }
         })
         .collect();
-    // One watch for the whole process, on the first session.
-    let board = parties.iter().flatten().next().map(|p| Board::new(&p.session));
-    let placed = Arc::new(AtomicU64::new(0));
-    let finished = Arc::new(AtomicU64::new(0));
-    let total = Arc::new(Mutex::new(Summary::default()));
+    // With `watch_all_orders`, one watch for the whole process, on the first session.
+    let board = parties.iter().flatten().next().filter(|_| config.watch_all_orders).map(|p| Board::new(&p.session));
+    let wall_start = SystemTime::now();
     let started = Instant::now();
-    // When the last customer was done (the progress loop below only looks every 50 ms).
-    let last_done = Arc::new(Mutex::new(started));
-    let stop_at = config.duration.map(|d| started + d);
-    let workers: Vec<_> = (0..concurrency)
-        .map(|i| {
-            let party = parties[i % sessions].clone();
-            let (config, shutdown, board) = (config.clone(), shutdown.clone(), board.clone());
-            let (placed, finished, total) = (Arc::clone(&placed), Arc::clone(&finished), Arc::clone(&total));
-            let last_done = Arc::clone(&last_done);
-            thread::Builder::new().name(format!("customer-{i}")).spawn(move || {
-                let mut mine = Summary::default();
-                let Some(party) = party else {
-                    mine.failed += 1;
-                    lock(&total).merge(mine);
-                    return;
-                };
-                loop {
-                    let shop = party.menu(i);
-                    let budget_left = config.orders.is_none_or(|n| placed.fetch_add(1, Ordering::SeqCst) < n);
-                    let time_left = stop_at.is_none_or(|t| Instant::now() < t);
-                    if !budget_left || !time_left || shutdown.state() != Stop::No {
-                        break;
-                    }
-                    let outcome = customer::order_and_wait(
-                        &party.session,
-                        &party.roster,
-                        board.as_ref(),
-                        &config.customer,
-                        &shop,
-                        &shutdown,
-                    );
-                    mine.count(&outcome);
-                    finished.fetch_add(1, Ordering::SeqCst);
-                }
-                let mut last = lock(&last_done);
-                *last = (*last).max(Instant::now());
-                drop(last);
-                lock(&total).merge(mine);
-            })
-        })
-        .collect::<std::io::Result<_>>()
-        .map_err(|e| Error::internal(format!("cannot start the customer threads: {e}")))?;
+    let shared = Arc::new(Shared {
+        parties,
+        board,
+        config: config.clone(),
+        shutdown: shutdown.clone(),
+        finished: AtomicU64::new(0),
+        total: Mutex::new(Summary::default()),
+        last_done: Mutex::new(started),
+    });
+    let open = match config.rate {
+        None => {
+            closed_loop(&shared, concurrency, started)?;
+            None
+        }
+        Some(rate) => Some(open_loop(&shared, rate, max_outstanding, started)?),
+    };
+    let elapsed = lock(&shared.last_done).duration_since(started);
+    let mut summary = std::mem::take(&mut *lock(&shared.total));
+    if let Ok(shared) = Arc::try_unwrap(shared) {
+        drop(shared.board);
+        for party in shared.parties.into_iter().flatten() {
+            party.session.close();
+        }
+    }
+    summary.elapsed = elapsed;
+    summary.open = open;
+    summary.span = Some((wall_start, wall_start + elapsed));
+    Ok(summary)
+}
 
-    let mut last_report = Instant::now();
+/// Logs the progress every [`PROGRESS_EVERY`].
+struct Progress {
+    last: Instant,
+    started: Instant,
+}
+
+impl Progress {
+    fn tick(&mut self, shared: &Shared, also: impl FnOnce() -> String) {
+        if self.last.elapsed() >= PROGRESS_EVERY {
+            self.last = Instant::now();
+            let done = shared.finished.load(Ordering::SeqCst);
+            let of = shared.config.orders.map(|n| format!("/{n}")).unwrap_or_default();
+            info!("progress: {done}{of} orders done, {:.1}/s{}", done as f64 / self.started.elapsed().as_secs_f64(), also());
+        }
+    }
+}
+
+/// Waits for the customer threads, logging the progress.
+fn join_all(workers: Vec<thread::JoinHandle<()>>, shared: &Shared, progress: &mut Progress, also: impl Fn() -> String) {
     while workers.iter().any(|w| !w.is_finished()) {
         thread::sleep(Duration::from_millis(50));
-        if last_report.elapsed() >= PROGRESS_EVERY {
-            last_report = Instant::now();
-            let done = finished.load(Ordering::SeqCst);
-            let of = config.orders.map(|n| format!("/{n}")).unwrap_or_default();
-            info!("progress: {done}{of} orders done, {:.1}/s", done as f64 / started.elapsed().as_secs_f64());
-        }
+        progress.tick(shared, &also);
     }
     for worker in workers {
         let _ = worker.join();
     }
-    let elapsed = lock(&last_done).duration_since(started);
-    drop(board);
-    for party in parties.into_iter().flatten() {
-        party.session.close();
+}
+
+/// `concurrency` customers, each ordering again as soon as its last order is done.
+fn closed_loop(shared: &Arc<Shared>, concurrency: usize, started: Instant) -> Result<()> {
+    let placed = Arc::new(AtomicU64::new(0));
+    let stop_at = shared.config.duration.map(|d| started + d);
+    let workers: Vec<_> = (0..concurrency)
+        .map(|i| {
+            let (shared, placed) = (Arc::clone(shared), Arc::clone(&placed));
+            thread::Builder::new().name(format!("customer-{i}")).spawn(move || {
+                let Some(party) = shared.parties[i % shared.parties.len()].clone() else {
+                    shared.done(&Err(Error::internal("no session")), None);
+                    return;
+                };
+                loop {
+                    let budget_left = shared.config.orders.is_none_or(|n| placed.fetch_add(1, Ordering::SeqCst) < n);
+                    let time_left = stop_at.is_none_or(|t| Instant::now() < t);
+                    if !budget_left || !time_left || shared.shutdown.state() != Stop::No {
+                        break;
+                    }
+                    let outcome = shared.visit(&party, i);
+                    shared.done(&outcome, None);
+                }
+            })
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::internal(format!("cannot start the customer threads: {e}")))?;
+    join_all(workers, shared, &mut Progress { last: Instant::now(), started }, String::new);
+    Ok(())
+}
+
+/// The places for outstanding orders under the cap.
+struct Slots {
+    outstanding: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Slots {
+    fn release(&self) {
+        *lock(&self.outstanding) -= 1;
+        self.freed.notify_one();
     }
-    let mut summary = std::mem::take(&mut *lock(&total));
-    summary.elapsed = elapsed;
-    summary.latencies.sort_unstable();
-    Ok(summary)
+}
+
+/// Orders due at `rate` per second from `started`, each taken by a customer thread (one per
+/// outstanding order, started as needed, reused when idle), at most `max_outstanding` at once.
+fn open_loop(shared: &Arc<Shared>, rate: f64, max_outstanding: usize, started: Instant) -> Result<OpenLoop> {
+    let config = &shared.config;
+    let stop_at = config.duration.map(|d| started + d);
+    let slots = Arc::new(Slots { outstanding: Mutex::new(0), freed: Condvar::new() });
+    // Idle customer threads wait on `jobs` for the due time of their next order; `idle` counts
+    // those not yet promised one.
+    let (tx, jobs) = mpsc::channel::<Instant>();
+    let jobs = Arc::new(Mutex::new(jobs));
+    let idle = Arc::new(AtomicUsize::new(0));
+    let mut workers: Vec<thread::JoinHandle<()>> = Vec::new();
+    let mut progress = Progress { last: Instant::now(), started };
+    fn outstanding(slots: &Slots) -> impl Fn() -> String + '_ {
+        move || format!(", {} outstanding", lock(&slots.outstanding))
+    }
+    let mut open = OpenLoop { rate, due: 0, max_outstanding: max_outstanding as u64, capped: 0, max_held: Duration::ZERO };
+    'schedule: loop {
+        if config.orders.is_some_and(|n| open.due >= n) {
+            break;
+        }
+        let due = started + Duration::from_secs_f64(open.due as f64 / rate);
+        if stop_at.is_some_and(|t| due >= t) {
+            break;
+        }
+        loop {
+            if shared.shutdown.state() != Stop::No {
+                break 'schedule;
+            }
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            progress.tick(shared, outstanding(&slots));
+            thread::sleep((due - now).min(SCHEDULER_TICK));
+        }
+        // A place under the cap; the order keeps its due time while it waits for one.
+        let mut taken = lock(&slots.outstanding);
+        if *taken >= max_outstanding {
+            open.capped += 1;
+            if open.capped == 1 {
+                warn!(
+                    "{max_outstanding} orders outstanding (--max-outstanding): orders wait for a place,                      their latency counting from when they were due"
+                );
+            }
+            while *taken >= max_outstanding {
+                if shared.shutdown.state() != Stop::No {
+                    break 'schedule;
+                }
+                taken = slots.freed.wait_timeout(taken, SCHEDULER_TICK).unwrap_or_else(|p| p.into_inner()).0;
+                let n = *taken;
+                progress.tick(shared, || format!(", {n} outstanding"));
+            }
+            open.max_held = open.max_held.max(due.elapsed());
+        }
+        *taken += 1;
+        drop(taken);
+        let i = open.due as usize;
+        open.due += 1;
+        if idle.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            if tx.send(due).is_ok() {
+                continue;
+            }
+            idle.fetch_add(1, Ordering::SeqCst);
+        }
+        let n = workers.len();
+        let spawned = thread::Builder::new().name(format!("customer-{n}")).spawn({
+            let (shared, slots, jobs, idle) = (Arc::clone(shared), Arc::clone(&slots), Arc::clone(&jobs), Arc::clone(&idle));
+            move || {
+                let party = shared.parties[n % shared.parties.len()].clone();
+                let mut next = Some(due);
+                while let Some(due) = next {
+                    let outcome = match &party {
+                        Some(party) => shared.visit(party, n),
+                        None => Err(Error::internal("no session")),
+                    };
+                    shared.done(&outcome, Some(due.elapsed()));
+                    slots.release();
+                    idle.fetch_add(1, Ordering::SeqCst);
+                    next = lock(&jobs).recv().ok();
+                }
+            }
+        });
+        match spawned {
+            Ok(worker) => workers.push(worker),
+            Err(e) => {
+                warn!("order {i}: cannot start a customer thread: {e}");
+                shared.done(&Err(Error::internal(format!("cannot start a customer thread: {e}"))), None);
+                slots.release();
+            }
+        }
+    }
+    // No more orders: idle customers go home, busy ones when done.
+    drop(tx);
+    join_all(workers, shared, &mut progress, outstanding(&slots));
+    if open.capped > 0 {
+        info!("{} of {} orders were held back by the cap of {max_outstanding} outstanding", open.capped, open.due);
+    }
+    Ok(open)
 }
 
 /// A party of customers: those sharing one session, and what they share: the baristas on
@@ -316,60 +410,5 @@ impl Party {
             }
         }
         lock(&self.shop).clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::Absence;
-
-    fn summary(latencies_ms: &[u64]) -> Summary {
-        Summary {
-            served: latencies_ms.len() as u64,
-            latencies: latencies_ms.iter().map(|&ms| Duration::from_millis(ms)).collect(),
-            elapsed: Duration::from_secs(2),
-            ..Summary::default()
-        }
-    }
-
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let s = summary(&(1..=100).collect::<Vec<_>>());
-        assert_eq!(s.percentile(50.0), Some(Duration::from_millis(50)));
-        assert_eq!(s.percentile(99.0), Some(Duration::from_millis(99)));
-        assert_eq!(s.percentile(100.0), Some(Duration::from_millis(100)));
-        assert_eq!(summary(&[7]).percentile(1.0), Some(Duration::from_millis(7)));
-        assert_eq!(summary(&[]).percentile(50.0), None);
-    }
-
-    #[test]
-    fn the_line_has_every_count_and_figure() {
-        let mut s = summary(&[10, 20]);
-        s.gave_up = 1;
-        s.per_barista.insert("b1".into(), 2);
-        let line = s.line();
-        for field in [
-            "visits=3",
-            "served=2",
-            "gave_up=1",
-            "failed=0",
-            "throughput=1.0",
-            "p50_ms=10.000",
-            "max_ms=20.000",
-            "per_barista=b1:2",
-        ] {
-            assert!(line.contains(field), "{field} missing from {line}");
-        }
-    }
-
-    #[test]
-    fn failed_visits_are_counted_by_kind() {
-        let mut s = Summary::default();
-        s.count(&Err(Error::NoBarista(Absence::AllLeft { left: 3 })));
-        s.count(&Err(Error::ShopFull { max_queue: 2, baristas: 1 }));
-        s.count(&Err(Error::ShopFull { max_queue: 9, baristas: 4 }));
-        s.count(&Err(Error::usage("x")));
-        assert_eq!((s.no_barista, s.shop_full, s.failed), (1, 2, 1));
     }
 }

@@ -10,9 +10,10 @@
 //! barista may instead reject the order (see [`crate::order`]): the customer withdraws it and
 //! says why.
 //!
-//! The load generator's customers share a [`Board`] instead: its one watch on `/orders` gives
-//! them the queue lengths and tells each when its order is deleted or changed, so that placing
-//! the order is all they ask of ZooKeeper.
+//! The load generator's customers do the same by default (so that a load process costs the
+//! servers in proportion to its own orders); with `--watch-all-orders` they share a [`Board`]
+//! instead: its one watch on `/orders` gives them the queue lengths and tells each when its
+//! order is deleted or changed, so that placing the order is all they ask of ZooKeeper.
 //!
 //! # Layout
 //!
@@ -20,13 +21,16 @@
 //! - [`choosing`]: how a barista is chosen, and when the shop is full;
 //! - [`roster`]: the baristas on shift as customers see them, kept under a watch;
 //! - [`board`]: the queue lengths and served orders of the whole shop from one watch, for
-//!   the load generator's customers;
-//! - [`load`]: many customers at once from one process, and the summary of a run.
+//!   the load generator's customers with `--watch-all-orders`;
+//! - [`load`]: many customers at once from one process, closed loop or open loop;
+//! - [`summary`]: what happened to a run's orders: counts, the latency histogram, the
+//!   `summary` line, the summary file and the merging of several.
 
 pub mod board;
 pub mod choosing;
 pub mod load;
 pub mod roster;
+pub mod summary;
 
 use std::time::{Duration, Instant};
 
