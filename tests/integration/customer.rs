@@ -8,9 +8,10 @@ fn a_customer_waits_for_a_barista_to_come_on_shift() {
     let server = ZkServer::start();
     server.init_shop();
     let customer = server.cmd(Role::Customer).args(["--coffee", "tesora", "--patience", "20"]).spawn();
-    // The customer is waiting once it watches the (empty) group.
+    // The customer is waiting once it watches the (empty) group (wchp lists data watches only).
     wait_until(LOG_TIMEOUT, "the customer to watch /barista_group", || {
-        server.mntr().get("zk_watch_count").map(String::as_str) == Some("1")
+        // Two: the (empty) group's children, and the closed sign it read before.
+        server.mntr().get("zk_watch_count").map(String::as_str) == Some("2")
     });
     assert_eq!(server.tree("/orders"), Vec::<String>::new(), "ordered from nobody?");
     let barista = server.cmd(Role::Barista).args(["--name", "late", "--brew-time", "0.1"]).spawn();
@@ -54,7 +55,8 @@ fn sigterm_ends_a_customer_waiting_for_a_barista() {
     server.init_shop();
     let mut customer = server.cmd(Role::Customer).args(["--coffee", "tesora", "--patience", "30"]).spawn();
     wait_until(LOG_TIMEOUT, "the customer to watch /barista_group", || {
-        server.mntr().get("zk_watch_count").map(String::as_str) == Some("1")
+        // Two: the (empty) group's children, and the closed sign it read before.
+        server.mntr().get("zk_watch_count").map(String::as_str) == Some("2")
     });
     customer.signal("TERM");
     // `customer --help`: "SIGINT/SIGTERM withdraws the order and exits as 'gave up'".
