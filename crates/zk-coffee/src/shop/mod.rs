@@ -94,10 +94,15 @@ pub fn init(session: &Session, update: Option<&ShopConfig>) -> Result<InitReport
 /// Creates our own nodes under `/zk-coffee` where missing, for a shop that the original
 /// program (or an older `shop-init`) set up.
 pub fn ensure_extensions(session: &Session) -> Result<()> {
-    for path in [layout::EXTENSIONS, layout::CLAIMS, layout::SALES, layout::ROTA] {
+    for path in [layout::EXTENSIONS, layout::CLAIMS, layout::SALES] {
         session.ensure_persistent(path, layout::ROOT_DATA)?;
     }
-    Ok(())
+    // A secured shop made by a `shop-init` older than the rota: staff may not make it; the
+    // admin's `shop-init` (idempotent) does.
+    match session.ensure_persistent(layout::ROTA, layout::ROOT_DATA) {
+        Err(Error::NotAuthorized { .. }) => Err(not_initialised(session, layout::ROTA)),
+        other => other.map(|_| ()),
+    }
 }
 
 /// Fails with [`Error::ShopNotInitialised`] unless both top-level nodes exist. In a secured
