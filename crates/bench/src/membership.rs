@@ -51,6 +51,9 @@ struct Measured {
     server_cpu_ms_per_barista: f64,
     kill9_to_adopted_ms: f64,
     kill9_to_all_served_ms: f64,
+    /// From the victim's membership node going (its session expired) to its first order
+    /// served: the protocol's share, without the session timeout and the ping phase.
+    expired_to_adopted_ms: f64,
 }
 
 /// The `membership` step.
@@ -77,7 +80,7 @@ fn fields(m: &Measured, prefix: &str) -> String {
     format!(
         "{prefix}spawn_s={:.2} {prefix}on_shift_s={:.2} {prefix}quiet_s={:.2} {prefix}received_per_barista={:.1} \
          {prefix}sent_per_barista={:.1} {prefix}pings_per_barista={:.1} {prefix}server_cpu_ms_per_barista={:.2} \
-         {prefix}kill9_to_adopted_ms={:.0} {prefix}kill9_to_all_served_ms={:.0}",
+         {prefix}kill9_to_adopted_ms={:.0} {prefix}kill9_to_all_served_ms={:.0} {prefix}expired_to_adopted_ms={:.1}",
         m.spawn_s,
         m.on_shift_s,
         m.quiet_s,
@@ -87,6 +90,7 @@ fn fields(m: &Measured, prefix: &str) -> String {
         m.server_cpu_ms_per_barista,
         m.kill9_to_adopted_ms,
         m.kill9_to_all_served_ms,
+        m.expired_to_adopted_ms,
     )
 }
 
@@ -194,11 +198,19 @@ fn run_once(env: &Env, run: &MembershipRun, build: &str) -> Result<Measured> {
         procs[victim_at].signal(libc::SIGSTOP);
         place_raw_orders(&zk, &bucket, run.orders, 1)?;
         let rx = watch_orders(&zk, &bucket)?;
+        let (gone_tx, gone) = mpsc::channel();
+        let member = layout::member(&BaristaName::new(&victim_name).map_err(|e| e.to_string())?);
+        zk.exists_w(&member, move |_: WatchedEvent| {
+            let _ = gone_tx.send(Instant::now());
+        })
+        .map_err(|e| format!("exists_w {member}: {e:?}"))?;
         let killed = Instant::now();
         procs[victim_at].signal(libc::SIGKILL);
         let _ = procs[victim_at].wait_exit(Duration::from_secs(5));
         let wait = (run.session_timeout * 3 + Duration::from_secs(30)).min(left());
         let first = rx.recv_timeout(wait).map_err(|_| format!("{build}: the victim's orders were never adopted"))?;
+        let expired =
+            gone.recv_timeout(Duration::from_secs(1)).map_err(|_| format!("{build}: the victim's member node stayed"))?;
         let mut last = first;
         for _ in 1..run.orders {
             last = rx.recv_timeout(wait).map_err(|_| format!("{build}: not every order of the victim was served"))?;
@@ -213,6 +225,7 @@ fn run_once(env: &Env, run: &MembershipRun, build: &str) -> Result<Measured> {
             server_cpu_ms_per_barista: server_cpu.map_or(f64::NAN, |c| ms(c) / n as f64),
             kill9_to_adopted_ms: ms(first.saturating_duration_since(killed)),
             kill9_to_all_served_ms: ms(last.saturating_duration_since(killed)),
+            expired_to_adopted_ms: ms(first.saturating_duration_since(expired)),
         })
     })();
     // Every way out: kill them all (a fleet leaving on SIGTERM at once is not what is
