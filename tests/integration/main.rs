@@ -21,6 +21,7 @@ mod hostile;
 mod manager;
 mod manager_alerts;
 mod manager_metrics;
+mod membership;
 mod metrics;
 mod multihost;
 mod ops;
