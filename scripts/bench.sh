@@ -30,7 +30,8 @@
 #                ratio (new / old), marking those more than 15 % apart
 #   --membership [--baseline-bin D]
 #                only the membership rows of issue 15: 10, 100 and 1 000 barista
-#                processes at once (`zk-coffee-bench membership`; --short: 5 and 20), with
+#                processes at once (`zk-coffee-bench membership`; --short: 5 and 20,
+#                session timeout 2 s), with
 #                barista and shop-init from D too (a build of an older commit) when given;
 #                about 10 minutes for both builds on 2 cores; prints their table
 
@@ -133,14 +134,14 @@ if [[ -n "$MEMBERSHIP" ]]; then
     ZK_VERSION="$(zk_4lw "${ZK%:*}" "${ZK##*:}" srvr 2 | sed -n 's/^Zookeeper version: \([^-,]*\).*/\1/p')"
     LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
     STARTED=$SECONDS
-    sizes=(10 100 1000)
-    [[ -z "$SHORT" ]] || sizes=(5 20)
+    sizes=(10 100 1000) short_session=()
+    [[ -z "$SHORT" ]] || { sizes=(5 20); short_session=(--session-timeout 2); }
     baseline=()
     [[ -z "$BASELINE_BIN" ]] || baseline=(--baseline-bin "$BASELINE_BIN")
     for n in "${sizes[@]}"; do
         log_info "==> membership: $n baristas at once${BASELINE_BIN:+ (and with $BASELINE_BIN)}"
         "$BENCH" --zk "$ZK" --server-pid "$ZKPID" --bin-dir "$BIN_DIR" --logs "$WORK/logs" membership --baristas "$n" \
-            "${baseline[@]}" >"$WORK/step.out" &
+            "${short_session[@]}" "${baseline[@]}" >"$WORK/step.out" &
         STEP_PID=$!
         status=0
         wait "$STEP_PID" || status=$?

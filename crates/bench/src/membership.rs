@@ -39,6 +39,8 @@ const POLL: Duration = Duration::from_millis(50);
 /// without a request, checked on its ticks: about every 2 s for a 10 s session (measured with
 /// 100 idle baristas: 100 pings every 2 s).
 const PING_SHARE: f64 = 0.2;
+/// How often the server's counters are read while the step waits for the fleet to be quiet.
+const SAMPLE: Duration = Duration::from_millis(100);
 
 /// What one build's run measured.
 struct Measured {
@@ -159,32 +161,38 @@ fn run_once(env: &Env, run: &MembershipRun, build: &str) -> Result<Measured> {
         // Quiet: two windows in a row in which the server received little more than the
         // sessions' pings. A window is two ping intervals long, so each session pings about
         // twice in it whatever its phase (the fleet came together: its pings come in bursts).
+        // The server's counters are read every 100 ms meanwhile; the fleet went quiet at the
+        // first reading from which on it never received more than the pings (and one burst of
+        // them) until the end.
         let ping_every = run.session_timeout.mul_f64(PING_SHARE);
         let window = ping_every * 2;
         let pings_per_s = n as f64 / ping_every.as_secs_f64();
-        let quiet_below = pings_per_s * window.as_secs_f64() * 1.25 + 20.0;
-        let mut quiet_since: Option<(Instant, (u64, u64))> = None;
-        let mut calm = 0;
-        let mut last = packets(env)?;
-        let mut last_at = Instant::now();
-        while calm < 2 {
+        let pings_within = |d: Duration| pings_per_s * d.as_secs_f64() * 1.25 + 20.0;
+        let mut samples: Vec<(Instant, (u64, u64))> = vec![(Instant::now(), packets(env)?)];
+        loop {
             if left().is_zero() {
                 return Err(format!("{build}: the fleet of {n} never went quiet"));
             }
-            std::thread::sleep(window);
-            let now = packets(env)?;
-            if ((now.0 - last.0) as f64) < quiet_below {
-                if calm == 0 {
-                    quiet_since = Some((last_at, last));
+            std::thread::sleep(SAMPLE);
+            samples.push((Instant::now(), packets(env)?));
+            let (end, (end_received, _)) = samples[samples.len() - 1];
+            let at = |back: Duration| samples.iter().rev().find(|(t, _)| end.saturating_duration_since(*t) >= back);
+            if let (Some((_, (mid, _))), Some((_, (first, _)))) = (at(window), at(window * 2)) {
+                let calm = |from: u64, to: u64| ((to - from) as f64) < pings_within(window);
+                if calm(*mid, end_received) && calm(*first, *mid) {
+                    break;
                 }
-                calm += 1;
-            } else {
-                calm = 0;
             }
-            last = now;
-            last_at = Instant::now();
         }
-        let (quiet_at, (received, sent)) = quiet_since.ok_or("never quiet")?;
+        let quiet = (0..samples.len())
+            .find(|&i| {
+                let (from, (received, _)) = samples[i];
+                samples[i..]
+                    .iter()
+                    .all(|(t, (r, _))| ((r - received) as f64) <= pings_within(t.saturating_duration_since(from)) + n as f64)
+            })
+            .unwrap_or(samples.len() - 1);
+        let (quiet_at, (received, sent)) = samples[quiet];
         let server_cpu = server.used();
         let arrival = quiet_at.saturating_duration_since(started);
         let (received, sent) = ((received - received0).saturating_sub(looks), (sent - sent0).saturating_sub(looks));

@@ -426,9 +426,6 @@ fn manager_rows(t: &mut Table) -> Result<()> {
     Ok(())
 }
 
-/// The sizes of the membership runs (`scripts/bench.sh --membership`): baristas at once.
-pub const MEMBERSHIP: [u32; 3] = [10, 100, 1000];
-
 /// The table of a membership run (`membership-N` lines, each with the older build's figures
 /// when it had `--baseline-bin`): per size the packets per arriving barista, the time to all
 /// on shift and from a kill -9 to the orphan adopted; the targets of issue 15 against the run
@@ -440,7 +437,8 @@ pub fn render_membership(text: &str) -> Result<String> {
         lines.insert(key.to_owned(), Fields::parse(rest));
     }
     let mut t = Table { lines, rows: Vec::new() };
-    let sizes: Vec<u32> = MEMBERSHIP.iter().copied().filter(|n| t.lines.contains_key(&format!("membership-{n}"))).collect();
+    let mut sizes: Vec<u32> = t.lines.keys().filter_map(|k| k.strip_prefix("membership-")?.parse().ok()).collect();
+    sizes.sort_unstable();
     let Some(&small) = sizes.first() else {
         return Err("the run has no membership-N line".into());
     };
