@@ -29,6 +29,12 @@
 #                interleaved with this build's step by step (which goes first alternates),
 #                and print, after the table, each figure of both side by side with their
 #                ratio (new / old), marking those more than 15 % apart
+#   --membership [--baseline-bin D]
+#                only the membership rows of issue 15: 10, 100 and 1 000 barista
+#                processes at once (`zk-coffee-bench membership`; --short: 5 and 20,
+#                session timeout 2 s), with
+#                barista and shop-init from D too (a build of an older commit) when given;
+#                about 10 minutes for both builds on 2 cores; prints their table
 
 set -euo pipefail
 
@@ -41,6 +47,8 @@ SHORT=""
 BIN_DIR=""
 KEEP=""
 COMPARE_DIR=""
+MEMBERSHIP=""
+BASELINE_BIN=""
 while (($#)); do
     case "$1" in
         --short) SHORT=1; shift ;;
@@ -48,6 +56,8 @@ while (($#)); do
         --bin-dir=*) BIN_DIR="${1#*=}"; shift ;;
         --keep) KEEP=1; shift ;;
         --compare) COMPARE_DIR="${2:-}"; shift 2 || { log_error "--compare needs a directory"; exit 2; } ;;
+        --membership) MEMBERSHIP=1; shift ;;
+        --baseline-bin) BASELINE_BIN="${2:-}"; shift 2 || { log_error "--baseline-bin needs a directory"; exit 2; } ;;
         -h | --help)
             awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"
             exit 0
@@ -100,11 +110,59 @@ for bin in barista customer shop-init shop-manager zk-coffee-bench; do
 done
 BENCH="$BIN_DIR/zk-coffee-bench"
 NEW_BIN_DIR="$BIN_DIR"
+if [[ -n "$BASELINE_BIN" ]]; then
+    [[ -n "$MEMBERSHIP" ]] || { log_error "--baseline-bin goes with --membership (see --help)"; exit 2; }
+    BASELINE_BIN="$(cd "$BASELINE_BIN" && pwd)" || { log_error "--baseline-bin: no directory '$BASELINE_BIN'"; exit 2; }
+    for bin in barista shop-init; do
+        [[ -x "$BASELINE_BIN/$bin" ]] || { log_error "$BASELINE_BIN/$bin is missing (--baseline-bin)"; exit 1; }
+    done
+fi
 if [[ -n "$COMPARE_DIR" ]]; then
     COMPARE_DIR="$(cd "$COMPARE_DIR" && pwd)" || { log_error "--compare: no directory '$COMPARE_DIR'"; exit 2; }
     for bin in barista customer shop-init; do
         [[ -x "$COMPARE_DIR/$bin" ]] || { log_error "$COMPARE_DIR/$bin is missing (--compare)"; exit 1; }
     done
+fi
+
+# The membership rows only (issue 15): their own server, no warm-up, their own table.
+if [[ -n "$MEMBERSHIP" ]]; then
+    log_info "==> starting ZooKeeper (fsync on, tickTime 500 ms)"
+    mkdir -p "$ZKDIR" "$WORK/logs"
+    ZK=""
+    read -r ZK _ < <(bash "$SCRIPT_DIR/zk.sh" start --fsync --dir "$ZKDIR" --tick-ms 500) || true
+    [[ -n "$ZK" ]] || { log_error "could not start ZooKeeper"; exit 1; }
+    ZKPID="$(cat "$ZKDIR/zk.pid")"
+    ZK_VERSION="$(zk_4lw "${ZK%:*}" "${ZK##*:}" srvr 2 | sed -n 's/^Zookeeper version: \([^-,]*\).*/\1/p')"
+    LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+    STARTED=$SECONDS
+    sizes=(10 100 1000) short_session=()
+    [[ -z "$SHORT" ]] || { sizes=(5 20); short_session=(--session-timeout 2); }
+    baseline=()
+    [[ -z "$BASELINE_BIN" ]] || baseline=(--baseline-bin "$BASELINE_BIN")
+    for n in "${sizes[@]}"; do
+        log_info "==> membership: $n baristas at once${BASELINE_BIN:+ (and with $BASELINE_BIN)}"
+        "$BENCH" --zk "$ZK" --server-pid "$ZKPID" --bin-dir "$BIN_DIR" --logs "$WORK/logs" membership --baristas "$n" \
+            "${short_session[@]}" "${baseline[@]}" >"$WORK/step.out" &
+        STEP_PID=$!
+        status=0
+        wait "$STEP_PID" || status=$?
+        STEP_PID=""
+        line="$(tail -n 1 "$WORK/step.out")"
+        if ((status != 0)) || [[ -z "$line" ]]; then
+            log_error "step membership-$n failed (exit $status); logs in $WORK/logs (kept)"
+            KEEP=1
+            exit 1
+        fi
+        log_info "    $line"
+        printf 'membership-%s %s\n' "$n" "$line" >>"$RESULTS"
+    done
+    COMMIT="$(cd "$REPO_ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "zk-coffee membership benchmark: $(date -u '+%F %H:%M UTC'), commit $COMMIT; $(nproc) cores;" \
+        "ZooKeeper ${ZK_VERSION:-?} standalone on loopback, forceSync=yes, tickTime 500 ms, maxClientCnxns=0;" \
+        "load average before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg); steps took $((SECONDS - STARTED)) s."
+    echo
+    "$BENCH" table --membership "$RESULTS"
+    exit 0
 fi
 
 # Debian's python with kazoo (the peer queue recipes) and selenium (the page, in chromium).

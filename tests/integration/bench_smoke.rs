@@ -1,5 +1,6 @@
-//! The benchmark of issue 7 (`scripts/bench.sh --short`) runs end to end with the built
-//! binaries and prints every row of its table. No figure is checked: a short run on a test
+//! The benchmark of issue 7 (`scripts/bench.sh --short`) and its membership rows of issue 15
+//! (`--membership --short`) run end to end with the built binaries and print every row of
+//! their tables. No figure is checked: a short run on a test
 //! machine busy with other tests measures nothing, it only shows that every step works.
 
 use std::io::Read;
@@ -58,11 +59,53 @@ const ROWS: &[&str] = &[
 
 #[test]
 fn the_short_benchmark_completes_and_prints_every_row() {
+    let stdout = run_short_bench(&[]);
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(rows.first().copied(), Some("| figure | measured | conditions | issue 7 target | verdict |"), "{stdout}");
+    for name in ROWS {
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no row {name:?} in the table:\n{stdout}"));
+        assert_eq!(row.matches(" | ").count(), 4, "row {name:?} does not have 5 cells: {row}");
+    }
+    assert_eq!(rows.len(), ROWS.len() + 2, "unexpected rows (header, separator and {} figures):\n{stdout}", ROWS.len());
+}
+
+/// `scripts/bench.sh --membership --short`: 5 and 20 barista processes at once (2 s sessions),
+/// each size's three rows, the second judged against the first.
+#[test]
+fn the_short_membership_benchmark_prints_its_rows() {
+    let stdout = run_short_bench(&["--membership"]);
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(rows.first().copied(), Some("| figure | measured | conditions | issue 15 target | verdict |"), "{stdout}");
+    for n in [5, 20] {
+        for name in [
+            format!("packets per arriving barista, {n} at once"),
+            format!("all {n} on shift"),
+            format!("kill -9 → orphan adopted, {n} on shift"),
+        ] {
+            let row = rows
+                .iter()
+                .find(|r| r.starts_with(&format!("| new (rota): {name} |")))
+                .unwrap_or_else(|| panic!("no row {name:?} in the table:\n{stdout}"));
+            assert_eq!(row.matches(" | ").count(), 4, "row {name:?} does not have 5 cells: {row}");
+            if n == 20 && !name.starts_with("all") {
+                assert!(row.ends_with("| met |") || row.ends_with("| **missed** |"), "judged against 5: {row}");
+            }
+        }
+    }
+    assert_eq!(rows.len(), 6 + 2, "unexpected rows:\n{stdout}");
+}
+
+/// Runs `scripts/bench.sh --short` with `extra` flags and the built binaries; its stdout.
+fn run_short_bench(extra: &[&str]) -> String {
     let bench = bin_dir().join("zk-coffee-bench");
     assert!(bench.exists(), "{} is missing: run `cargo build --workspace --bins` first", bench.display());
     let mut child = Command::new("bash")
         .arg(workspace_root().join("scripts").join("bench.sh"))
         .arg("--short")
+        .args(extra)
         .arg("--bin-dir")
         .arg(bin_dir())
         .stdin(Stdio::null())
@@ -88,21 +131,14 @@ fn the_short_benchmark_completes_and_prints_every_row() {
             // SIGTERM, not SIGKILL: the script then stops its server and its processes.
             let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
             let _ = child.wait();
-            panic!("scripts/bench.sh --short did not finish within {BENCH_TIMEOUT:?}:\n{}", stderr.join().unwrap_or_default());
+            panic!(
+                "scripts/bench.sh --short {extra:?} did not finish within {BENCH_TIMEOUT:?}:\n{}",
+                stderr.join().unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
-    assert!(status.success(), "scripts/bench.sh --short failed ({status}):\n{stderr}\n{stdout}");
-
-    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ")).collect();
-    assert_eq!(rows.first().copied(), Some("| figure | measured | conditions | issue 7 target | verdict |"), "{stdout}");
-    for name in ROWS {
-        let row = rows
-            .iter()
-            .find(|r| r.starts_with(&format!("| {name} |")))
-            .unwrap_or_else(|| panic!("no row {name:?} in the table:\n{stdout}"));
-        assert_eq!(row.matches(" | ").count(), 4, "row {name:?} does not have 5 cells: {row}");
-    }
-    assert_eq!(rows.len(), ROWS.len() + 2, "unexpected rows (header, separator and {} figures):\n{stdout}", ROWS.len());
+    assert!(status.success(), "scripts/bench.sh --short {extra:?} failed ({status}):\n{stderr}\n{stdout}");
+    stdout
 }

@@ -34,7 +34,12 @@ fn a_shop_under_a_chroot_serves_and_keeps_its_nodes_there() {
         paths.sort();
         paths
     };
-    assert_eq!(server.tree("/"), under_shop2(&["/shop2/barista_group/cb", "/shop2/orders/cb", "/shop2/zk-coffee/sales/cb"]));
+    assert_eq!(
+        server.tree_off_rota("/"),
+        under_shop2(&["/shop2/barista_group/cb", "/shop2/orders/cb", "/shop2/zk-coffee/sales/cb"])
+    );
+    let places = server.children("/shop2/zk-coffee/rota").expect("the rota");
+    assert!(places.len() == 1 && places[0].starts_with("cb-"), "one place on the rota, cb's: {places:?}");
     assert!(server.node("/shop2/barista_group/cb").expect("member").ephemeral);
     assert_eq!(server.node("/shop2/orders").expect("orders").data, b"0");
 

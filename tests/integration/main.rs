@@ -23,6 +23,7 @@ mod load_watches;
 mod manager;
 mod manager_alerts;
 mod manager_metrics;
+mod membership;
 mod metrics;
 mod multihost;
 mod open_loop;

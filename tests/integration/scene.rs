@@ -53,7 +53,10 @@ fn three_baristas_serve_six_customers_and_leave_cleanly_on_sigterm() {
         expected.push(format!("/orders/{name}"));
     }
     expected.sort();
-    assert_eq!(server.tree("/"), expected, "no order nodes left, nothing else");
+    assert_eq!(server.tree_off_rota("/"), expected, "no order nodes left, nothing else");
+    let mut rota = server.rota();
+    rota.sort();
+    assert_eq!(rota, names.keys().cloned().collect::<Vec<String>>(), "each barista has one place on the rota");
     for root in ["/barista_group", "/orders"] {
         let node = server.node(root).expect("root exists");
         assert_eq!(node.data, b"0", "{root}");
@@ -64,7 +67,7 @@ fn three_baristas_serve_six_customers_and_leave_cleanly_on_sigterm() {
         let bucket = server.node(&format!("/orders/{name}")).expect("bucket");
         assert!(!bucket.ephemeral && bucket.num_children == 0, "{name}: {bucket:?}");
     }
-    assert_eq!(server.mntr()["zk_ephemerals_count"], "3");
+    assert_eq!(server.mntr()["zk_ephemerals_count"], "6", "three members and three places on the rota");
 
     // SIGTERM: each barista leaves the group and exits 0; the empty buckets are removed (by
     // their owner, or by a colleague still on shift that adopted the emptied bucket first).

@@ -93,7 +93,8 @@ fn sigterm_hands_the_queue_over_to_a_colleague_on_shift() {
         ["/barista_group/stayer", "/orders/stayer", "/zk-coffee/sales/leaver", "/zk-coffee/sales/stayer"].map(String::from),
     );
     expected.sort();
-    assert_eq!(server.tree("/"), expected);
+    assert_eq!(server.tree_off_rota("/"), expected);
+    assert_eq!(server.rota(), ["stayer"], "the leaver gave up its place");
     let stayer = stayer.stop(EXIT_TIMEOUT);
     let events = barista_events(&stayer.stderr);
     assert!(events.iter().all(|e| e.adopted_from.as_deref() == Some("leaver")), "{events:?}");

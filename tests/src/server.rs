@@ -498,6 +498,28 @@ impl ZkServer {
         found
     }
 
+    /// The baristas standing on the rota (`/zk-coffee/rota/{name}-{sequence}`), lowest place
+    /// first: the first minds the group, each other the one before it.
+    pub fn rota(&self) -> Vec<String> {
+        let mut places: Vec<(u64, String)> = self
+            .children("/zk-coffee/rota")
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| {
+                let (name, digits) = c.rsplit_once('-')?;
+                Some((digits.parse().ok()?, name.to_owned()))
+            })
+            .collect();
+        places.sort();
+        places.into_iter().map(|(_, name)| name).collect()
+    }
+
+    /// [`ZkServer::tree`] without the places on the rota (their names end in a sequence: see
+    /// [`ZkServer::rota`]).
+    pub fn tree_off_rota(&self, path: &str) -> Vec<String> {
+        self.tree(path).into_iter().filter(|p| !p.contains("/zk-coffee/rota/")).collect()
+    }
+
     /// The server's `mntr` four-letter-word report, e.g. `zk_ephemerals_count` (over TLS for a
     /// TLS server).
     pub fn mntr(&self) -> BTreeMap<String, String> {

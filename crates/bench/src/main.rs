@@ -1,5 +1,6 @@
-//! `zk-coffee-bench`: the measurements of issue 7 and the shop manager's of issue 13, one step
-//! per subcommand, each printing one machine-readable line (`STEP key=value ...`) on stdout.
+//! `zk-coffee-bench`: the measurements of issue 7, the shop manager's of issue 13 and the
+//! membership's of issue 15, one step per subcommand, each printing one machine-readable line
+//! (`STEP key=value ...`) on stdout.
 //! `scripts/bench.sh` starts a server, runs every step and prints the table.
 //!
 //! The raw steps (`pairs`, `watch-rtt`) use the `zookeeper` crate directly, as the shop does;
@@ -9,6 +10,7 @@
 
 mod common;
 mod manager;
+mod membership;
 mod open_loop;
 mod raw;
 mod shop;
@@ -183,8 +185,33 @@ enum Step {
         #[arg(long, default_value = "2", value_parser = duration)]
         freeze: Duration,
     },
+    /// N barista processes coming on shift at once (issue 15): the server's packets per
+    /// arriving barista until the fleet is quiet, the time until all are on shift, and from a
+    /// kill -9 of one with orders queued to its orphan adopted; with --baseline-bin, the same
+    /// with an older build's binaries, in the same line.
+    Membership {
+        #[arg(long, default_value_t = 100)]
+        baristas: usize,
+        /// The baristas' session timeout.
+        #[arg(long, default_value = "10", value_parser = duration)]
+        session_timeout: Duration,
+        /// Orders queued at the victim.
+        #[arg(long, default_value_t = 5)]
+        orders: usize,
+        /// Each build's run must end within this (everything it started is killed then).
+        #[arg(long, default_value = "300", value_parser = duration)]
+        deadline: Duration,
+        /// Also run with barista and shop-init from this directory (e.g. a build of main).
+        #[arg(long)]
+        baseline_bin: Option<PathBuf>,
+    },
     /// Prints the table of a run from its lines (`KEY STEP key=value ...`) in FILE.
-    Table { file: PathBuf },
+    Table {
+        file: PathBuf,
+        /// Only the membership rows (`scripts/bench.sh --membership`).
+        #[arg(long)]
+        membership: bool,
+    },
     /// One thread's calls through the shop's session layer vs the raw client: time and CPU.
     Calls {
         #[arg(long, default_value_t = 2000)]
@@ -239,9 +266,14 @@ fn run(args: Args) -> common::Result<String> {
         Step::OpenLoop { baristas, brew, concurrency, seconds, freeze } => {
             open_loop::open_loop(&env, &open_loop::OpenLoopRun { baristas, brew, concurrency, seconds, freeze })
         }
-        Step::Table { file } => {
+        Step::Membership { baristas, session_timeout, orders, deadline, baseline_bin } => {
+            let run = membership::MembershipRun { baristas, session_timeout, orders, deadline, baseline: baseline_bin };
+            membership::membership(&env, &run)
+        }
+        Step::Table { file, membership } => {
             let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            table::render(&text).map(|t| t.trim_end().to_owned())
+            let table = if membership { table::render_membership(&text) } else { table::render(&text) };
+            table.map(|t| t.trim_end().to_owned())
         }
     }
 }

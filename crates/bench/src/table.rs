@@ -458,3 +458,110 @@ fn manager_rows(t: &mut Table) -> Result<()> {
     );
     Ok(())
 }
+
+/// The table of a membership run (`membership-N` lines, each with the older build's figures
+/// when it had `--baseline-bin`): per size the packets per arriving barista, the time to all
+/// on shift and from a kill -9 to the orphan adopted; the targets of issue 15 against the run
+/// with the fewest baristas.
+pub fn render_membership(text: &str) -> Result<String> {
+    let mut lines = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (key, rest) = line.split_once(' ').ok_or_else(|| format!("bad line {line:?}"))?;
+        lines.insert(key.to_owned(), Fields::parse(rest));
+    }
+    let mut t = Table { lines, rows: Vec::new() };
+    let mut sizes: Vec<u32> = t.lines.keys().filter_map(|k| k.strip_prefix("membership-")?.parse().ok()).collect();
+    sizes.sort_unstable();
+    let Some(&small) = sizes.first() else {
+        return Err("the run has no membership-N line".into());
+    };
+    let old = t.get(&format!("membership-{small}"))?.0.contains_key("old_on_shift_s");
+    for prefix in if old { vec!["", "old_"] } else { vec![""] } {
+        let build = if prefix.is_empty() { "new (rota)" } else { "old (b45e411, every barista watches the group)" };
+        // Received, sent, and the pings among them (an upper bound: a busy session does not ping).
+        let per = |t: &Table, n: u32| -> Result<(f64, f64, f64)> {
+            let key = format!("membership-{n}");
+            Ok((
+                t.num(&key, &format!("{prefix}received_per_barista"))?,
+                t.num(&key, &format!("{prefix}sent_per_barista"))?,
+                t.num(&key, &format!("{prefix}pings_per_barista"))?,
+            ))
+        };
+        let (small_in, small_out, small_pings) = per(&t, small)?;
+        for &n in &sizes {
+            let key = format!("membership-{n}");
+            let (r, s, pings) = per(&t, n)?;
+            let cond = format!(
+                "{n} `barista` processes started at once ({:.2} s to spawn), session timeout {} s; `mntr` zk_packets_received/sent \
+                 from the first spawn until the fleet was quiet ({:.1} s; quiet: two windows of two ping intervals in a row at \
+                 most 1.25 × the sessions' pings), the step's own polls taken off; of which pings ≤ {:.1} per barista (an idle \
+                 session pings every 2 s); server CPU {} ms per barista",
+                t.num(&key, &format!("{prefix}spawn_s"))?,
+                t.text(&key, "session_timeout_s")?,
+                t.num(&key, &format!("{prefix}quiet_s"))?,
+                t.num(&key, &format!("{prefix}pings_per_barista"))?,
+                t.text(&key, &format!("{prefix}server_cpu_ms_per_barista"))?,
+            );
+            let (target, met) = if n == small {
+                ("(the base)".to_owned(), None)
+            } else {
+                let worst = (r / small_in).max(s / small_out);
+                let net = ((r - pings) / (small_in - small_pings)).max((s - pings) / (small_out - small_pings));
+                (format!("≤ 1.2 × the figure at {small} ({worst:.2} ×; less pings {net:.2} ×)"), Some(worst <= 1.2))
+            };
+            t.row(
+                format!("{build}: packets per arriving barista, {n} at once"),
+                format!("received {r:.1}, sent {s:.1} (less pings: {:.1}, {:.1})", r - pings, s - pings),
+                cond,
+                &target,
+                met,
+            );
+            t.row(
+                format!("{build}: all {n} on shift"),
+                format!("{:.2} s", t.num(&key, &format!("{prefix}on_shift_s"))?),
+                "from the first spawn until `/barista_group` listed every one (polled every 50 ms)",
+                "",
+                None,
+            );
+        }
+        // The target on the protocol's share: from the session's expiry (the member node
+        // gone) to the first order served; the kill's figure also holds the session timeout
+        // and where in its ping cycle the victim was frozen (up to 2 s).
+        let adopted = |t: &Table, n: u32| t.num(&format!("membership-{n}"), &format!("{prefix}expired_to_adopted_ms"));
+        let base = adopted(&t, small)?;
+        for &n in &sizes {
+            let key = format!("membership-{n}");
+            let after = adopted(&t, n)?;
+            let (target, met) = if n != small {
+                (format!("no slower than with {small} ({base:.1} ms, give or take 20 ms)"), Some(after <= base + 20.0))
+            } else {
+                (String::new(), None)
+            };
+            t.row(
+                format!("{build}: kill -9 → orphan adopted, {n} on shift"),
+                format!(
+                    "{after:.1} ms after the session expired ({} ms after the kill; all {} served after {} ms)",
+                    t.text(&key, &format!("{prefix}kill9_to_adopted_ms"))?,
+                    t.text(&key, "orders")?,
+                    t.text(&key, &format!("{prefix}kill9_to_all_served_ms"))?
+                ),
+                format!(
+                    "one of the {n}, frozen while {} raw orders were placed in its bucket, then SIGKILL; from its member node's \
+                     deletion (the server expiring its {} s session, seen by an `exists` watch) to its first order deleted by \
+                     an adopter",
+                    t.text(&key, "orders")?,
+                    t.text(&key, "session_timeout_s")?
+                ),
+                &target,
+                met,
+            );
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "| figure | measured | conditions | issue 15 target | verdict |");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+    for r in &t.rows {
+        let _ = writeln!(out, "| {} | {} | {} | {} | {} |", r[0], r[1], r[2], r[3], r[4]);
+    }
+    Ok(out)
+}

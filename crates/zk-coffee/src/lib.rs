@@ -24,7 +24,7 @@
 //!   own name).
 //! - **The barista**, [`barista`]: the shift loop (`mod.rs`), then one file per part, each
 //!   owning its state: `joining` (registering, restarts), `adoption` (orphaned buckets,
-//!   claims), `serving` (the buckets served, batches, the ledger), `leaving` (hand-over,
+//!   claims), `rota` (who minds whom: departures noticed by one or two), `serving` (the buckets served, batches, the ledger), `leaving` (hand-over,
 //!   drain), and [`barista::Bucket`], its view of one bucket, kept current by a watch
 //!   (formerly `queue::Queue`, still there as an alias); [`liveness`] tells whether the
 //!   process behind a stale registration is certainly gone.
@@ -62,7 +62,8 @@
 //! /zk-coffee                persistent: everything this project adds (see layout)
 //!     /version, /config, /acl, /claims/{barista}, /sales/{barista},
 //!     /managers/manager-{sequence}, /alerts/{kind}-{sha1},
-//!     /operator/closed, /operator/home-{barista}
+//!     /operator/closed, /operator/home-{barista},
+//!     /rota/{barista}-{sequence}   (who minds whom: see barista)
 //! ```
 //!
 //! A barista is named `{hostname}_{pid}` unless told otherwise. An order is served when the

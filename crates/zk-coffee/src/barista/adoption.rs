@@ -2,18 +2,20 @@
 //!
 //! A bucket whose owner is not in `/barista_group` is orphaned (its owner crashed, was killed,
 //! lost its session or left with orders queued), and so is one whose owner's membership node is
-//! persistent (a foreign client's: no barista). Every barista watches the group and the
-//! buckets; the first to create the EPHEMERAL claim `/zk-coffee/claims/{owner}` adopts the
-//! bucket and serves its orders where they are, so the waiting customers' watches fire as
-//! usual. The claim dies with its holder, so a crashed adopter's orphans are adopted again. An
-//! emptied orphaned bucket is removed. When the owner comes back on shift the adopter releases
-//! its claim and the owner serves its own bucket. Brewing is at least once: an order whose
-//! barista died mid-brew is brewed again by the adopter; its customer is told "served" exactly
-//! once, by the deletion.
+//! persistent (a foreign client's: no barista). A barista looks for orphans when it comes on
+//! shift and when a departure is noticed (see `rota`: the colleague who minded the one that
+//! went, and the first on the rota, who watches the group and the buckets); the first to
+//! create the EPHEMERAL claim `/zk-coffee/claims/{owner}` adopts the bucket and serves its
+//! orders where they are, so the waiting customers' watches fire as usual. The claim dies with
+//! its holder, so a crashed adopter's orphans are adopted again. An emptied orphaned bucket is
+//! removed. An adopter watches the owner's membership node: when the owner comes back on shift
+//! the adopter releases its claim and the owner serves its own bucket. Brewing is at least
+//! once: an order whose barista died mid-brew is brewed again by the adopter; its customer is
+//! told "served" exactly once, by the deletion.
 
 use std::collections::BTreeSet;
 
-use log::info;
+use log::{debug, info};
 
 use crate::error::Result;
 use crate::layout::{self, BaristaName};
@@ -21,6 +23,7 @@ use crate::session::Removal;
 use crate::shop::{self, Members};
 
 use super::joining::Take;
+use super::rota;
 use super::serving::Until;
 use super::{Barista, Wake};
 
@@ -52,33 +55,56 @@ impl Adoption {
 
 impl Barista<'_> {
     /// Claims the buckets whose owners are not on shift, and releases claims on buckets whose
-    /// owners came back. Watches the group, the buckets and others' claims.
+    /// owners came back. Watches others' claims it finds held, and the membership node of each
+    /// owner whose bucket we hold (to hear it come back); the first on the rota also watches the
+    /// group and the buckets (see `rota`).
+    ///
+    /// The bucket listing comes first, then the group, then the rota: a barista takes its place
+    /// on the rota before it makes its bucket, so a bucket listed whose owner has a place is a
+    /// colleague coming on shift (or waiting for its name, or on shift), never an orphan; its
+    /// bucket is not even claimed, let alone claimed and released.
     pub(super) fn look_for_orphans(&mut self) -> Result<()> {
         let ctx = &self.ctx;
         let session = &ctx.session;
-        // Only ephemeral members are on shift: a persistent one (a foreign client's) is no
-        // barista, and its bucket an orphan like any other.
-        let members = &mut self.adoption.members;
-        let watched = ctx.watch(layout::BARISTA_GROUP, ctx.wakes.waker(Wake::Staff), |notify| members.watch(session, notify))?;
-        let on_shift: BTreeSet<BaristaName> = match watched {
-            Some(on_shift) => on_shift,
-            None => members.list(session)?,
-        }
-        .into_iter()
-        .collect();
-        let buckets = match ctx
-            .watch(layout::ORDERS, ctx.wakes.waker(Wake::Staff), |notify| session.watch_children(layout::ORDERS, notify))?
-        {
-            Some(listed) => {
-                if listed.is_none() {
-                    // No node, no watch.
-                    ctx.armed.fired(layout::ORDERS);
+        let minding_the_group = self.rota.first();
+        debug!("looking for orphans{}", if minding_the_group { " (minding the group)" } else { "" });
+        let listed = if minding_the_group {
+            let watched =
+                ctx.watch(layout::ORDERS, ctx.wakes.waker(Wake::Staff), |notify| session.watch_children(layout::ORDERS, notify))?;
+            match watched {
+                Some(listed) => {
+                    if listed.is_none() {
+                        // No node, no watch.
+                        ctx.armed.fired(layout::ORDERS);
+                    }
+                    listed
                 }
-                listed
+                None => session.children(layout::ORDERS)?,
             }
-            None => session.children(layout::ORDERS)?,
-        }
-        .ok_or_else(|| shop::not_initialised(session, layout::ORDERS))?;
+        } else {
+            session.children(layout::ORDERS)?
+        };
+        let buckets = listed.ok_or_else(|| shop::not_initialised(session, layout::ORDERS))?;
+        let group = if minding_the_group {
+            let watched = ctx.watch(layout::BARISTA_GROUP, ctx.wakes.waker(Wake::Staff), |notify| {
+                session.watch_children(layout::BARISTA_GROUP, notify)
+            })?;
+            match watched {
+                Some(group) => group,
+                None => session.children(layout::BARISTA_GROUP)?,
+            }
+        } else {
+            session.children(layout::BARISTA_GROUP)?
+        };
+        let standing = match session.children(layout::ROTA)? {
+            Some(listed) => rota::standing_baristas(&listed),
+            None => return Err(shop::not_initialised(session, layout::ROTA)),
+        };
+        // Only ephemeral members are on shift: a persistent one (a foreign client's) is no
+        // barista, and its bucket an orphan like any other. Those on the rota made their
+        // nodes themselves (ephemeral): only the others' nodes are read.
+        let on_shift: BTreeSet<BaristaName> =
+            self.adoption.members.sort_out(session, group, &|name| standing.contains(name))?.into_iter().collect();
         for owner in self.adoption.adopted() {
             if on_shift.contains(&owner) {
                 info!("{owner} is back on shift; handing its bucket back");
@@ -90,10 +116,11 @@ impl Barista<'_> {
         let me = &self.ctx.config.name;
         for bucket in buckets {
             let Ok(owner) = BaristaName::new(&bucket) else { continue };
-            if owner == *me || on_shift.contains(&owner) || self.adoption.adopted.contains(&owner) {
+            if owner == *me || on_shift.contains(&owner) || standing.contains(&owner) || self.adoption.adopted.contains(&owner) {
                 continue;
             }
             let claim = layout::claim(&owner);
+            debug!("claiming the bucket of {owner}");
             let take = self.identity.take(session, &claim, generation)?;
             if take != Take::HeldByOther {
                 // The listings above may be stale: a barista coming on shift holds its own
@@ -115,6 +142,15 @@ impl Barista<'_> {
                 if self.ctx.watch_exists(&claim, Wake::Staff)? == Some(false) {
                     self.ctx.wakes.send(Wake::Staff);
                 }
+            }
+        }
+        // Nobody else watches the group for us: hear each owner whose bucket we hold come
+        // back (one exists watch each). If it came back before the watch was set, look again.
+        for owner in self.adoption.adopted() {
+            if self.ctx.watch_exists(&layout::member(&owner), Wake::Staff)? == Some(true)
+                && shop::is_on_shift(&self.ctx.session, &owner)?
+            {
+                self.ctx.wakes.send(Wake::Staff);
             }
         }
         Ok(())

@@ -60,7 +60,7 @@ impl Identity {
         }
     }
 
-    fn registration(&self, generation: u64) -> Registration {
+    pub(super) fn registration(&self, generation: u64) -> Registration {
         Registration::for_this_process(&self.origin, self.process_token.clone(), generation, self.brew_ms, self.started)
     }
 
@@ -123,8 +123,10 @@ impl Identity {
 }
 
 impl Barista<'_> {
-    /// Creates the bucket (if needed) and then our membership node, in that order, so a
-    /// customer who sees us on shift can always order; then we are [`Phase::OnShift`].
+    /// Takes our place on the rota, creates the bucket (if needed) and then our membership
+    /// node, in that order, so a customer who sees us on shift can always order, and a
+    /// colleague who sees our bucket before our membership node sees our place too (and takes
+    /// us for a newcomer, not an orphan); then we are [`Phase::OnShift`].
     ///
     /// Meanwhile it holds the claim on its own bucket (unless an adopter still does), so that
     /// no other barista takes the bucket for an orphan in the moment before the membership
@@ -140,6 +142,7 @@ impl Barista<'_> {
         for _ in 0..MAX_REGISTER_PASSES {
             let generation = session.generation();
             let registration = self.identity.registration(generation);
+            self.take_place()?;
             let own_claim = layout::claim(&name);
             let holding = self.identity.take_from(&session, &own_claim, &registration)?.0 != Take::HeldByOther;
             if session.ensure_persistent(&layout::bucket(&name), b"")? {

@@ -8,6 +8,9 @@
 //! is left then waits in the bucket for the next barista to adopt. An empty bucket is removed.
 //! A second stop request leaves at once: the order in hand stays queued and is adopted.
 //!
+//! It gives up its place on the rota just before it leaves the group (see `rota`), so the
+//! colleague who minded it and the first on the rota both look for orphans.
+//!
 //! While it finishes with its own bucket the barista holds the claim on it
 //! ([`Phase::Leaving`]), so nobody adopts it from under it; the claim is released last, which
 //! lets the others adopt whatever was handed over.
@@ -55,6 +58,12 @@ impl Barista<'_> {
         let me = &self.ctx.config.name;
         (self.ctx.milestones)(Milestone::Leaving);
         let own_claim = self.identity.take(session, &layout::claim(me), session.generation())? != Take::HeldByOther;
+        // Off the rota before off the group: whoever looks at the group once we are off it
+        // (the first on the rota, whose group watch fires) finds no place of ours, and takes
+        // our bucket for what it is, an orphan held by its owner's claim until handed over.
+        self.give_up_place()?;
+        let session = &self.ctx.session;
+        let me = &self.ctx.config.name;
         let member = layout::member(me);
         // Mark our node before deleting it: so the manager tells a barista that left from one
         // that was lost. Only a node of this session is ours to mark.

@@ -27,6 +27,9 @@
 //! - `adoption`: a bucket whose owner is not on shift is an orphan; the first barista to claim
 //!   it serves it where it is, and gives it back when its owner returns. Owns our claims and
 //!   the group as read.
+//! - `rota`: who minds whom. Each barista minds the one that came just before it, the first
+//!   minds the group, so a departure wakes one or two baristas and an arrival one (not all).
+//!   Owns our place on the rota.
 //! - `serving`: serving the orders of our bucket and the adopted ones, in batches, counted in
 //!   the sales ledger. Owns the buckets followed, the ledger and the menu.
 //! - `leaving`: off the group first, then the order in hand; the queue is handed over to the
@@ -40,6 +43,7 @@ mod bucket;
 mod joining;
 mod leaving;
 mod metrics;
+mod rota;
 mod serving;
 
 use std::time::{Duration, Instant};
@@ -60,6 +64,7 @@ pub use metrics::Metrics;
 
 use adoption::Adoption;
 use joining::Identity;
+use rota::Rota;
 use serving::{Serving, Until};
 
 /// Longest single wait for a wake-up; a safety net, not a poll: nothing is re-read after it
@@ -112,6 +117,8 @@ enum Wake {
     Membership,
     /// Somebody came or went, a bucket appeared or vanished, or a claim was released.
     Staff,
+    /// The place we mind on the rota went (or changed).
+    Rota,
     /// The shop's configuration changed.
     Config,
     /// The operator's send-home request for us appeared, changed or went.
@@ -149,9 +156,10 @@ pub fn run(
             metrics: metrics.clone(),
         },
         phase: Phase::Joining,
-        changed: Changed { staff: true, config: true, home: true },
+        changed: Changed { staff: true, config: true, home: true, rota: true },
         identity: Identity::of_this_process(config),
         adoption: Adoption::default(),
+        rota: Rota::default(),
         serving,
         last_order: Instant::now(),
     };
@@ -204,6 +212,8 @@ struct Barista<'m> {
     identity: Identity,
     /// The buckets we adopted (see `adoption`).
     adoption: Adoption,
+    /// Our place on the rota, and whom we mind (see `rota`).
+    rota: Rota,
     /// The buckets we serve and what serving needs (see `serving`).
     serving: Serving,
     /// When we last served (or were given) an order: for `leave_after_idle`.
@@ -240,6 +250,8 @@ struct Changed {
     config: bool,
     /// The operator's send-home request may have come (or its watch must be set again).
     home: bool,
+    /// The rota changed below us (or was never looked at on this session).
+    rota: bool,
 }
 
 /// What one round of work decided.
@@ -297,6 +309,7 @@ impl Barista<'_> {
                 return Ok(Round::StoppedWaiting);
             }
             self.changed.staff = true;
+            self.changed.rota = true;
         }
         self.apply_config_change()?;
         if self.changed.home {
@@ -304,6 +317,10 @@ impl Barista<'_> {
             if self.sent_home()? {
                 return Ok(Round::Continue);
             }
+        }
+        if self.changed.rota && self.on_shift() {
+            self.mind_the_rota()?;
+            self.changed.rota = false;
         }
         if self.changed.staff {
             self.look_for_orphans()?;
@@ -347,7 +364,11 @@ impl Barista<'_> {
         // waiting for more.
         self.take_wakes();
         self.count_queue();
-        let pending = self.changed.staff || self.changed.config || !self.on_shift() || self.serving.has_work(Instant::now());
+        let pending = self.changed.staff
+            || self.changed.config
+            || self.changed.rota
+            || !self.on_shift()
+            || self.serving.has_work(Instant::now());
         if self.ctx.shutdown.state() == Stop::No && !pending {
             self.wait(wait);
         }
@@ -415,8 +436,14 @@ impl Barista<'_> {
                 }
                 self.changed.staff = true;
                 self.changed.home = true;
+                self.changed.rota = true;
             }
             Wake::Staff => self.changed.staff = true,
+            // The one we minded went: its bucket may be an orphan now, and we mind the next.
+            Wake::Rota => {
+                self.changed.rota = true;
+                self.changed.staff = true;
+            }
             Wake::Config => self.changed.config = true,
             Wake::Home => self.changed.home = true,
             Wake::Bucket { .. } | Wake::Stop => {}

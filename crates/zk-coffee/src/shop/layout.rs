@@ -19,6 +19,10 @@
 //!     /alerts               persistent: the alerts the leading manager ran (pruned)
 //!         /{kind}-{sha1}    persistent: one alert; the name from the event's kind and key,
 //!                           data = the event's JSON
+//!     /rota                 persistent: our baristas in the order they came (see barista)
+//!         /{barista}-0000000042 EPHEMERAL_SEQUENTIAL: one barista standing; each minds the
+//!                           one just below it, the lowest minds the group; data = its
+//!                           registration
 //! ```
 //!
 //! `--shop NAME` runs a shop inside the chroot `/shops/NAME`, where the same tree starts.
@@ -34,7 +38,7 @@ use crate::error::Error;
 
 /// The shop's persistent nodes that `shop-init` makes (data [`ROOT_DATA`]), parents first;
 /// the configuration comes after them.
-pub const SHOP_NODES: [&str; 8] = [BARISTA_GROUP, ORDERS, EXTENSIONS, CLAIMS, SALES, MANAGERS, ALERTS, OPERATOR];
+pub const SHOP_NODES: [&str; 9] = [BARISTA_GROUP, ORDERS, EXTENSIONS, CLAIMS, SALES, MANAGERS, ALERTS, OPERATOR, ROTA];
 
 /// Where baristas register while they are on shift.
 pub const BARISTA_GROUP: &str = "/barista_group";
@@ -62,6 +66,8 @@ pub const OPERATOR: &str = "/zk-coffee/operator";
 pub const CLOSED: &str = "/zk-coffee/operator/closed";
 /// What a send-home request's name starts with, before the barista's name.
 pub const HOME_PREFIX: &str = "home-";
+/// Where our baristas stand in the order they came: each minds the one just below it.
+pub const ROTA: &str = "/zk-coffee/rota";
 /// Where `--shop NAME` puts a shop: the chroot `/shops/NAME`.
 pub const SHOPS: &str = "/shops";
 /// The data of the two top-level nodes, as the original program wrote it.
@@ -199,6 +205,42 @@ pub fn claim(orphan: &BaristaName) -> String {
     format!("{CLAIMS}/{orphan}")
 }
 
+/// `/zk-coffee/rota/{barista}-`: what a barista passes to the sequential create of its place
+/// on the rota.
+pub fn rota_prefix(barista: &BaristaName) -> String {
+    format!("{ROTA}/{barista}-")
+}
+
+/// `/zk-coffee/rota/{entry}`: a place on the rota, by the name it was listed under.
+pub fn rota_entry(listed: &str) -> String {
+    format!("{ROTA}/{listed}")
+}
+
+/// One place on the rota, read from its name: `{barista}-{10 digits}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RotaPlace {
+    /// ZooKeeper's sequence: the order in which the baristas came (unique under the rota).
+    pub sequence: u64,
+    /// Who stands there.
+    pub barista: BaristaName,
+}
+
+impl RotaPlace {
+    /// Parses a rota child's name; `None` for anything that is no place.
+    pub fn parse(child: &str) -> Option<RotaPlace> {
+        let (barista, digits) = child.rsplit_once('-')?;
+        if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(RotaPlace { sequence: digits.parse().ok()?, barista: BaristaName::new(barista).ok()? })
+    }
+
+    /// The name it is listed under.
+    pub fn name(&self) -> String {
+        format!("{}-{:010}", self.barista, self.sequence)
+    }
+}
+
 /// `/zk-coffee/sales/{barista}`: what `barista` has served, per coffee.
 pub fn ledger(barista: &BaristaName) -> String {
     format!("{SALES}/{barista}")
@@ -311,6 +353,10 @@ pub enum NodeKind {
     Operator,
     /// `/zk-coffee/operator/closed` and `/zk-coffee/operator/home-{barista}`.
     Request,
+    /// `/zk-coffee/rota`.
+    Rota,
+    /// `/zk-coffee/rota/{barista}-{sequence}` (also the prefix passed to its create).
+    RotaPlace,
     /// Anything else (not ours).
     Other,
 }
@@ -342,6 +388,8 @@ pub fn kind_of(path: &str) -> NodeKind {
         ["zk-coffee", "alerts", _] => NodeKind::Alert,
         ["zk-coffee", "operator"] => NodeKind::Operator,
         ["zk-coffee", "operator", _] => NodeKind::Request,
+        ["zk-coffee", "rota"] => NodeKind::Rota,
+        ["zk-coffee", "rota", _] => NodeKind::RotaPlace,
         _ => NodeKind::Other,
     }
 }
@@ -442,6 +490,21 @@ mod tests {
         assert_eq!(kind_of("/zk-coffee/managers/manager-0000000003"), NodeKind::Manager);
         assert_eq!(kind_of(ALERTS), NodeKind::Alerts);
         assert_eq!(kind_of(&alert(&alert_name("barista-lost", "k"))), NodeKind::Alert);
+        assert_eq!(kind_of(ROTA), NodeKind::Rota);
+        assert_eq!(kind_of(&rota_prefix(&b)), NodeKind::RotaPlace);
+    }
+
+    #[test]
+    fn rota_places_name_their_barista_and_sequence() {
+        let b = name("host-7_42");
+        assert_eq!(rota_prefix(&b), "/zk-coffee/rota/host-7_42-");
+        let place = RotaPlace::parse("host-7_42-0000000012").expect("a place");
+        assert_eq!((place.sequence, place.barista.as_str()), (12, "host-7_42"));
+        assert_eq!(place.name(), "host-7_42-0000000012");
+        assert_eq!(rota_entry(&place.name()), "/zk-coffee/rota/host-7_42-0000000012");
+        for junk in ["host_42", "host_42-12", "-0000000012", "a b-0000000012", "h-000000001x", "h-00000000123"] {
+            assert_eq!(RotaPlace::parse(junk), None, "{junk}");
+        }
     }
 
     #[test]

@@ -115,7 +115,12 @@ pub fn ensure_extensions(session: &Session) -> Result<()> {
         Err(Error::NotAuthorized { .. }) => debug!("no {} yet, and not mine to create", layout::OPERATOR),
         Err(e) => return Err(e),
     }
-    Ok(())
+    // A secured shop made by a `shop-init` older than the rota: staff may not make it; the
+    // admin's `shop-init` (idempotent) does.
+    match session.ensure_persistent(layout::ROTA, layout::ROOT_DATA) {
+        Err(Error::NotAuthorized { .. }) => Err(not_initialised(session, layout::ROTA)),
+        other => other.map(|_| ()),
+    }
 }
 
 /// Fails with [`Error::ShopNotInitialised`] unless both top-level nodes exist, and with
@@ -198,6 +203,19 @@ impl Members {
     /// Sorts a listing of the group out: reads the newcomers, forgets who left, and returns
     /// the baristas among them.
     fn on_shift(&mut self, session: &Session, members: Option<Vec<String>>) -> Result<Vec<BaristaName>> {
+        self.sort_out(session, members, &|_| false)
+    }
+
+    /// Like [`Members::list`] for a listing of the group read by the caller (`None`: no group),
+    /// where the members `vouched` for are taken for baristas without reading their nodes
+    /// (e.g. those on the rota, who made their nodes ephemeral themselves): a barista that
+    /// lists the group when it comes reads only the others'.
+    pub fn sort_out(
+        &mut self,
+        session: &Session,
+        members: Option<Vec<String>>,
+        vouched: &dyn Fn(&BaristaName) -> bool,
+    ) -> Result<Vec<BaristaName>> {
         let members = members.ok_or_else(|| not_initialised(session, layout::BARISTA_GROUP))?;
         let mut names: Vec<BaristaName> = members
             .iter()
@@ -213,7 +231,7 @@ impl Members {
         let listed: HashSet<&str> = names.iter().map(BaristaName::as_str).collect();
         self.known.retain(|name, barista| *barista && listed.contains(name.as_str()));
         self.reported.retain(|name| listed.contains(name.as_str()));
-        let new: Vec<&BaristaName> = names.iter().filter(|n| !self.known.contains_key(n.as_str())).collect();
+        let new: Vec<&BaristaName> = names.iter().filter(|n| !vouched(n) && !self.known.contains_key(n.as_str())).collect();
         // Unreadable members count as baristas (as before anyone looked) and are read again
         // next time.
         let mut unreadable: HashSet<String> = HashSet::new();
@@ -242,7 +260,7 @@ impl Members {
                 }
             }
         }
-        names.retain(|n| self.known.get(n.as_str()).copied().unwrap_or_else(|| unreadable.contains(n.as_str())));
+        names.retain(|n| self.known.get(n.as_str()).copied().unwrap_or_else(|| vouched(n) || unreadable.contains(n.as_str())));
         Ok(names)
     }
 }

@@ -17,6 +17,7 @@
 //! | `/zk-coffee/managers`, a candidate | all | read, create, delete (candidate: read) | nothing | nothing |
 //! | `/zk-coffee/alerts`, a record | all | read, create, delete (record: read) | nothing | nothing |
 //! | `/zk-coffee/operator`, a request | all | read, create, delete (request: all) | read | nothing |
+//! | `/zk-coffee/rota`, a place | all | read, create, delete (place: all) | nothing | nothing |
 //!
 //! So only staff can register as baristas and serve (delete) orders; customers can list
 //! baristas and place orders but not register, change the menu or see sales; anonymous
@@ -99,8 +100,8 @@ impl Roles {
             NodeKind::Bucket => (ALL, READ | CREATE | DELETE),
             NodeKind::Order => (READ | WRITE | DELETE, READ),
             NodeKind::Extensions | NodeKind::Settings => (READ, READ),
-            NodeKind::Claims => (READ | CREATE | DELETE, 0),
-            NodeKind::Claim => (ALL, 0),
+            NodeKind::Claims | NodeKind::Rota => (READ | CREATE | DELETE, 0),
+            NodeKind::Claim | NodeKind::RotaPlace => (ALL, 0),
             NodeKind::Sales => (READ | CREATE, 0),
             NodeKind::Ledger => (READ | WRITE, 0),
             NodeKind::Managers | NodeKind::Alerts => (READ | CREATE | DELETE, 0),
