@@ -70,6 +70,10 @@ ensure_python_module prometheus_client python3-prometheus-client
 echo "==> checking chromium and chromedriver (Debian packages 'chromium', 'chromium-driver', the manager page's browser test)"
 ensure_command chromium chromium
 ensure_command chromedriver chromium-driver
+echo "==> checking nginx, curl and openssl (Debian packages 'nginx', 'curl', 'openssl': HTTPS in front of the guarded manager)"
+ensure_command nginx nginx
+ensure_command curl curl
+ensure_command openssl openssl
 if ((under_load)); then
     echo "==> checking stress-ng (Debian package 'stress-ng', the CPU hogs of --under-load)"
     ensure_command stress-ng stress-ng

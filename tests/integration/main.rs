@@ -17,6 +17,7 @@ mod faults_ensemble;
 mod faults_server;
 mod faults_stop;
 mod fifo;
+mod guard;
 mod hostile;
 mod manager;
 mod manager_alerts;
