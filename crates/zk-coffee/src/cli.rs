@@ -102,7 +102,13 @@ impl ServerArgs {
             Some(shop) => self.servers.under(&layout::shop_root(shop)),
             None => self.servers.clone(),
         };
-        Ok(SessionConfig { credentials, servers, session_timeout: self.session_timeout, connect_timeout: self.connect_timeout })
+        Ok(SessionConfig {
+            credentials,
+            identity: None,
+            servers,
+            session_timeout: self.session_timeout,
+            connect_timeout: self.connect_timeout,
+        })
     }
 }
 

@@ -135,7 +135,7 @@ impl Session {
         let started = Instant::now();
         debug!("connecting to {servers} (session {generation})");
         let mut connector = zkc::Client::connector().with_session_timeout(config.session_timeout);
-        if let Some(credentials) = &config.credentials {
+        for credentials in config.credentials.iter().chain(&config.identity) {
             connector = connector.with_auth("digest", &credentials.auth());
         }
         let client = match block_on_for(wait, connector.connect(&servers)) {
