@@ -26,6 +26,7 @@ mod metrics;
 mod multihost;
 mod ops;
 mod outage;
+mod own_orders;
 mod page;
 mod properties;
 mod protected_create;
