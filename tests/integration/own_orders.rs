@@ -160,3 +160,33 @@ fn in_an_open_shop_a_customer_still_withdraws_by_deleting_its_order() {
     out.assert_code(exit::OK);
     assert_eq!(out.count_stderr("served "), 0, "nothing was served: {out}");
 }
+
+#[test]
+fn load_customers_in_a_secured_shop_withdraw_their_own_orders_too() {
+    let server = ZkServer::start();
+    let creds = Creds::new("own-load");
+    creds.secure(server.cmd(Role::ShopInit)).run(EXIT_TIMEOUT).assert_code(exit::OK);
+    let admin = raw_as(server.connect_string(), Some(&creds.admin_auth));
+    let barista =
+        with_creds(server.cmd(Role::Barista), &creds.staff).args(["--name", "b1", "--brew-time", "0.05"]).spawn_on_shift();
+    let frozen = Frozen::freeze(barista.pid());
+    let out = with_creds(server.cmd(Role::Customer), &creds.customer)
+        .args(["--orders", "6", "--concurrency", "3", "--sessions", "2", "--patience", "0.5"])
+        .run(EXIT_TIMEOUT);
+    let summary = out.single_stdout_line().to_owned();
+    assert!(summary.contains(" served=0 gave_up=6 ") && summary.contains(" failed=0 "), "{out}");
+    let marked = admin.get_children("/orders/b1", false).expect("the bucket");
+    assert_eq!(marked.len(), 6, "six orders, marked, wait for the frozen barista");
+    for order in &marked {
+        let (data, _) = admin.get_data(&format!("/orders/b1/{order}"), false).expect("an order");
+        assert!(order::is_withdrawn(&data), "{order}: {}", String::from_utf8_lossy(&data));
+        let acl = admin.get_acl(&format!("/orders/b1/{order}")).expect("its ACL").0;
+        assert!(acl.iter().any(|a| a.id.starts_with("customer-") && a.perms == zookeeper::Permission::WRITE), "{acl:?}");
+    }
+    frozen.thaw();
+    wait_until(LOG_TIMEOUT, "the barista to remove the six", || {
+        admin.get_children("/orders/b1", false).is_ok_and(|c| c.is_empty())
+    });
+    assert_eq!(admin.get_data("/zk-coffee/sales/b1", false).expect("the ledger").0, b"", "nothing counted");
+    barista.stop(EXIT_TIMEOUT).assert_code(exit::OK);
+}

@@ -203,7 +203,8 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
     let concurrency = config.concurrency.max(1);
     let sessions = config.sessions.unwrap_or(concurrency).clamp(1, concurrency);
     let parties: Vec<Option<Arc<Party>>> = (0..sessions)
-        .map(|p| match Session::connect(session_config.clone()) {
+        // Each session creates its orders with the shop's ACLs (in a secured shop).
+        .map(|p| match Session::connect(session_config.clone()).and_then(|s| crate::security::install(&s).map(|_| s)) {
             Ok(session) => Some(Arc::new(Party::new(session, shop.clone()))),
             Err(e) => {
                 warn!("session {p}: {e}");
