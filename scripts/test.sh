@@ -76,6 +76,10 @@ ensure_command chromedriver chromium-driver
 echo "==> checking kazoo and selenium (Debian packages 'python3-kazoo', 'python3-selenium', the benchmark's peers and page, run short by the suite)"
 ensure_python_module kazoo python3-kazoo
 ensure_python_module selenium python3-selenium
+echo "==> checking nginx, curl and openssl (Debian packages 'nginx', 'curl', 'openssl': HTTPS in front of the guarded manager)"
+ensure_command nginx nginx
+ensure_command curl curl
+ensure_command openssl openssl
 if ((under_load)); then
     echo "==> checking stress-ng (Debian package 'stress-ng', the CPU hogs of --under-load)"
     ensure_command stress-ng stress-ng

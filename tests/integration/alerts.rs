@@ -260,6 +260,7 @@ fn in_a_secured_shop_a_manager_with_the_staff_credentials_leads_and_records_and_
     creds.secure(server.cmd(Role::ShopInit)).run(EXIT_TIMEOUT).assert_code(exit::OK);
     let staff = SessionConfig {
         credentials: Some(Credentials::parse(&creds.staff_auth).expect("staff credentials")),
+        identity: None,
         servers: server.connect_string().parse().expect("a valid connect string"),
         session_timeout: Duration::from_secs(4),
         connect_timeout: Duration::from_secs(10),

@@ -86,7 +86,7 @@ fn serve_metrics_answers_metrics_healthz_the_extra_routes_and_404() {
     metrics::build_info(&mut registry);
     let extra = |r: &metrics::Request| (r.path() == "/api/shops").then(|| Response::json(&["main"]));
     let started = now();
-    let server = metrics::serve_metrics("127.0.0.1:0", Arc::new(registry), extra).expect("serve");
+    let server = metrics::serve_metrics("127.0.0.1:0", Arc::new(registry), metrics::Guard::open(), extra).expect("serve");
     let addr = server.local_addr();
     let m = http::scrape(addr);
     assert_eq!(m.value("zk_coffee_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));

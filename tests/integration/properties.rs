@@ -233,6 +233,7 @@ proptest! {
         prop::collection::vec(any::<u8>(), 250..1100),
         prop::sample::select(zk_coffee::menu::DEFAULT_MENU.to_vec()).prop_map(|c| c.as_bytes().to_vec()),
         "rejected: [^\n]{0,30}".prop_map(String::into_bytes),
+        "withdrawn: [a-z]{0,12}".prop_map(String::into_bytes),
     ]) {
         let menu = Menu::default();
         match Payload::parse(&data, &menu) {
@@ -252,6 +253,9 @@ proptest! {
             Payload::Rejected(reason) => {
                 let rest = data.strip_prefix(REJECTED_PREFIX.as_bytes());
                 prop_assert_eq!(rest.map(String::from_utf8_lossy), Some(reason.into()));
+            }
+            Payload::Withdrawn(coffee) => {
+                prop_assert_eq!(order::withdrawal(&coffee), data);
             }
         }
     }

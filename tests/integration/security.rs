@@ -168,7 +168,8 @@ fn each_role_does_what_it_may_and_gets_exit_7_for_the_rest() {
         server.cmd(Role::Customer).env("ZK_CREDENTIALS", &creds.customer_auth).args(["--coffee", "jacob"]).run(EXIT_TIMEOUT);
     served_by(&out, "b1");
 
-    // A customer withdraws its own order when its patience runs out.
+    // A customer withdraws its own order when its patience runs out: it marks it (it may not
+    // delete orders), and the barista removes it unserved (the sales below stay at 1).
     let frozen = Frozen::freeze(barista.pid());
     let out = with_creds(server.cmd(Role::Customer), &creds.customer)
         .args(["--coffee", "tesora", "--patience", "0.5"])
@@ -176,8 +177,11 @@ fn each_role_does_what_it_may_and_gets_exit_7_for_the_rest() {
     out.assert_code(exit::GAVE_UP);
     let r = Receipt::parse(out.single_stdout_line());
     assert_eq!(r.outcome, "gave-up");
-    assert!(admin.exists(&r.order, false).expect("exists").is_none(), "the withdrawn order is gone");
+    assert_eq!(admin.get_data(&r.order, false).expect("the marked order").0, b"withdrawn: tesora");
     frozen.thaw();
+    wait_until(LOG_TIMEOUT, "the barista to remove the withdrawn order", || {
+        admin.exists(&r.order, false).expect("exists").is_none()
+    });
 
     // A customer cannot register as a barista, change the menu or read the sales.
     let out = with_creds(server.cmd(Role::Barista), &creds.customer).args(["--name", "intruder"]).run(EXIT_TIMEOUT);

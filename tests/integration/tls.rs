@@ -323,6 +323,7 @@ fn client_certificates_are_identities_the_shops_acls_name() {
     // The server knows a certificate by its subject.
     let config = zk_coffee::SessionConfig {
         credentials: None,
+        identity: None,
         servers: server.connect_string().parse().expect("connect string"),
         session_timeout: Duration::from_secs(4),
         connect_timeout: Duration::from_secs(10),

@@ -33,6 +33,8 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    /// The `WWW-Authenticate` challenge, if any (a 401's).
+    pub www_authenticate: Option<String>,
 }
 
 /// Asks `addr` for `path` with `method` (no redirects, no proxy); panics only if nothing
@@ -66,17 +68,38 @@ fn agent() -> ureq::Agent {
 
 /// [`request`], with the failure to get any answer as an error.
 pub fn try_request(method: &str, addr: SocketAddr, path: &str) -> Result<Answer, String> {
+    try_request_as(method, addr, path, None)
+}
+
+/// [`request`] with an `Authorization` header (`Bearer TOKEN`, [`basic`]) if given.
+pub fn request_as(method: &str, addr: SocketAddr, path: &str, authorization: Option<&str>) -> Answer {
+    try_request_as(method, addr, path, authorization).unwrap_or_else(|e| panic!("{method} http://{addr}{path}: {e}"))
+}
+
+/// [`try_request`] with an `Authorization` header if given.
+pub fn try_request_as(method: &str, addr: SocketAddr, path: &str, authorization: Option<&str>) -> Result<Answer, String> {
     let url = format!("http://{addr}{path}");
     let method = ureq::http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-    let request = ureq::http::Request::builder().method(method).uri(&url).body(()).map_err(|e| e.to_string())?;
-    answer(agent().run(request).map_err(|e| e.to_string())?)
+    let mut request = ureq::http::Request::builder().method(method).uri(&url);
+    if let Some(value) = authorization {
+        request = request.header("Authorization", value);
+    }
+    answer(agent().run(request.body(()).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?)
+}
+
+/// The `Authorization` value of HTTP basic auth for `user:password`.
+pub fn basic(user_password: &str) -> String {
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_password))
 }
 
 /// The status, type and body of `response`.
 fn answer(mut response: ureq::http::Response<ureq::Body>) -> Result<Answer, String> {
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = header("content-type").unwrap_or_default();
+    let www_authenticate = header("www-authenticate");
     let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
-    Ok(Answer { status: response.status().as_u16(), content_type, body })
+    Ok(Answer { status: response.status().as_u16(), content_type, body, www_authenticate })
 }
 
 /// One sample of a metric family.
@@ -182,7 +205,12 @@ impl Metrics {
 
 /// Fetches `http://{addr}/metrics`, checks it is served as OpenMetrics, parses and lints it.
 pub fn scrape(addr: SocketAddr) -> Metrics {
-    let answer = get(addr, "/metrics");
+    scrape_as(addr, None)
+}
+
+/// [`scrape`] with an `Authorization` header if given.
+pub fn scrape_as(addr: SocketAddr, authorization: Option<&str>) -> Metrics {
+    let answer = request_as("GET", addr, "/metrics", authorization);
     assert_eq!(answer.status, 200, "GET /metrics: {answer:?}");
     assert!(answer.content_type.starts_with("application/openmetrics-text"), "GET /metrics: {answer:?}");
     let metrics = parse(&answer.body).unwrap_or_else(|e| panic!("the page of {addr} does not parse: {e}\n{}", answer.body));

@@ -32,11 +32,17 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts a server scraping `targets` (job `zk-coffee`) and waits until it is ready.
     pub fn start(targets: &[SocketAddr]) -> Prometheus {
+        Prometheus::start_with(targets, "")
+    }
+
+    /// [`Prometheus::start`] with more settings for the job: `job` is YAML at the job's
+    /// level (four spaces in), e.g. an `authorization:` block.
+    pub fn start_with(targets: &[SocketAddr], job: &str) -> Prometheus {
         let dir = Dir::new("prometheus");
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let ms = SCRAPE_INTERVAL.as_millis();
         let config = format!(
-            "global:\n  scrape_interval: {ms}ms\n  scrape_timeout: {ms}ms\nscrape_configs:\n  - job_name: zk-coffee\n    static_configs:\n      - targets: [{}]\n",
+            "global:\n  scrape_interval: {ms}ms\n  scrape_timeout: {ms}ms\nscrape_configs:\n  - job_name: zk-coffee\n    static_configs:\n      - targets: [{}]\n{job}",
             targets.join(", ")
         );
         std::fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");

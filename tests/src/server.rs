@@ -385,6 +385,7 @@ impl ZkServer {
     pub fn session(&self, session_timeout: Duration) -> zk_coffee::Session {
         let config = zk_coffee::SessionConfig {
             credentials: None,
+            identity: None,
             servers: self.connect.parse().expect("a valid connect string"),
             session_timeout,
             connect_timeout: Duration::from_secs(10),
@@ -612,6 +613,7 @@ pub fn connect_raw(connect: &str) -> ZooKeeper {
 pub fn connect_session(connect: &str, session_timeout: Duration) -> zk_coffee::Session {
     let config = zk_coffee::SessionConfig {
         credentials: None,
+        identity: None,
         servers: connect.parse().expect("a valid connect string"),
         session_timeout,
         connect_timeout: Duration::from_secs(10),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use zk_coffee::barista::{self, BaristaConfig, Milestone, ShiftEnd};
-use zk_coffee::cli::{self, ConnectArgs};
-use zk_coffee::metrics::{self, HttpServer, Registry};
+use zk_coffee::cli::{self, ConnectArgs, HttpArgs};
+use zk_coffee::metrics::{self, Guard, HttpServer, Registry};
 use zk_coffee::{BaristaName, Shutdown};
 
 /// Registers on shift in /barista_group and serves the orders placed in /orders/{name}, in the
@@ -46,9 +46,13 @@ struct Args {
 
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9721; default: off).
     /// Several baristas on one host need one port each. An address that cannot be used exits
-    /// 11 before the barista registers.
+    /// 11 before the barista registers; one that is not loopback needs --http-auth-file (or
+    /// --http-insecure).
     #[arg(long, env = "BARISTA_METRICS_LISTEN", value_name = "ADDR", value_parser = cli::parse_listen_address)]
     metrics_listen: Option<String>,
+
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 fn parse_boot_id(s: &str) -> Result<String, String> {
@@ -73,7 +77,10 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
     };
     let metrics = barista::Metrics::new();
     // Listening first: an address that cannot be used stops us before we touch ZooKeeper.
-    let server = args.metrics_listen.as_deref().map(|address| serve(address, &metrics)).transpose()?;
+    let server = match args.metrics_listen.as_deref() {
+        Some(address) => Some(serve(address, args.http.guard("--metrics-listen", address, None)?, &metrics)?),
+        None => None,
+    };
     let session = args.connect.connect()?;
     let end = barista::run(&session, &config, &shutdown, &tell_systemd, &metrics);
     session.close();
@@ -84,11 +91,11 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
 }
 
 /// Serves the barista's metrics (with the build's and the process's) on `address`.
-fn serve(address: &str, metrics: &barista::Metrics) -> zk_coffee::Result<HttpServer> {
+fn serve(address: &str, guard: Guard, metrics: &barista::Metrics) -> zk_coffee::Result<HttpServer> {
     let mut registry = Registry::default();
     metrics.register(&mut registry);
     metrics::build_info(&mut registry);
-    metrics::serve_metrics(address, Arc::new(registry), |_| None)
+    metrics::serve_metrics(address, Arc::new(registry), guard, |_| None)
 }
 
 /// Tells systemd (when started as a `Type=notify` service, i.e. `NOTIFY_SOCKET` is set) that

@@ -9,7 +9,8 @@ use zk_coffee::cli::{self, ConnectArgs};
 use zk_coffee::customer::{self, Choice, CustomerConfig, Outcome};
 use zk_coffee::error::exit;
 use zk_coffee::load::{self, LoadConfig, Summary};
-use zk_coffee::{menu, BaristaName, Shutdown};
+use zk_coffee::session::{Credentials, SessionConfig};
+use zk_coffee::{menu, BaristaName, Session, Shutdown};
 
 /// Orders one coffee from a barista on shift and waits to be served. Prints one line on
 /// stdout: `served order=PATH coffee=NAME barista=NAME wait_ms=N`, or the same starting with
@@ -133,12 +134,20 @@ fn config(args: &Args) -> zk_coffee::Result<CustomerConfig> {
     })
 }
 
+/// The session settings, with an identity of this process's own next to the customers'
+/// credentials: in a secured shop, only it may withdraw the orders this process places.
+fn session_config(args: &Args) -> zk_coffee::Result<SessionConfig> {
+    let mut config = args.connect.config()?;
+    config.identity = Some(Credentials::random(&format!("customer-{}", std::process::id())));
+    Ok(config)
+}
+
 fn run(args: Args) -> zk_coffee::Result<u8> {
     let config = config(&args)?;
     let shutdown = Shutdown::new();
     cli::stop_on_signals(&shutdown, exit::GAVE_UP)?;
     let (wall_start, started) = (SystemTime::now(), Instant::now());
-    let outcome = args.connect.connect().and_then(|session| {
+    let outcome = session_config(&args).and_then(Session::connect).and_then(|session| {
         let outcome = customer::visit(&session, &config, &shutdown);
         session.close();
         outcome
@@ -173,7 +182,7 @@ fn run_load(args: Args) -> zk_coffee::Result<u8> {
     };
     let shutdown = Shutdown::new();
     cli::stop_on_signals(&shutdown, exit::GAVE_UP)?;
-    let summary = load::run(&args.connect.config()?, &load, &shutdown)?;
+    let summary = load::run(&session_config(&args)?, &load, &shutdown)?;
     print_summary(&summary, args.summary_json.as_deref())
 }
 

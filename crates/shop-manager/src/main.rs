@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use log::warn;
-use zk_coffee::cli::{self, ServerArgs};
+use zk_coffee::cli::{self, HttpArgs, ServerArgs};
 use zk_coffee::error::{exit, Error};
 use zk_coffee::layout::ShopName;
 use zk_coffee::manager::zookeeper::{Poller, PollerConfig};
@@ -72,9 +72,18 @@ struct Args {
 
     /// Serve Prometheus metrics at http://ADDR/metrics, the shops' JSON at /api/shops and
     /// /api/shops/NAME, a live read-only page of the shops at /, and /healthz (e.g. 127.0.0.1:9720; default: off). An address that
-    /// cannot be used exits 11 at once.
+    /// cannot be used exits 11 at once; one that is not loopback needs --http-auth-file (or
+    /// --http-insecure).
     #[arg(long, env = "MANAGER_LISTEN", value_name = "ADDR", value_parser = cli::parse_listen_address)]
     listen: Option<String>,
+
+    #[command(flatten)]
+    http: HttpArgs,
+
+    /// Also accept the credential in this file (owner-only; a token or user:password) on
+    /// /metrics: a scraper's own, which opens nothing else.
+    #[arg(long, env = "MANAGER_METRICS_AUTH_FILE", value_name = "FILE")]
+    metrics_auth_file: Option<PathBuf>,
 
     /// How often to ask each ZooKeeper server for `mntr`.
     #[arg(long, env = "MANAGER_ZOOKEEPER_INTERVAL", default_value = "5", value_name = "SECS",
@@ -131,6 +140,8 @@ impl Sink {
 }
 
 fn run(args: Args) -> zk_coffee::Result<u8> {
+    // The guard first: a public address unguarded stops us before anything else happens.
+    let guard = args.listen.as_deref().map(|a| args.http.guard("--listen", a, args.metrics_auth_file.as_ref())).transpose()?;
     let shutdown = Shutdown::new();
     cli::stop_on_signals(&shutdown, exit::OK)?;
     let mut sink = match &args.events {
@@ -169,18 +180,18 @@ fn run(args: Args) -> zk_coffee::Result<u8> {
     poller_config.tls = config.session.tls.clone();
     let reporter = Arc::clone(&shared);
     let poller = Poller::start(poller_config, move |event| reporter.report(event))?;
-    let server = match &args.listen {
-        Some(address) => {
+    let server = match (&args.listen, guard) {
+        (Some(address), Some(guard)) => {
             let mut registry = Registry::default();
             manager::metrics::register(&mut registry, &shared);
             registry.register_collector(Box::new(poller.collector()));
             metrics::build_info(&mut registry);
             let api = Arc::clone(&shared);
-            Some(metrics::serve_metrics(address, Arc::new(registry), move |request| {
+            Some(metrics::serve_metrics(address, Arc::new(registry), guard, move |request| {
                 manager::api::route(&api, request).or_else(|| manager::page::route(&api, request))
             })?)
         }
-        None => None,
+        _ => None,
     };
     let mut on_event = |event: &Event| sink.write(event);
     let mut on_ready = || {

@@ -22,7 +22,7 @@ pub fn exit_codes_help() -> String {
 /// Every environment variable the binaries read (besides `RUST_LOG`). Tests and the
 /// benchmark clear them for the processes they start, so a developer's shell cannot change
 /// what they measure.
-pub const ENVIRONMENT: [&str; 37] = [
+pub const ENVIRONMENT: [&str; 40] = [
     "ZK_SERVERS",
     "ZK_SESSION_TIMEOUT",
     "ZK_CONNECT_TIMEOUT",
@@ -60,6 +60,9 @@ pub const ENVIRONMENT: [&str; 37] = [
     "CUSTOMER_CHOOSE",
     "CUSTOMER_MAX_QUEUE",
     "CUSTOMER_PATIENCE",
+    "HTTP_AUTH_FILE",
+    "HTTP_INSECURE",
+    "MANAGER_METRICS_AUTH_FILE",
 ];
 
 /// Where ZooKeeper is, how long to wait for it, and as whom: every binary takes these (most
@@ -122,6 +125,7 @@ impl ServerArgs {
         };
         Ok(SessionConfig {
             credentials,
+            identity: None,
             servers,
             session_timeout: self.session_timeout,
             connect_timeout: self.connect_timeout,
@@ -164,6 +168,43 @@ impl ConnectArgs {
     /// Connects, waiting at most the connect timeout.
     pub fn connect(&self) -> Result<Session> {
         Session::connect(self.config()?)
+    }
+}
+
+/// Who may ask a role's HTTP server (`shop-manager --listen`, `barista --metrics-listen`):
+/// both roles take these (see [`crate::metrics::guard`]).
+#[derive(clap::Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// Ask every HTTP request but /healthz for the credential in this file (owner-only, mode
+    /// 0600): one line, a bearer token, or user:password for basic auth (a browser gives a
+    /// token as the password, under any user name). Needed to listen on an address that is not
+    /// loopback.
+    #[arg(long, env = "HTTP_AUTH_FILE", value_name = "FILE")]
+    pub http_auth_file: Option<std::path::PathBuf>,
+
+    /// Serve an address that is not loopback without asking for credentials (anyone who
+    /// reaches it sees what it serves).
+    #[arg(long, env = "HTTP_INSECURE", conflicts_with = "http_auth_file")]
+    pub http_insecure: bool,
+}
+
+impl HttpArgs {
+    /// The guard for a server on `address` (given with `listen_flag`), `/metrics` also taking
+    /// the credential of `metrics_auth_file`; a usage error for a public address unguarded,
+    /// or a credential file that cannot be used.
+    pub fn guard(
+        &self,
+        listen_flag: &str,
+        address: &str,
+        metrics_auth_file: Option<&std::path::PathBuf>,
+    ) -> Result<crate::metrics::Guard> {
+        crate::metrics::Guard::from_flags(
+            listen_flag,
+            address,
+            self.http_auth_file.as_ref(),
+            metrics_auth_file,
+            self.http_insecure,
+        )
     }
 }
 

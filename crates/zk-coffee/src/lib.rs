@@ -42,8 +42,8 @@
 //!   [`manager::page`] (the live page at `/`, its event stream and the charts' history) (what
 //!   it serves).
 //! - **Metrics**, [`metrics`]: the OpenMetrics page of any role ([`metrics::encode`],
-//!   [`metrics::serve_metrics`]), `http` (the small HTTP server it is served by) and `process`
-//!   (the standard `process_*` metrics).
+//!   [`metrics::serve_metrics`]), `http` (the small HTTP server it is served by), `guard` (who
+//!   may ask it: a token or basic auth) and `process` (the standard `process_*` metrics).
 //! - Shared: `wake` (crate-private: the one channel a role waits on, fed by stop requests,
 //!   session events and watches, and the one-shot watches outstanding), [`shutdown`] (stop
 //!   requests shared between a signal handler, or a test, and a role), [`duration`]

@@ -9,6 +9,10 @@
 //! the changes happened, and a sequential order's number grows with each child created, so the
 //! set of pending orders stays in placement order.
 //!
+//! An order whose data changes (its customer marked it withdrawn, in a secured shop) is
+//! remembered as [`Bucket::take_changed`], so that the barista looks at it before its turn
+//! and removes it at once, as a deletion would have.
+//!
 //! Events that happen while the connection is down may be lost: when the watch is set again
 //! after a reconnect, the queue turns stale and the barista calls [`Bucket::relist`]. After a
 //! lost session the watch is gone with it and the barista opens the queue again. Each opening
@@ -37,6 +41,8 @@ pub struct Bucket {
     /// Orders not to look at before the given instant (a rejected order waiting for its
     /// customer), or ever (`None`: we may not read it).
     held: BTreeMap<OrderName, Option<Instant>>,
+    /// Orders whose data changed since they were last looked at.
+    changed: BTreeSet<OrderName>,
     /// Foreign children already reported, so each is reported once.
     reported: BTreeSet<String>,
     /// The bucket itself was deleted.
@@ -71,6 +77,7 @@ impl Bucket {
             epoch,
             pending: BTreeSet::new(),
             held: BTreeMap::new(),
+            changed: BTreeSet::new(),
             reported: BTreeSet::new(),
             gone: false,
             stale: false,
@@ -91,6 +98,7 @@ impl Bucket {
         self.report_foreign(foreign);
         self.pending = orders.into_iter().collect();
         self.held.retain(|order, _| self.pending.contains(order));
+        self.changed.retain(|order| self.pending.contains(order));
         self.gone = false;
         self.stale = false;
         Ok(true)
@@ -131,7 +139,13 @@ impl Bucket {
         let (path, created) = match event {
             TreeEvent::Created(path) => (path, true),
             TreeEvent::Deleted(path) => (path, false),
-            TreeEvent::Changed(_) => return,
+            TreeEvent::Changed(path) => {
+                let child = path.strip_prefix(&self.bucket).and_then(|rest| rest.strip_prefix('/'));
+                if let Some(order) = child.and_then(OrderName::parse).filter(|o| self.pending.contains(o)) {
+                    self.changed.insert(order);
+                }
+                return;
+            }
             TreeEvent::Restored => {
                 self.stale = true;
                 return;
@@ -157,6 +171,7 @@ impl Bucket {
             (Some(order), false) => {
                 self.pending.remove(&order);
                 self.held.remove(&order);
+                self.changed.remove(&order);
             }
             (None, true) => self.report_foreign(vec![child]),
             (None, false) => {}
@@ -166,6 +181,17 @@ impl Bucket {
     /// Whether `order` is still queued, as far as the watch has told.
     pub fn contains(&self, order: OrderName) -> bool {
         self.pending.contains(&order)
+    }
+
+    /// Whether `order`'s data changed since it was last looked at.
+    pub fn has_changed(&self, order: OrderName) -> bool {
+        self.changed.contains(&order)
+    }
+
+    /// The queued orders whose data changed since they were last looked at (forgotten here:
+    /// the caller looks at them now).
+    pub fn take_changed(&mut self) -> Vec<OrderName> {
+        std::mem::take(&mut self.changed).into_iter().filter(|o| self.pending.contains(o)).collect()
     }
 
     /// Up to `max` orders to look at next, in placement order, skipping held ones that are
@@ -199,6 +225,7 @@ impl Bucket {
     pub fn remove(&mut self, order: OrderName) {
         self.pending.remove(&order);
         self.held.remove(&order);
+        self.changed.remove(&order);
     }
 
     /// Leaves the order alone until `until` (`None`: for good).
@@ -256,6 +283,23 @@ mod tests {
         q.apply(&TreeEvent::Created("/orders/b_10/coffee0000000005".into()));
         assert_eq!(q.next(10, Instant::now()), [order(10)]);
         assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn a_changed_order_is_told_once_until_it_changes_again() {
+        let mut q = queue();
+        for event in [created("coffee0000000001"), created("coffee0000000002")] {
+            q.apply(&event);
+        }
+        let changed = |child: &str| TreeEvent::Changed(format!("/orders/b_1/{child}"));
+        q.apply(&changed("coffee0000000002"));
+        q.apply(&changed("coffee0000000099"));
+        assert!(q.has_changed(order(2)) && !q.has_changed(order(1)));
+        assert_eq!(q.take_changed(), [order(2)]);
+        assert!(q.take_changed().is_empty(), "told once");
+        q.apply(&changed("coffee0000000001"));
+        q.apply(&deleted("coffee0000000001"));
+        assert!(q.take_changed().is_empty(), "a deleted order is no longer changed");
     }
 
     #[test]

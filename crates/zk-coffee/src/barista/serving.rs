@@ -6,7 +6,10 @@
 //! served together: their reads go out at once, and one transaction deletes them all and
 //! counts them in the sales ledger ([`Ledger`]). An order that is no coffee on the menu is
 //! rejected (see [`crate::order`]) and left for its customer to withdraw; one whose ACL shuts
-//! us out is left alone, and reported once.
+//! us out is left alone, and reported once. An order its customer marked withdrawn (a secured
+//! shop) is deleted unmade and uncounted, as soon as its watch tells of the mark; the serving
+//! transaction deletes each order only at the version it was read at, so a mark that lands
+//! while its coffee brews keeps it from being served and counted.
 //!
 //! (A little over 400 lines: the batch loop and what it decides for each order it read, from
 //! the watches' news between two brews to the transaction that serves, read best together.)
@@ -21,7 +24,7 @@ use crate::duration::human;
 use crate::error::{Error, Result};
 use crate::layout::{self, BaristaName, OrderName};
 use crate::order::{self, Payload};
-use crate::sales::{Ledger, Sale};
+use crate::sales::{Ledger, Sale, ToServe};
 use crate::session::{NodeData, Session, TreeEvent};
 use crate::shutdown::Stop;
 
@@ -58,8 +61,8 @@ pub(super) enum Until {
 /// What to do with an order after reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Next {
-    /// Make this coffee.
-    Make(String),
+    /// Make this coffee (the order was read at this version).
+    Make(String, i32),
     /// Rejected, removed, or found gone: nothing more to do.
     Done,
     /// Left for later (a rejected order waiting for its customer, or one we may not read).
@@ -71,6 +74,8 @@ struct Made {
     order: OrderName,
     path: String,
     coffee: String,
+    /// The version the order was read at: it is served only if still there.
+    version: i32,
 }
 
 impl Serving {
@@ -146,6 +151,11 @@ impl Serving {
     /// Whether a bucket must be listed again or holds an order to look at by `now`.
     pub(super) fn has_work(&self, now: Instant) -> bool {
         self.buckets.values().any(|b| b.is_stale() || !b.next(1, now).is_empty())
+    }
+
+    /// Whether `order`'s data changed (since it was last looked at), as its watch told.
+    fn has_changed(&self, owner: &BaristaName, order: OrderName) -> bool {
+        self.buckets.get(owner).is_some_and(|bucket| bucket.has_changed(order))
     }
 
     /// The order is done with: no need to look at it again.
@@ -265,6 +275,7 @@ impl Barista<'_> {
             if !self.serving(until) {
                 return Ok(taken);
             }
+            self.remove_withdrawn(owner)?;
             let Some(bucket) = self.serving.buckets.get(owner) else { return Ok(taken) };
             let batch = bucket.next(MAX_BATCH, Instant::now());
             if batch.is_empty() {
@@ -292,10 +303,14 @@ impl Barista<'_> {
                     taken += 1;
                     continue;
                 }
+                // Marked (withdrawn, perhaps) since the batch was read: read it again first.
+                if self.serving.has_changed(owner, order) {
+                    break;
+                }
                 // A menu change applies from the next order on.
                 self.apply_config_change()?;
-                let coffee = match self.look_at(owner, order, &path, read)? {
-                    Next::Make(coffee) => coffee,
+                let (coffee, version) = match self.look_at(owner, order, &path, read)? {
+                    Next::Make(coffee, version) => (coffee, version),
                     Next::Done => {
                         taken += 1;
                         continue;
@@ -315,7 +330,7 @@ impl Barista<'_> {
                     return Ok(taken);
                 }
                 self.ctx.metrics.brewed(started.elapsed());
-                made.push(Made { order, path, coffee });
+                made.push(Made { order, path, coffee, version });
             }
             self.serve_made(owner, &mut made)?;
             if look_again {
@@ -340,7 +355,8 @@ impl Barista<'_> {
             Err(e) => return Err(e),
         };
         match Payload::parse(&node.data, &self.serving.shop.menu) {
-            Payload::Coffee(coffee) => Ok(Next::Make(coffee)),
+            Payload::Coffee(coffee) => Ok(Next::Make(coffee, node.version)),
+            Payload::Withdrawn(_) => self.remove_withdrawn_order(owner, order, path),
             Payload::Invalid(reason) => {
                 match self.ctx.session.set_if_version(path, &order::rejection(&reason), node.version) {
                     Ok(true) => {
@@ -390,23 +406,71 @@ impl Barista<'_> {
         if made.is_empty() {
             return Ok(());
         }
-        let orders: Vec<(String, String)> = made.iter().map(|m| (m.path.clone(), m.coffee.clone())).collect();
-        let sales = self.serving.ledger.serve(&self.ctx.session, &orders)?;
+        let orders: Vec<ToServe> = made.iter().map(|m| (m.path.clone(), m.coffee.clone(), Some(m.version))).collect();
+        let sales = self.serving.ledger.serve_as_read(&self.ctx.session, &orders)?;
         let whose = whose(owner, &self.ctx.config.name);
         let metrics = &self.ctx.metrics;
         metrics.served(sales.iter().filter(|sale| **sale == Sale::Served).count());
         for (m, sale) in made.drain(..).zip(sales) {
-            self.serving.forget(owner, m.order);
             match sale {
                 Sale::Served => info!("served {} ({}){whose}", m.coffee, m.order),
                 Sale::Gone => {
                     info!("{} was withdrawn while I made it", m.order);
                     metrics.found_gone();
                 }
+                // Marked meanwhile: it stays queued, to be read again (and removed if withdrawn).
+                Sale::Changed => {
+                    info!("{} changed while I made it (withdrawn?): not served", m.order);
+                    metrics.found_gone();
+                    continue;
+                }
+            }
+            self.serving.forget(owner, m.order);
+        }
+        self.count_queue();
+        Ok(())
+    }
+
+    /// Removes the orders of `owner`'s bucket that their customers marked withdrawn since they
+    /// were last looked at (the watch told of a change); the others wait for their turn.
+    fn remove_withdrawn(&mut self, owner: &BaristaName) -> Result<()> {
+        let Some(changed) = self.serving.buckets.get_mut(owner).map(Bucket::take_changed) else { return Ok(()) };
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let paths: Vec<String> = changed.iter().map(|order| layout::order(owner, *order)).collect();
+        let reads = self.ctx.session.read_many(&paths)?;
+        for ((order, path), read) in changed.into_iter().zip(paths).zip(reads) {
+            match read {
+                Ok(Some(node)) if order::is_withdrawn(&node.data) => {
+                    self.remove_withdrawn_order(owner, order, &path)?;
+                }
+                Ok(None) => self.serving.forget(owner, order),
+                // Anything else (a rejection, or what we may not read) waits for its turn.
+                _ => {}
             }
         }
         self.count_queue();
         Ok(())
+    }
+
+    /// Deletes an order its customer marked withdrawn: not made, not counted.
+    fn remove_withdrawn_order(&mut self, owner: &BaristaName, order: OrderName, path: &str) -> Result<Next> {
+        match self.ctx.session.delete(path, None) {
+            Ok(true) => info!("removed {path}: withdrawn by its customer"),
+            Ok(false) => debug!("{path} went before I could remove it"),
+            Err(Error::NotAuthorized { .. }) => {
+                return Ok(self.serving.leave_alone(
+                    owner,
+                    order,
+                    path,
+                    "withdrawn, but the bucket's ACL does not let me delete it",
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        self.serving.forget(owner, order);
+        Ok(Next::Done)
     }
 
     /// A rejected order waits for its customer to withdraw it; nobody has after

@@ -165,7 +165,8 @@ pub fn run(session_config: &SessionConfig, config: &LoadConfig, shutdown: &Shutd
         Some(_) => config.sessions.unwrap_or(DEFAULT_OPEN_SESSIONS).clamp(1, max_outstanding),
     };
     let parties: Vec<Option<Arc<Party>>> = (0..sessions)
-        .map(|p| match Session::connect(session_config.clone()) {
+        // Each session creates its orders with the shop's ACLs (in a secured shop).
+        .map(|p| match Session::connect(session_config.clone()).and_then(|s| crate::security::install(&s).map(|_| s)) {
             Ok(session) => Some(Arc::new(Party::new(session, shop.clone()))),
             Err(e) => {
                 warn!("session {p}: {e}");

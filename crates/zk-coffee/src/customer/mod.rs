@@ -8,7 +8,9 @@
 //! beats the customer). A customer that runs out of patience withdraws (deletes) its order; if
 //! the order is already gone by then, it was served after all and the customer says so. A
 //! barista may instead reject the order (see [`crate::order`]): the customer withdraws it and
-//! says why.
+//! says why. In a secured shop a customer may not delete orders: it withdraws by marking its
+//! order (`withdrawn: <coffee>`, which only its own identity may write), and the barista
+//! removes it ([`crate::order::withdrawal`]).
 //!
 //! The load generator's customers do the same by default (so that a load process costs the
 //! servers in proportion to its own orders); with `--watch-all-orders` they share a [`Board`]
@@ -234,7 +236,7 @@ pub fn order_and_wait(
             };
             if let Some(reason) = rejected(&data) {
                 // Withdraw it: nobody will make it.
-                session.delete(&order, None)?;
+                take_back(session, &order, &coffee)?;
                 info!("{order} was rejected: {reason}");
                 return Ok(Outcome::Rejected(receipt(placed), reason));
             }
@@ -275,10 +277,20 @@ fn rejected(data: &[u8]) -> Option<String> {
     std::str::from_utf8(data).ok()?.strip_prefix(order::REJECTED_PREFIX).map(str::to_owned)
 }
 
-/// Deletes the order; if it was already gone, the barista served it in the meantime. If
+/// Withdraws `order` (of `coffee`): deletes it in an open shop, marks it withdrawn in a
+/// secured one (where the barista deletes it). `false` if it was gone already (served).
+fn take_back(session: &Session, order: &str, coffee: &str) -> Result<bool> {
+    if session.is_protected() {
+        session.set_if_exists(order, &order::withdrawal(coffee))
+    } else {
+        session.delete(order, None)
+    }
+}
+
+/// Withdraws the order; if it was already gone, the barista served it in the meantime. If
 /// ZooKeeper cannot be reached, news of the serving that came meanwhile on `wakes` still counts.
 fn withdraw(session: &Session, wakes: &Wakes<Wake>, receipt: Receipt) -> Result<Outcome> {
-    match session.delete(&receipt.order, None) {
+    match take_back(session, &receipt.order, &receipt.coffee) {
         Ok(true) => {
             info!("gave up waiting for {}; withdrew {}", receipt.coffee, receipt.order);
             Ok(Outcome::GaveUp(receipt))

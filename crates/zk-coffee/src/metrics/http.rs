@@ -34,19 +34,44 @@ use log::{debug, error, warn};
 
 use crate::error::{Error, Result};
 
-/// A request as the handler sees it: what was asked for, without its headers or body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A request as the handler sees it: what was asked for and with what credential, without
+/// its other headers or its body.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Request {
     method: String,
     path: String,
     query: String,
+    /// The `Authorization` header, if any (never shown by `Debug`).
+    authorization: Option<String>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("authorization", &self.authorization.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl Request {
     /// A request for `url` (`/path?query`, as sent: not percent-decoded) with `method`.
     pub fn new(method: &str, url: &str) -> Request {
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        Request { method: method.to_owned(), path: path.to_owned(), query: query.to_owned() }
+        Request { method: method.to_owned(), path: path.to_owned(), query: query.to_owned(), authorization: None }
+    }
+
+    /// The same request with this `Authorization` header.
+    pub fn with_authorization(mut self, value: &str) -> Request {
+        self.authorization = Some(value.to_owned());
+        self
+    }
+
+    /// The `Authorization` header sent, if any.
+    pub fn authorization(&self) -> Option<&str> {
+        self.authorization.as_deref()
     }
 
     /// `GET`, `HEAD`, `POST`, ...
@@ -109,12 +134,21 @@ pub struct Response {
     pub cache_control: Option<&'static str>,
     /// A body written as it comes, instead of `body` (see [`Response::stream`]).
     pub stream: Option<Stream>,
+    /// Any other headers (e.g. `WWW-Authenticate`), as `(name, value)`.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Response {
     /// A response with `status`, `content_type` and `body`.
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
-        Response { status, content_type: content_type.to_owned(), body: body.into(), cache_control: None, stream: None }
+        Response {
+            status,
+            content_type: content_type.to_owned(),
+            body: body.into(),
+            cache_control: None,
+            stream: None,
+            headers: Vec::new(),
+        }
     }
 
     /// 200 with a body that `write` writes as it comes, on a thread of its own, over a
@@ -130,6 +164,12 @@ impl Response {
     /// The same response with a `Cache-Control` header.
     pub fn with_cache_control(mut self, value: &'static str) -> Response {
         self.cache_control = Some(value);
+        self
+    }
+
+    /// The same response with one more header.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.to_owned(), value.into()));
         self
     }
 
@@ -243,7 +283,10 @@ fn answer_all(server: &tiny_http::Server, stopping: &Arc<AtomicBool>, handler: &
                 return;
             }
         };
-        let request = Request::new(incoming.method().as_str(), incoming.url());
+        let mut request = Request::new(incoming.method().as_str(), incoming.url());
+        if let Some(header) = incoming.headers().iter().find(|h| h.field.equiv("Authorization")) {
+            request = request.with_authorization(header.value.as_str());
+        }
         let response = match panic::catch_unwind(AssertUnwindSafe(|| handler(&request))) {
             Ok(response) => response,
             Err(panic) => {
@@ -271,9 +314,11 @@ fn answer_all(server: &tiny_http::Server, stopping: &Arc<AtomicBool>, handler: &
             Ok(header) => answer.add_header(header),
             Err(()) => warn!("not a Content-Type header value: {:?}", response.content_type),
         }
-        if let Some(value) = response.cache_control {
-            if let Ok(header) = tiny_http::Header::from_bytes("Cache-Control", value.as_bytes()) {
-                answer.add_header(header);
+        let cache_control = response.cache_control.map(|value| ("Cache-Control".to_owned(), value.to_owned()));
+        for (name, value) in cache_control.iter().chain(&response.headers) {
+            match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                Ok(header) => answer.add_header(header),
+                Err(()) => warn!("not a {name} header value: {value:?}"),
             }
         }
         if let Err(e) = incoming.respond(answer) {

@@ -12,8 +12,10 @@
 //! full stop of its own: give it none.)
 //!
 //! - [`http`]: the HTTP server ([`HttpServer`], [`Request`], [`Response`]).
+//! - [`guard`]: who may ask ([`Guard`]: a bearer token or basic auth, `/healthz` open).
 //! - [`process`]: the `process_*` collector.
 
+pub mod guard;
 pub mod http;
 pub mod process;
 
@@ -24,6 +26,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 pub use prometheus_client::registry::Registry;
 
+pub use self::guard::{Credential, Guard};
 pub use self::http::{HttpServer, Request, Response};
 use crate::error::Result;
 use process::ProcessCollector;
@@ -58,22 +61,31 @@ pub fn build_info(registry: &mut Registry) {
 }
 
 /// Serves `registry` on `address`: `/metrics` (the registry and the `process_*` metrics),
-/// `/healthz` (`ok`), then whatever `extra` answers, else 404. Binds before returning, so an
+/// `/healthz` (`ok`), then whatever `extra` answers, else 404; every request but `/healthz`
+/// first passes `guard` (else a 401, [`guard::unauthorized`]). Binds before returning, so an
 /// address that cannot be used is an error here ([`HttpServer::start`]); logs (`info`) where
 /// it serves.
 pub fn serve_metrics(
     address: &str,
     registry: Arc<Registry>,
+    guard: Guard,
     extra: impl Fn(&Request) -> Option<Response> + Send + Sync + 'static,
 ) -> Result<HttpServer> {
     let mut process = Registry::default();
     process.register_collector(Box::new(ProcessCollector));
-    let server = HttpServer::start(address, move |request| answer(request, &registry, &process, &extra))?;
-    log::info!("serving metrics on http://{}/metrics", server.local_addr());
+    let guarded = guard.is_on();
+    let server = HttpServer::start(address, move |request| {
+        if !guard.admits(request) {
+            return guard::unauthorized();
+        }
+        answer(request, &registry, &process, &extra)
+    })?;
+    let asking = if guarded { " (asking for credentials)" } else { "" };
+    log::info!("serving metrics on http://{}/metrics{asking}", server.local_addr());
     Ok(server)
 }
 
-/// The answer of [`serve_metrics`] to `request`.
+/// The answer of [`serve_metrics`] to `request` (once its guard let it in).
 fn answer(request: &Request, registry: &Registry, process: &Registry, extra: &dyn Fn(&Request) -> Option<Response>) -> Response {
     match request.path() {
         "/metrics" | "/healthz" if !request.is_read() => Response::method_not_allowed(request),

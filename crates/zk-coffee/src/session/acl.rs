@@ -77,6 +77,12 @@ impl Session {
         *lock(&self.inner.acls.protection) = Some(protection);
     }
 
+    /// Whether nodes this session creates get ACLs of their own ([`Session::protect_with`]):
+    /// it works in a secured shop.
+    pub fn is_protected(&self) -> bool {
+        lock(&self.inner.acls.protection).is_some()
+    }
+
     /// The ACL for a node created at `path`.
     pub(super) fn acl_for(&self, path: &str) -> Vec<zkc::Acl> {
         match lock(&self.inner.acls.protection).as_ref() {

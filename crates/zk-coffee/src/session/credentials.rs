@@ -54,6 +54,12 @@ impl Credentials {
             .map_err(|_| Error::usage(format!("the credentials file {shown} must hold one line user:password")))
     }
 
+    /// A new identity of `user` with a random password (128 bits from rand's thread
+    /// generator, a CSPRNG seeded by the system): one that nobody else can hold.
+    pub fn random(user: &str) -> Credentials {
+        Credentials { user: user.to_owned(), password: format!("{:032x}", rand::random::<u128>()) }
+    }
+
     /// The user name.
     pub fn user(&self) -> &str {
         &self.user
@@ -83,6 +89,13 @@ mod tests {
         let c = Credentials::parse("super:secret").expect("valid");
         assert_eq!(c.digest_id(), "super:lK75jTNcA+U9vtVEw5vB51mj/w4=");
         assert_eq!(format!("{c:?}"), "Credentials(super:***)");
+    }
+
+    #[test]
+    fn random_identities_differ() {
+        let (a, b) = (Credentials::random("order"), Credentials::random("order"));
+        assert_ne!(a.digest_id(), b.digest_id());
+        assert!(a.digest_id().starts_with("order:") && a.password.len() == 32, "{a:?}");
     }
 
     #[test]

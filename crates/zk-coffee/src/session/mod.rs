@@ -81,6 +81,9 @@ use state::State;
 pub struct SessionConfig {
     /// Digest credentials to authenticate with (kept across reconnects), if any.
     pub credentials: Option<Credentials>,
+    /// A second digest identity, this process's own, added next to `credentials` (a
+    /// customer's: in a secured shop only it may withdraw the orders it places).
+    pub identity: Option<Credentials>,
     /// The ensemble (and optional chroot).
     pub servers: ConnectString,
     /// The session timeout we ask for; the server may negotiate it into 2-20 x its tickTime.
@@ -140,5 +143,10 @@ impl Session {
         let users =
             self.call("/", |c| async move { c.list_auth_users().await }).map_err(|f| f.into_error("ask who we are at", "/"))?;
         Ok(users.iter().map(|u| (u.scheme().to_owned(), u.user().to_owned())).collect())
+    }
+
+    /// This process's own identity ([`SessionConfig::identity`]), if it has one.
+    pub fn identity(&self) -> Option<&Credentials> {
+        self.inner.config.identity.as_ref()
     }
 }

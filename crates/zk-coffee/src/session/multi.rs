@@ -15,25 +15,28 @@ pub enum Transaction {
     Done { version: i32 },
     /// Nothing happened: the node to delete at this index was gone.
     DeleteMissing { index: usize },
+    /// Nothing happened: the node to delete at this index was no longer at the version given.
+    DeleteMoved { index: usize },
     /// Nothing happened: the node to set was no longer at the expected version.
     VersionMoved,
 }
 
 impl Session {
-    /// In one transaction: deletes every node in `deletes` and sets the data of `set`, if
-    /// `set` is still at `version`. Either all of it happens or none.
+    /// In one transaction: deletes every node in `deletes` (each only if still at its version,
+    /// when one is given) and sets the data of `set`, if `set` is still at `version`. Either
+    /// all of it happens or none.
     ///
     /// Retried on connection loss like any call; a transaction that committed before the
     /// connection dropped then reports [`Transaction::DeleteMissing`] or
     /// [`Transaction::VersionMoved`] on the retry, which the caller tells apart by reading
     /// `set` again.
-    pub fn delete_and_set(&self, deletes: &[String], set: &str, data: &[u8], version: i32) -> Result<Transaction> {
+    pub fn delete_and_set(&self, deletes: &[(String, Option<i32>)], set: &str, data: &[u8], version: i32) -> Result<Transaction> {
         check_path(set)?;
-        deletes.iter().try_for_each(|p| check_path(p))?;
+        deletes.iter().try_for_each(|(p, _)| check_path(p))?;
         let result = self.call(set, |c| async move {
             let mut multi = c.new_multi_writer();
-            for delete in deletes {
-                multi.add_delete(delete, None)?;
+            for (delete, at) in deletes {
+                multi.add_delete(delete, *at)?;
             }
             multi.add_set_data(set, data, Some(version))?;
             match multi.commit().await {
@@ -42,7 +45,7 @@ impl Session {
                 Err(zkc::MultiWriteError::OperationFailed { index, source }) => Ok(Err((index, source))),
             }
         });
-        let what = deletes.first().map_or(set, String::as_str);
+        let what = deletes.first().map_or(set, |(p, _)| p.as_str());
         match result {
             Ok(Ok(results)) => {
                 let version = results
@@ -55,11 +58,12 @@ impl Session {
                 Ok(Transaction::Done { version })
             }
             Ok(Err((index, zkc::Error::NoNode))) if index < deletes.len() => Ok(Transaction::DeleteMissing { index }),
+            Ok(Err((index, zkc::Error::BadVersion))) if index < deletes.len() => Ok(Transaction::DeleteMoved { index }),
             Ok(Err((index, zkc::Error::BadVersion | zkc::Error::NoNode))) if index == deletes.len() => {
                 Ok(Transaction::VersionMoved)
             }
             Ok(Err((index, code))) => {
-                let path = deletes.get(index).map_or(set, String::as_str);
+                let path = deletes.get(index).map_or(set, |(p, _)| p.as_str());
                 Err(Failure::Zk(code).into_error("serve", path))
             }
             Err(f) => Err(f.into_error("serve", what)),

@@ -124,6 +124,15 @@ impl Session {
         }
     }
 
+    /// Sets the data of `path`, whatever its version; `false` if it is gone.
+    pub fn set_if_exists(&self, path: &str, data: &[u8]) -> Result<bool> {
+        match self.call(path, |c| async move { c.set_data(path, data, None).await }) {
+            Ok(_) => Ok(true),
+            Err(Failure::Zk(zkc::Error::NoNode)) => Ok(false),
+            Err(f) => Err(f.into_error("write", path)),
+        }
+    }
+
     /// Sets the data of `path` if it is still at `version`; `false` if it moved or is gone.
     pub fn set_if_version(&self, path: &str, data: &[u8], version: i32) -> Result<bool> {
         match self.call(path, |c| async move { c.set_data(path, data, Some(version)).await }) {

@@ -139,7 +139,7 @@ impl Session {
         let started = Instant::now();
         debug!("connecting to {servers} (session {generation})");
         let mut connector = zkc::Client::connector().with_session_timeout(config.session_timeout);
-        if let Some(credentials) = &config.credentials {
+        for credentials in config.credentials.iter().chain(&config.identity) {
             connector = connector.with_auth("digest", &credentials.auth());
         }
         // What is left of `wait` after the client gave up goes to asking why (see `tls`).

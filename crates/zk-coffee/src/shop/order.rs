@@ -7,6 +7,14 @@
 //! customer's watch: our customer reads the reason, withdraws the order and reports
 //! `rejected` (exit 10). A rejected order nobody withdraws is deleted by the barista after
 //! [`REJECTION_GRACE`].
+//!
+//! In a secured shop a customer cannot delete an order (the bucket's ACL gives customers no
+//! delete, or any customer could cancel any other's): it **withdraws** its order by
+//! overwriting the data with `withdrawn: <coffee>` ([`withdrawal`]), which only the identity
+//! that placed it may do (see [`crate::security`]); our baristas delete such an order without
+//! making or counting it. The mark is understood by our roles only: the original program
+//! cannot take part in a secured shop anyway (it has no credentials), and to a client that
+//! knows only the wire contract the data is plainly no coffee on the menu.
 
 use std::time::Duration;
 
@@ -14,6 +22,8 @@ use crate::menu::Menu;
 
 /// How an order's data starts once a barista has rejected it.
 pub const REJECTED_PREFIX: &str = "rejected: ";
+/// How an order's data starts once its customer has withdrawn it (a secured shop).
+pub const WITHDRAWN_PREFIX: &str = "withdrawn: ";
 /// The longest order data a barista reads as a coffee name; longer is rejected unread.
 pub const MAX_ORDER_BYTES: usize = 256;
 /// How long a rejected order waits for its customer to withdraw it before the barista
@@ -29,14 +39,19 @@ pub enum Payload {
     Invalid(String),
     /// A barista already rejected it for this reason.
     Rejected(String),
+    /// Its customer withdrew it (this coffee, as the mark says): remove it unmade.
+    Withdrawn(String),
 }
 
 impl Payload {
     /// Reads an order's data against the shop's menu.
     pub fn parse(data: &[u8], menu: &Menu) -> Payload {
-        // A rejection first: it may be longer than an order may be.
+        // A rejection or a withdrawal first: either may be longer than an order may be.
         if let Some(reason) = data.strip_prefix(REJECTED_PREFIX.as_bytes()) {
             return Payload::Rejected(String::from_utf8_lossy(reason).into_owned());
+        }
+        if let Some(coffee) = data.strip_prefix(WITHDRAWN_PREFIX.as_bytes()) {
+            return Payload::Withdrawn(String::from_utf8_lossy(coffee).into_owned());
         }
         if data.len() > MAX_ORDER_BYTES {
             return Payload::Invalid(format!("the order is {} bytes long, more than {MAX_ORDER_BYTES}", data.len()));
@@ -67,9 +82,29 @@ pub fn rejection(reason: &str) -> Vec<u8> {
     format!("{REJECTED_PREFIX}{one_line}").into_bytes()
 }
 
+/// The data a customer writes into the order it withdraws (a secured shop), naming what was
+/// ordered (or what the order held, once rejected).
+pub fn withdrawal(coffee: &str) -> Vec<u8> {
+    format!("{WITHDRAWN_PREFIX}{coffee}").into_bytes()
+}
+
+/// Whether an order's data holds a customer's withdrawal.
+pub fn is_withdrawn(data: &[u8]) -> bool {
+    data.starts_with(WITHDRAWN_PREFIX.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn withdrawals_are_read_before_anything_else() {
+        let menu = Menu::default();
+        assert_eq!(Payload::parse(&withdrawal("jacob"), &menu), Payload::Withdrawn("jacob".into()));
+        let long = withdrawal(&"x".repeat(MAX_ORDER_BYTES));
+        assert!(matches!(Payload::parse(&long, &menu), Payload::Withdrawn(_)));
+        assert!(is_withdrawn(&withdrawal("tesora")) && !is_withdrawn(b"tesora") && !is_withdrawn(&rejection("x")));
+    }
 
     #[test]
     fn coffees_on_the_menu_are_made() {

@@ -6,7 +6,9 @@
 //! write the ledger at the version last read. Either both happen or neither, so an order is
 //! counted exactly once whoever serves it (its barista or an adopter), however many baristas
 //! serve at once, and across crashes and restarts (a barista restarted under its name carries
-//! on with its ledger). An order withdrawn by its customer is never counted.
+//! on with its ledger). An order withdrawn by its customer is never counted: deleted, it is
+//! gone; marked withdrawn (a secured shop, see [`crate::order`]), it is no longer at the
+//! version the barista read, and the transaction deletes an order only at that version.
 
 use std::collections::BTreeMap;
 
@@ -38,7 +40,14 @@ pub enum Sale {
     /// The order was gone: withdrawn by its customer, or served by another barista (who
     /// counted it).
     Gone,
+    /// The order changed since it was read (its customer marked it withdrawn): neither
+    /// served nor counted; read it again.
+    Changed,
 }
+
+/// An order to serve: its path, its coffee, and the version it was read at (`None`: delete
+/// it whatever its version).
+pub type ToServe = (String, String, Option<i32>);
 
 impl Ledger {
     /// Opens `barista`'s ledger, creating it empty if needed.
@@ -79,6 +88,13 @@ impl Ledger {
     /// barista, who counted it) is left out and the others are served. Returns what became of
     /// each order, in the same order.
     pub fn serve(&mut self, session: &Session, orders: &[(String, String)]) -> Result<Vec<Sale>> {
+        let orders: Vec<ToServe> = orders.iter().map(|(path, coffee)| (path.clone(), coffee.clone(), None)).collect();
+        self.serve_as_read(session, &orders)
+    }
+
+    /// [`Ledger::serve`], deleting each order only at the version it was read at: one that
+    /// changed since is left out as [`Sale::Changed`].
+    pub fn serve_as_read(&mut self, session: &Session, orders: &[ToServe]) -> Result<Vec<Sale>> {
         let mut sales = vec![Sale::Gone; orders.len()];
         // Indices of the orders still to serve; each missing order found shrinks it.
         let mut left: Vec<usize> = (0..orders.len()).collect();
@@ -88,7 +104,7 @@ impl Ledger {
             for &i in &left {
                 *next.entry(orders[i].1.clone()).or_default() += 1;
             }
-            let paths: Vec<String> = left.iter().map(|&i| orders[i].0.clone()).collect();
+            let paths: Vec<(String, Option<i32>)> = left.iter().map(|&i| (orders[i].0.clone(), orders[i].2)).collect();
             let expected = self.version;
             let outcome = session.delete_and_set(&paths, &self.path, &encode(&next), expected)?;
             if let Transaction::Done { version } = outcome {
@@ -109,12 +125,15 @@ impl Ledger {
                 Transaction::DeleteMissing { index } => {
                     left.remove(index);
                 }
+                Transaction::DeleteMoved { index } => {
+                    sales[left.remove(index)] = Sale::Changed;
+                }
                 _ => {
                     moved += 1;
                     if moved >= MAX_TRIES {
                         return Err(Error::ZooKeeper {
                             op: "count the sale of".into(),
-                            path: paths[0].clone(),
+                            path: paths[0].0.clone(),
                             code: format!("{} kept changing under me", self.path),
                         });
                     }

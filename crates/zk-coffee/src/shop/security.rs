@@ -2,15 +2,17 @@
 //!
 //! Three roles, each one digest identity (`user:password`) or, over TLS with client
 //! certificates (`ssl.clientAuth=need`), staff and customers may each be a certificate's
-//! subject instead (ZooKeeper's `x509` scheme; kept in `/zk-coffee/acl` as `x509:DN`):
+//! subject instead (ZooKeeper's `x509` scheme; kept in `/zk-coffee/acl` as `x509:DN`); and
+//! each customer process has an identity of its own besides
+//! ([`crate::session::SessionConfig::identity`], random):
 //!
 //! | node | admin | staff (baristas) | customers | anyone else |
 //! | --- | --- | --- | --- | --- |
 //! | `/barista_group` | all | read, create, delete | read | nothing |
 //! | `/barista_group/{b}` | all | all | read | nothing |
 //! | `/orders` | all | read, create, delete | read | nothing |
-//! | `/orders/{b}` (bucket) | all | all | read, create, delete | nothing |
-//! | order | all | read, write, delete | read | nothing |
+//! | `/orders/{b}` (bucket) | all | all | read, create | nothing |
+//! | order | all | read, write, delete | read (the customer who placed it: write) | nothing |
 //! | `/zk-coffee`, `version`, `config`, `acl` | all | read | read | nothing |
 //! | `/zk-coffee/claims`, a claim | all | read, create, delete (claim: all) | nothing | nothing |
 //! | `/zk-coffee/sales`, a ledger | all | read, create (ledger: read, write) | nothing | nothing |
@@ -23,10 +25,13 @@
 //! baristas and place orders but not register, change the menu or see sales; anonymous
 //! clients can do nothing but ask whether a node exists (ZooKeeper needs no permission for
 //! that). The shop manager runs with the staff credentials: it reads sales and claims, stands
-//! for election and records alerts. ZooKeeper checks a delete against the *parent's* ACL, so the right to withdraw one's
-//! own order is the right to delete any order in that bucket: a customer holding the customer
-//! credentials could withdraw other customers' orders. All customers share one identity, so
-//! ACLs cannot narrow that further; it is the price of withdrawal.
+//! for election and records alerts. ZooKeeper checks a delete against the *parent's* ACL, so a
+//! right to delete one's own order would be the right to delete any order in that bucket, and
+//! all customers share one identity: so customers may not delete orders at all. A customer
+//! withdraws its order by marking it (`setData`, see [`crate::order::withdrawal`]), which
+//! ZooKeeper checks against the order's own ACL: only the identity that placed it may write
+//! it. Our baristas delete a marked order unmade and uncounted. (A shop secured before this
+//! rule keeps the customers' delete on its buckets until `shop-init --secure` runs again.)
 //!
 //! `shop-init --secure` writes the three identities to `/zk-coffee/acl` and puts these ACLs on
 //! every node (converting an open shop). Every role reads `/zk-coffee/acl` when it starts
@@ -97,7 +102,7 @@ impl Roles {
         let (staff, customer) = match layout::kind_of(path) {
             NodeKind::Group | NodeKind::Orders => (READ | CREATE | DELETE, READ),
             NodeKind::Member => (ALL, READ),
-            NodeKind::Bucket => (ALL, READ | CREATE | DELETE),
+            NodeKind::Bucket => (ALL, READ | CREATE),
             NodeKind::Order => (READ | WRITE | DELETE, READ),
             NodeKind::Extensions | NodeKind::Settings => (READ, READ),
             NodeKind::Claims | NodeKind::Rota => (READ | CREATE | DELETE, 0),
@@ -126,14 +131,22 @@ impl Roles {
 const X509_PREFIX: &str = "x509:";
 
 /// Reads `/zk-coffee/acl`: in a secured shop, nodes this session creates get the shop's ACLs
-/// from now on. Nothing changes in an open shop.
+/// from now on, and the orders it places may also be written (withdrawn) by its own identity
+/// ([`Session::identity`]), if it has one. Nothing changes in an open shop.
 pub fn install(session: &Session) -> Result<Option<Roles>> {
     match session.data(layout::ACL) {
         Ok(None) => Ok(None),
         Ok(Some(data)) => {
             let roles = Roles::decode(&data)?;
             let policy = roles.clone();
-            session.protect_with(Arc::new(move |path: &str| policy.grants(path)));
+            let own = session.identity().map(Credentials::digest_id);
+            session.protect_with(Arc::new(move |path: &str| {
+                let mut grants = policy.grants(path);
+                if let (Some(own), NodeKind::Order) = (&own, layout::kind_of(path)) {
+                    grants.push(Grant::digest(WRITE, own));
+                }
+                grants
+            }));
             debug!("secured shop: new nodes get the shop's ACLs");
             Ok(Some(roles))
         }
@@ -192,10 +205,7 @@ mod tests {
         let roles = Roles { admin: "a:x".into(), staff: "s:y".into(), customer: "c:z".into() };
         assert_eq!(Roles::decode(&roles.encode()), Ok(roles.clone()));
         let bucket = roles.grants("/orders/b1");
-        assert_eq!(
-            bucket,
-            vec![Grant::digest(ALL, "a:x"), Grant::digest(ALL, "s:y"), Grant::digest(READ | CREATE | DELETE, "c:z")]
-        );
+        assert_eq!(bucket, vec![Grant::digest(ALL, "a:x"), Grant::digest(ALL, "s:y"), Grant::digest(READ | CREATE, "c:z")]);
         assert_eq!(roles.grants("/zk-coffee/sales/b1"), vec![Grant::digest(ALL, "a:x"), Grant::digest(READ | WRITE, "s:y")]);
         assert_eq!(
             roles.grants("/zk-coffee/managers"),
