@@ -58,9 +58,11 @@ fn eight_load_processes_cost_the_server_per_order_what_one_costs() {
         (1.0 / 1.3..=1.3).contains(&ratio),
         "8 load processes × 1 customer: {eight:.1} packets per order, 1 × 8: {one:.1} ({ratio:.2} ×)"
     );
-    // One watch on all of /orders per process: every order's placing and serving reach all 8.
+    // One watch on all of /orders per process: every order's placing and serving reach all 8
+    // (quiet: 1.7 ×; with the suite running beside it the sessions' pings, the same in both,
+    // narrow it to about 1.35 ×).
     assert!(
-        eight_sharing >= 1.4 * eight,
+        eight_sharing >= 1.2 * eight,
         "8 × 1 with --watch-all-orders: {eight_sharing:.1} packets per order, with own watches {eight:.1}"
     );
 }

@@ -234,9 +234,11 @@ fn a_mass_arrival_claims_no_bucket_and_wakes_nobody_but_the_first() {
     eprintln!("{N} baristas on shift after {on_shift:?}: {looks} looks for orphans, {claims} claims, {total} watches");
     assert_eq!(claims, 0, "nobody claimed a newcomer's bucket");
     assert_eq!(minding, 1, "one first on the rota");
-    // Each looks once when it comes; the first once more per arrival it hears of (fewer when
-    // they come together).
-    assert!(looks <= 2 * N + 2, "{looks} looks for orphans for {N} arrivals");
+    // Each looks once when it comes; the first at most twice more per arrival it hears of
+    // (its member node and its bucket are two events, heard together or apart: apart on a
+    // loaded machine; fewer when arrivals come together). Linear either way: the herd looked
+    // N times per arrival.
+    assert!(looks <= 3 * N + 2, "{looks} looks for orphans for {N} arrivals");
 }
 
 /// The server's `zk_packets_received`.
