@@ -18,6 +18,16 @@ struct Table {
 }
 
 impl Table {
+    /// The run's lines (`KEY STEP key=value ...`), by key; no rows yet.
+    fn parse(text: &str) -> Result<Table> {
+        let mut lines = BTreeMap::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let (key, rest) = line.split_once(' ').ok_or_else(|| format!("bad line {line:?}"))?;
+            lines.insert(key.to_owned(), Fields::parse(rest));
+        }
+        Ok(Table { lines, rows: Vec::new() })
+    }
+
     fn get(&self, key: &str) -> Result<&Fields> {
         self.lines.get(key).ok_or_else(|| format!("the run has no {key} line"))
     }
@@ -49,12 +59,7 @@ impl Table {
 
 /// The table of the run in `text`.
 pub fn render(text: &str) -> Result<String> {
-    let mut lines = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (key, rest) = line.split_once(' ').ok_or_else(|| format!("bad line {line:?}"))?;
-        lines.insert(key.to_owned(), Fields::parse(rest));
-    }
-    let mut t = Table { lines, rows: Vec::new() };
+    let mut t = Table::parse(text)?;
 
     // Bounds.
     let clients = [("zk", "`zookeeper` 0.8"), ("zkc", "`zookeeper-client` 0.11 (the shop's)")];
@@ -464,12 +469,7 @@ fn manager_rows(t: &mut Table) -> Result<()> {
 /// on shift and from a kill -9 to the orphan adopted; the targets of issue 15 against the run
 /// with the fewest baristas.
 pub fn render_membership(text: &str) -> Result<String> {
-    let mut lines = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (key, rest) = line.split_once(' ').ok_or_else(|| format!("bad line {line:?}"))?;
-        lines.insert(key.to_owned(), Fields::parse(rest));
-    }
-    let mut t = Table { lines, rows: Vec::new() };
+    let mut t = Table::parse(text)?;
     let mut sizes: Vec<u32> = t.lines.keys().filter_map(|k| k.strip_prefix("membership-")?.parse().ok()).collect();
     sizes.sort_unstable();
     let Some(&small) = sizes.first() else {
