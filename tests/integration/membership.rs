@@ -163,7 +163,12 @@ fn a_foreign_baristas_departure_is_noticed_and_its_orders_adopted() {
     assert!(server.exists(&order), "not adopted while its barista is on shift");
     raw.close().expect("the original barista goes");
     wait_until(LOG_TIMEOUT, "its order to be adopted and served", || !server.exists(&order));
-    assert_eq!(adopter(&stop_all(fleet), "orig"), "b1", "the first on the rota noticed");
+    // Usually the first on the rota, which alone watches the group; but a barista that looks
+    // for orphans for a reason of its own meanwhile may claim it first: the newest's look on
+    // its own arrival comes after its "on shift" line, and on a loaded machine after the
+    // original barista left (a flake hunt saw b3 adopt it so), or a reconnect's look.
+    let by = adopter(&stop_all(fleet), "orig");
+    assert!(["b1", "b2", "b3"].contains(&by.as_str()), "orig adopted by {by}");
 }
 
 /// `wchp`: the paths watched, each with the sessions watching it.
