@@ -124,37 +124,57 @@ if [[ -n "$COMPARE_DIR" ]]; then
     done
 fi
 
-# The membership rows only (issue 15): their own server, no warm-up, their own table.
-if [[ -n "$MEMBERSHIP" ]]; then
-    log_info "==> starting ZooKeeper (fsync on, tickTime 500 ms)"
+# ---------------------------------------------------------------------------------------
+# How steps run
+
+# start_server TICK_MS: a private ZooKeeper with fsync on, in $ZKDIR; sets ZK, ZKPID,
+# ZK_VERSION, LOAD_BEFORE and STARTED.
+start_server() {
+    log_info "==> starting ZooKeeper (fsync on, tickTime $1 ms)"
     mkdir -p "$ZKDIR" "$WORK/logs"
     ZK=""
-    read -r ZK _ < <(bash "$SCRIPT_DIR/zk.sh" start --fsync --dir "$ZKDIR" --tick-ms 500) || true
+    read -r ZK _ < <(bash "$SCRIPT_DIR/zk.sh" start --fsync --dir "$ZKDIR" --tick-ms "$1") || true
     [[ -n "$ZK" ]] || { log_error "could not start ZooKeeper"; exit 1; }
     ZKPID="$(cat "$ZKDIR/zk.pid")"
     ZK_VERSION="$(zk_4lw "${ZK%:*}" "${ZK##*:}" srvr 2 | sed -n 's/^Zookeeper version: \([^-,]*\).*/\1/p')"
     LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
     STARTED=$SECONDS
+}
+
+# run_one LABEL CMD...: runs one step in the background (so a signal reaches this script at
+# once), and appends "KEY <its last stdout line>" to the results (KEY: LABEL's first word).
+run_one() {
+    local key="${1%% *}" label="$1" out="$WORK/step.out" status=0 line
+    shift
+    log_info "==> $label"
+    "$@" >"$out" &
+    STEP_PID=$!
+    wait "$STEP_PID" || status=$?
+    STEP_PID=""
+    line="$(tail -n 1 "$out")"
+    if ((status != 0)) || [[ -z "$line" ]]; then
+        log_error "step $key failed (exit $status); logs in $WORK/logs (kept)"
+        KEEP=1
+        exit 1
+    fi
+    log_info "    $line"
+    printf '%s %s\n' "$key" "$line" >>"$RESULTS"
+}
+
+bench() {
+    "$BENCH" --zk "$ZK" --server-pid "$ZKPID" --bin-dir "$BIN_DIR" --logs "$WORK/logs" "$@"
+}
+
+# The membership rows only (issue 15): their own server, no warm-up, their own table.
+if [[ -n "$MEMBERSHIP" ]]; then
+    start_server 500
     sizes=(10 100 1000) short_session=()
     [[ -z "$SHORT" ]] || { sizes=(5 20); short_session=(--session-timeout 2); }
     baseline=()
     [[ -z "$BASELINE_BIN" ]] || baseline=(--baseline-bin "$BASELINE_BIN")
     for n in "${sizes[@]}"; do
-        log_info "==> membership: $n baristas at once${BASELINE_BIN:+ (and with $BASELINE_BIN)}"
-        "$BENCH" --zk "$ZK" --server-pid "$ZKPID" --bin-dir "$BIN_DIR" --logs "$WORK/logs" membership --baristas "$n" \
-            "${short_session[@]}" "${baseline[@]}" >"$WORK/step.out" &
-        STEP_PID=$!
-        status=0
-        wait "$STEP_PID" || status=$?
-        STEP_PID=""
-        line="$(tail -n 1 "$WORK/step.out")"
-        if ((status != 0)) || [[ -z "$line" ]]; then
-            log_error "step membership-$n failed (exit $status); logs in $WORK/logs (kept)"
-            KEEP=1
-            exit 1
-        fi
-        log_info "    $line"
-        printf 'membership-%s %s\n' "$n" "$line" >>"$RESULTS"
+        run_one "membership-$n ($n baristas at once${BASELINE_BIN:+, and with $BASELINE_BIN})" \
+            bench membership --baristas "$n" "${short_session[@]}" "${baseline[@]}"
     done
     COMMIT="$(cd "$REPO_ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "zk-coffee membership benchmark: $(date -u '+%F %H:%M UTC'), commit $COMMIT; $(nproc) cores;" \
@@ -198,15 +218,7 @@ fi
 # ---------------------------------------------------------------------------------------
 # The server
 
-log_info "==> starting ZooKeeper (fsync on, tickTime ${TICK_MS} ms)"
-mkdir -p "$ZKDIR" "$WORK/logs"
-ZK=""
-read -r ZK _ < <(bash "$SCRIPT_DIR/zk.sh" start --fsync --dir "$ZKDIR" --tick-ms "$TICK_MS") || true
-[[ -n "$ZK" ]] || { log_error "could not start ZooKeeper"; exit 1; }
-ZKPID="$(cat "$ZKDIR/zk.pid")"
-ZK_VERSION="$(zk_4lw "${ZK%:*}" "${ZK##*:}" srvr 2 | sed -n 's/^Zookeeper version: \([^-,]*\).*/\1/p')"
-LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-STARTED=$SECONDS
+start_server "$TICK_MS"
 
 # run KEY CMD...: runs one step in the background (so a signal reaches this script at once),
 # and appends "KEY <its last stdout line>" to the results. With --compare, a step of the shop
@@ -228,27 +240,6 @@ run() {
     fi
 }
 
-run_one() {
-    local key="${1%% *}" label="$1" out="$WORK/step.out" status=0 line
-    shift
-    log_info "==> $label"
-    "$@" >"$out" &
-    STEP_PID=$!
-    wait "$STEP_PID" || status=$?
-    STEP_PID=""
-    line="$(tail -n 1 "$out")"
-    if ((status != 0)) || [[ -z "$line" ]]; then
-        log_error "step $key failed (exit $status); logs in $WORK/logs (kept)"
-        KEEP=1
-        exit 1
-    fi
-    log_info "    $line"
-    printf '%s %s\n' "$key" "$line" >>"$RESULTS"
-}
-
-bench() {
-    "$BENCH" --zk "$ZK" --server-pid "$ZKPID" --bin-dir "$BIN_DIR" --logs "$WORK/logs" "$@"
-}
 
 # ---------------------------------------------------------------------------------------
 # The steps
