@@ -77,27 +77,16 @@ set -euo pipefail
 PROG="launch.sh"
 DEFAULT_LOG_DIR=/tmp/zk-coffee-launch
 
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$SCRIPT_DIR/lib.sh" # die, note, q, run_on_host
+
 usage() {
-    awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"
-}
-
-die() {
-    printf '%s: error: %s\n' "$PROG" "$*" >&2
-    exit 2
-}
-
-note() {
-    printf '%s\n' "$*" >&2
+    script_help "${BASH_SOURCE[0]}"
 }
 
 is_uint() {
     [[ "$1" =~ ^[0-9]+$ ]]
-}
-
-# q WORD: WORD quoted for a POSIX shell (single quotes).
-q() {
-    local s="$1"
-    printf "'%s'" "${s//\'/\'\\\'\'}"
 }
 
 # ------------------------------------------------------------------ options --
@@ -155,14 +144,7 @@ is_uint "$TIMEOUT" || die "bad --timeout '$TIMEOUT' (whole seconds)"
 # run_on HOST SCRIPT: runs the POSIX sh SCRIPT on HOST (here for `local`, else over
 # ssh) and prints its output; the exit status is the script's (255: ssh failed).
 run_on() {
-    local host="$1" script="$2"
-    if [[ "$host" == local ]]; then
-        sh -c "$script" </dev/null
-    else
-        local -a ssh=()
-        read -r -a ssh <<<"$SSH_CMD"
-        "${ssh[@]}" -o BatchMode=yes -o ConnectTimeout=10 "$host" "sh -c $(q "$script")" </dev/null
-    fi
+    run_on_host sh "$@"
 }
 
 # host_label HOST: the host part of a barista's name.

@@ -25,6 +25,9 @@
 #                                 mntr, ...) and echo the reply.
 #   wait_for_zk HOST PORT SECS    poll `ruok` until the server answers `imok`;
 #                                 returns 1 after SECS seconds.
+#   die MSG, note MSG, q WORD     a usage error (exit 2), a line on stderr, a word
+#                                 quoted for a POSIX shell.
+#   run_on_host SHELL HOST SCRIPT run SCRIPT here (`local`) or over ssh.
 #   zk_cli HOST:PORT ARGS...      run one ZooKeeperMain (zkCli) command, e.g.
 #                                 `zk_cli 127.0.0.1:2181 ls /`; only the
 #                                 command's own output is printed.
@@ -80,6 +83,36 @@ log_info() {
 
 log_error() {
     printf 'error: %s\n' "$*" >&2
+}
+
+# die MESSAGE: `$PROG: error: MESSAGE` on stderr, and exit 2 (what the user typed is wrong).
+die() {
+    printf '%s: error: %s\n' "${PROG:-$(basename "$0")}" "$*" >&2
+    exit 2
+}
+
+note() {
+    printf '%s\n' "$*" >&2
+}
+
+# q WORD: WORD quoted for a POSIX shell (single quotes).
+q() {
+    local s="$1"
+    printf "'%s'" "${s//\'/\'\\\'\'}"
+}
+
+# run_on_host SHELL HOST SCRIPT: runs SCRIPT with SHELL (sh or bash) on HOST: here for
+# `local`, else over $SSH_CMD (default ssh; no password prompts, 10 s to connect). The exit
+# status is the script's (255: ssh failed).
+run_on_host() {
+    local shell="$1" host="$2" script="$3"
+    if [[ "$host" == local ]]; then
+        "$shell" -c "$script" </dev/null
+    else
+        local -a ssh=()
+        read -r -a ssh <<<"${SSH_CMD:-ssh}"
+        "${ssh[@]}" -o BatchMode=yes -o ConnectTimeout=10 "$host" "$shell -c $(q "$script")" </dev/null
+    fi
 }
 
 # script_help SCRIPT: print the comment block at the head of SCRIPT, from its third line (after

@@ -69,23 +69,12 @@ set -euo pipefail
 
 PROG="load.sh"
 
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$SCRIPT_DIR/lib.sh" # die, note, q, run_on_host
+
 usage() {
-    awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"
-}
-
-die() {
-    printf '%s: error: %s\n' "$PROG" "$*" >&2
-    exit 2
-}
-
-note() {
-    printf '%s\n' "$*" >&2
-}
-
-# q WORD: WORD quoted for a POSIX shell (single quotes).
-q() {
-    local s="$1"
-    printf "'%s'" "${s//\'/\'\\\'\'}"
+    script_help "${BASH_SOURCE[0]}"
 }
 
 # ------------------------------------------------------------------ options --
@@ -176,14 +165,7 @@ command -v "$MERGE_WITH" >/dev/null 2>&1 || die "$MERGE_WITH not found here (it 
 # run_on HOST SCRIPT: runs the bash SCRIPT on HOST (here for `local`, else over ssh); the
 # exit status is the script's (255: ssh failed).
 run_on() {
-    local host="$1" script="$2"
-    if [[ "$host" == local ]]; then
-        bash -c "$script" </dev/null
-    else
-        local -a ssh=()
-        read -r -a ssh <<<"$SSH_CMD"
-        "${ssh[@]}" -o BatchMode=yes -o ConnectTimeout=10 "$host" "bash -c $(q "$script")" </dev/null
-    fi
+    run_on_host bash "$@"
 }
 
 # customer_words ORDERS: the customer's command line for this host (quoted), without the
