@@ -155,7 +155,7 @@ pub fn purge(session: &Session, barista: &BaristaName, reason: &str, grace: Dura
                 let _ = tx.send(());
             })?
             .unwrap_or_default();
-        left.retain(|p| children.iter().any(|c| p.ends_with(&format!("/{c}"))));
+        left.retain(|p| children.iter().any(|c| c == layout::last_segment(p)));
         let now = Instant::now();
         if left.is_empty() || now >= deadline {
             break;
